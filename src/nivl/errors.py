@@ -1,0 +1,80 @@
+"""One exception tree for everything nivl raises on purpose.
+
+    NivlError
+    ├── ConfigError            bad settings or home directory
+    ├── StoreError             SQLite failed (wraps sqlite3.Error)
+    ├── SearchIndexError       tantivy failed (wraps its ValueError/OSError)
+    ├── RecordRejected         an input item that cannot become a Record
+    ├── BadRequest             400: a request nivl cannot answer as asked
+    │   ├── MissingParameters  no search parameter at all (upstream's 400)
+    │   └── InvalidParameter   one named parameter has a bad value
+    ├── RecordNotFound         404: no such nasa_id (or group, album)
+    └── UpstreamError          talking to images-api.nasa.gov failed
+        └── UpstreamHTTPError  it answered with an error status
+
+Web-facing errors carry their HTTP status as ``status`` so the one exception
+handler in ``web/app.py`` needs no table of its own; the CLI maps ``BadRequest``
+to exit status 2 (a usage error) and every other ``NivlError`` to 1.
+"""
+
+from __future__ import annotations
+
+
+class NivlError(Exception):
+    """Root of every error nivl raises on purpose."""
+
+    status: int = 500
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class ConfigError(NivlError):
+    pass
+
+
+class StoreError(NivlError):
+    pass
+
+
+class SearchIndexError(NivlError):
+    pass
+
+
+class RecordRejected(NivlError):
+    """An item that cannot be stored; the message says why."""
+
+    status = 400
+
+
+class BadRequest(NivlError):
+    status = 400
+
+
+class MissingParameters(BadRequest):
+    pass
+
+
+class InvalidParameter(BadRequest):
+    """A named parameter has a value nivl cannot use."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"Invalid value for '{parameter}': {message}")
+        self.parameter = parameter
+
+
+class RecordNotFound(NivlError):
+    status = 404
+
+
+class UpstreamError(NivlError):
+    status = 502
+
+
+class UpstreamHTTPError(UpstreamError):
+    def __init__(self, status_code: int, url: str, message: str = "") -> None:
+        detail = f": {message}" if message else ""
+        super().__init__(f"upstream answered {status_code} for {url}{detail}")
+        self.status_code = status_code
+        self.url = url

@@ -1,0 +1,63 @@
+"""``Library``: one home directory's store and index, opened together.
+
+The CLI and the web app each build one from ``Settings`` and call its
+methods; it keeps the derived index in step with the store on open.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .ingest import ImportSummary, import_paths
+from .query import Limits, SearchRequest
+from .search import SearchResult, search
+from .search_index import SearchIndex
+from .settings import Settings
+from .store import Store
+
+
+class Library:
+    def __init__(self, settings: Settings, *, sync: bool = True) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.index = SearchIndex(settings.index_path)
+        if sync:
+            self.index.sync(self.store)
+
+    @property
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(
+            default_page_size=s.default_page_size,
+            max_page_size=s.max_page_size,
+            max_result_window=s.max_result_window,
+            max_query_length=s.max_query_length,
+        )
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        return search(self.store, self.index, request)
+
+    def import_paths(
+        self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
+    ) -> ImportSummary:
+        return import_paths(self.store, self.index, paths, on_bytes=on_bytes)
+
+    def is_empty(self) -> bool:
+        return self.store.count() == 0
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sample_paths() -> list[Path]:
+    """The bundled sample's files (built by scripts/build_sample.py)."""
+    folder = importlib.resources.files("nivl") / "sample"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jsonl.gz"))

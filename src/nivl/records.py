@@ -1,0 +1,162 @@
+"""Upstream items → ``Record``: parsing and normalising, pure.
+
+An upstream search item is ``{"href", "data": [{...}], "links": [...]}``.
+The item is kept verbatim (``Record.raw``, compact JSON text) so that nivl can
+return exactly what upstream returned; the parsed fields are for indexing,
+filtering and display only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .errors import RecordRejected
+
+MEDIA_TYPES = ("image", "video", "audio")
+
+_TEXT_FIELDS = (
+    "title",
+    "description",
+    "description_508",
+    "location",
+    "photographer",
+    "secondary_creator",
+    "center",
+)
+_LIST_SPLIT = re.compile(r"\s*[,;]\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    nasa_id: str
+    media_type: str
+    raw: str
+    title: str = ""
+    description: str = ""
+    description_508: str = ""
+    keywords: tuple[str, ...] = ()
+    album: tuple[str, ...] = ()
+    center: str = ""
+    location: str = ""
+    photographer: str = ""
+    secondary_creator: str = ""
+    date_created: str = ""
+    year: int | None = None
+    date: str | None = None  # YYYY-MM-DD
+    timestamp: int | None = None  # seconds since the epoch, for sorting
+    preview_href: str | None = None
+    captions_href: str | None = None
+
+    @property
+    def item(self) -> dict[str, Any]:
+        """The upstream item, as imported."""
+        result: dict[str, Any] = orjson.loads(self.raw)
+        return result
+
+
+def dump_item(item: Mapping[str, Any]) -> str:
+    """Compact JSON text of an item, key order kept (the stored verbatim form)."""
+    try:
+        return orjson.dumps(item).decode()
+    except TypeError as exc:  # e.g. integers beyond 64 bits
+        try:
+            return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            raise RecordRejected(f"item cannot be serialised: {exc}") from exc
+
+
+def parse_item(item: Any, raw: str | None = None) -> Record:
+    """Turn one upstream item into a ``Record`` or raise ``RecordRejected`` saying why."""
+    if not isinstance(item, Mapping):
+        raise RecordRejected(f"item is a JSON {type(item).__name__}, not an object")
+    data_list = item.get("data")
+    if not isinstance(data_list, list) or not data_list or not isinstance(data_list[0], Mapping):
+        raise RecordRejected("item has no 'data' list with an object in it")
+    data = data_list[0]
+    nasa_id = data.get("nasa_id")
+    if not isinstance(nasa_id, str) or not nasa_id.strip():
+        raise RecordRejected("item has no 'nasa_id'")
+    media_type = data.get("media_type")
+    if not isinstance(media_type, str) or media_type not in MEDIA_TYPES:
+        shown = "missing" if media_type is None else repr(media_type)
+        raise RecordRejected(f"item {nasa_id!r} has media_type {shown}, not image/video/audio")
+    date_created = data.get("date_created")
+    date_created = date_created if isinstance(date_created, str) else ""
+    year, date, timestamp = parse_date(date_created)
+    links = item.get("links")
+    return Record(
+        nasa_id=nasa_id,
+        media_type=media_type,
+        raw=raw if raw is not None else dump_item(item),
+        keywords=normalise_list(data.get("keywords")),
+        album=normalise_list(data.get("album"), split=False),
+        date_created=date_created,
+        year=year,
+        date=date,
+        timestamp=timestamp,
+        preview_href=_link(links, "preview"),
+        captions_href=_link(links, "captions"),
+        **{name: _text(data.get(name)) for name in _TEXT_FIELDS},
+    )
+
+
+def normalise_list(value: Any, *, split: bool = True) -> tuple[str, ...]:
+    """Keywords arrive missing, as a list, or as one comma-joined string (in a list or not)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    strings = [item.strip() for item in items if isinstance(item, str) and item.strip()]
+    if split and len(strings) == 1 and _LIST_SPLIT.search(strings[0]):
+        strings = [part for part in _LIST_SPLIT.split(strings[0]) if part]
+    return tuple(dict.fromkeys(strings))
+
+
+def parse_date(value: str) -> tuple[int | None, str | None, int | None]:
+    """ISO 8601 → (year, YYYY-MM-DD, epoch seconds); unparseable dates give Nones."""
+    if not value:
+        return None, None, None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        match = re.match(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", text)
+        if not match:
+            return None, None, None
+        try:
+            moment = datetime(int(match[1]), int(match[2] or 1), int(match[3] or 1))
+        except ValueError:
+            return None, None, None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        timestamp = int(moment.timestamp())
+    except (OverflowError, OSError, ValueError):
+        timestamp = None
+    return moment.year, moment.date().isoformat(), timestamp
+
+
+def https(url: str) -> str:
+    """Links nivl builds itself use https, whatever upstream stored."""
+    return "https://" + url[len("http://") :] if url.startswith("http://") else url
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _link(links: Any, rel: str) -> str | None:
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, Mapping) and link.get("rel") == rel:
+            href = link.get("href")
+            if isinstance(href, str):
+                return href
+    return None

@@ -1,0 +1,311 @@
+"""The tantivy index: schema, building it from the store, and low-level search.
+
+The index is derived: it can always be rebuilt from the store. Each document
+carries the store's row id (``rid``) as a fast field, so a page of hits turns
+into raw items with one primary-key lookup and no stored-document loading.
+The store's ``rev`` counter is the watermark: ``sync`` indexes every row
+changed since the last ``indexed_rev`` and only then records the new mark, so
+a crash in between just means those rows are indexed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import tantivy
+from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
+
+from .errors import SearchIndexError
+from .query import QueryPlan, TextClause
+from .records import Record, parse_item
+from .store import Store
+
+SCHEMA_VERSION = "1"
+ANALYZER = "nivl_en"
+TEXT_FIELDS = (
+    "title",
+    "description",
+    "description_508",
+    "keywords",
+    "location",
+    "photographer",
+    "secondary_creator",
+    "album_text",
+)
+GROUP_FIELDS = ("caption_group", "near_group", "event_group")
+SORT_FIELDS = {"date_desc": ("ts", Order.Desc), "date_asc": ("ts", Order.Asc)}
+#: Facet name → (index field, aggregation).
+FACET_FIELDS = {
+    "center": "center",
+    "media_type": "media_type",
+    "keywords": "keyword_exact",
+    "photographer": "photographer_exact",
+    "year": "year",
+}
+
+
+@contextlib.contextmanager
+def tantivy_errors(action: str) -> Iterator[None]:
+    """tantivy raises ValueError/OSError for everything; give callers a ``SearchIndexError``."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        raise SearchIndexError(f"{action} failed: {exc}") from exc
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("rid", indexed=True, fast=True)
+    builder.add_text_field("nasa_id", tokenizer_name="raw", stored=True)
+    builder.add_text_field("ids", tokenizer_name="default")
+    for name in TEXT_FIELDS:
+        builder.add_text_field(
+            name, tokenizer_name=ANALYZER, stored=name in ("title", "description")
+        )
+    builder.add_text_field("center", tokenizer_name="raw", fast=True)
+    builder.add_text_field("media_type", tokenizer_name="raw", fast=True)
+    builder.add_text_field("album", tokenizer_name="raw")
+    builder.add_text_field("keyword_exact", tokenizer_name="raw", fast=True)
+    builder.add_text_field("photographer_exact", tokenizer_name="raw", fast=True)
+    builder.add_integer_field("year", indexed=True, fast=True)
+    builder.add_integer_field("ts", indexed=True, fast=True)
+    for name in GROUP_FIELDS:
+        builder.add_unsigned_field(name, indexed=True, fast=True)
+    return builder.build()
+
+
+def english_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        TextAnalyzerBuilder(Tokenizer.simple())
+        .filter(Filter.remove_long(60))
+        .filter(Filter.lowercase())
+        .filter(Filter.ascii_fold())
+        .filter(Filter.stemmer("english"))
+        .build()
+    )
+
+
+def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> Document:
+    doc = Document()
+    doc.add_integer("rid", row_id)
+    doc.add_text("nasa_id", record.nasa_id)
+    doc.add_text("ids", record.nasa_id)
+    for name in (
+        "title",
+        "description",
+        "description_508",
+        "location",
+        "photographer",
+        "secondary_creator",
+    ):
+        value = getattr(record, name)
+        if value:
+            doc.add_text(name, value)
+    for keyword in record.keywords:
+        doc.add_text("keywords", keyword)
+        doc.add_text("keyword_exact", keyword)
+    for album in record.album:
+        doc.add_text("album", album)
+        doc.add_text("album_text", album)
+    if record.photographer:
+        doc.add_text("photographer_exact", record.photographer)
+    doc.add_text("center", record.center.upper())
+    doc.add_text("media_type", record.media_type)
+    if record.year is not None:
+        doc.add_integer("year", record.year)
+    doc.add_integer("ts", record.timestamp if record.timestamp is not None else -(2**62))
+    for name, value in zip(GROUP_FIELDS, groups, strict=False):
+        doc.add_unsigned(name, value)
+    return doc
+
+
+@dataclass(frozen=True)
+class Hits:
+    total: int
+    row_ids: list[int]
+    addresses: list[Any]
+    scores: list[float]
+
+
+class SearchIndex:
+    """A tantivy index in ``path`` (or in memory when ``path`` is None)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.schema = build_schema()
+        with tantivy_errors("opening the search index"):
+            if path is not None:
+                if (path / "meta.json").exists() and _schema_version(path) != SCHEMA_VERSION:
+                    shutil.rmtree(path)  # derived data in an old layout: rebuilt by sync
+                path.mkdir(parents=True, exist_ok=True)
+                (path / "nivl-schema").write_text(SCHEMA_VERSION)
+                self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+            else:
+                self.index = tantivy.Index(self.schema)
+            self.index.register_tokenizer(ANALYZER, english_analyzer())
+        self._searcher: tantivy.Searcher | None = None
+
+    # --- writing ----------------------------------------------------------------
+
+    def sync(
+        self,
+        store: Store,
+        *,
+        rebuild: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Bring the index up to the store's latest rev; returns rows (re)indexed."""
+        since = 0 if rebuild else int(store.get_meta(self._mark_key(), "0") or 0)
+        top = store.max_rev()
+        if since > top or (since == top and self.num_docs() != store.count()):
+            since = 0  # the index disagrees with the source of truth: rebuild it
+        elif since == top:
+            return 0
+        done = 0
+        with tantivy_errors("updating the search index"):
+            writer = self.index.writer(heap_size=128_000_000, num_threads=1)
+            if since == 0:
+                writer.delete_all_documents()
+            for row in store.iter_rows(since_rev=since):
+                record = parse_item(orjson.loads(row.raw), raw=row.raw)
+                if since:
+                    writer.delete_documents_by_term("rid", row.id)
+                writer.add_document(record_document(row.id, record))
+                done += 1
+                if progress is not None:
+                    progress(1)
+            writer.commit()
+            writer.wait_merging_threads()
+            self.index.reload()
+        self._searcher = None
+        store.set_meta(self._mark_key(), str(top))
+        return done
+
+    def _mark_key(self) -> str:
+        return f"indexed_rev:{self.path}" if self.path is not None else "indexed_rev:memory"
+
+    # --- reading ----------------------------------------------------------------
+
+    @property
+    def searcher(self) -> tantivy.Searcher:
+        if self._searcher is None:
+            self._searcher = self.index.searcher()
+        return self._searcher
+
+    def reload(self) -> None:
+        with tantivy_errors("reloading the search index"):
+            self.index.reload()
+        self._searcher = None
+
+    def num_docs(self) -> int:
+        return int(self.searcher.num_docs)
+
+    def compile(self, plan: QueryPlan) -> Query:
+        """A plan → one tantivy query: text clauses must match, filters must hold."""
+        if plan.matches_nothing:
+            return Query.empty_query()
+        parts: list[tuple[Occur, Query]] = []
+        for clause in plan.text:
+            if clause.terms:
+                parts.append((Occur.Must, self._text_query(clause)))
+        schema = self.schema
+        if plan.media_types:
+            parts.append(
+                (Occur.Must, Query.term_set_query(schema, "media_type", list(plan.media_types)))
+            )
+        if plan.centers:
+            parts.append((Occur.Must, Query.term_set_query(schema, "center", list(plan.centers))))
+        if plan.nasa_id:
+            parts.append((Occur.Must, Query.term_query(schema, "nasa_id", plan.nasa_id)))
+        if plan.album:
+            parts.append((Occur.Must, Query.term_query(schema, "album", plan.album)))
+        if plan.year_start is not None or plan.year_end is not None:
+            parts.append(
+                (
+                    Occur.Must,
+                    Query.range_query(
+                        schema, "year", tantivy.FieldType.Integer, plan.year_start, plan.year_end
+                    ),
+                )
+            )
+        if plan.group is not None:
+            level, group_id = plan.group
+            parts.append((Occur.Must, Query.term_query(schema, f"{level}_group", group_id)))
+        if not parts:
+            return Query.all_query()
+        if len(parts) == 1 and parts[0][0] is Occur.Must:
+            return parts[0][1]
+        return Query.boolean_query(parts)
+
+    def _text_query(self, clause: TextClause) -> Query:
+        text = " ".join(f"+{term}" for term in clause.terms)
+        with tantivy_errors("parsing the query"):
+            return self.index.parse_query(
+                text, list(clause.fields), field_boosts=dict(clause.boosts) or None
+            )
+
+    def search(self, query: Query, *, limit: int, offset: int = 0, sort: str = "relevance") -> Hits:
+        with tantivy_errors("searching"):
+            if sort in SORT_FIELDS:
+                field, order = SORT_FIELDS[sort]
+                result = self.searcher.search(
+                    query, limit, count=True, offset=offset, order_by_field=field, order=order
+                )
+            else:
+                result = self.searcher.search(query, limit, count=True, offset=offset)
+            addresses = [address for _score, address in result.hits]
+            row_ids = self.searcher.fast_field_values("rid", addresses) if addresses else []
+        return Hits(
+            total=int(result.count or 0),
+            row_ids=[int(r) for r in row_ids],
+            addresses=addresses,
+            scores=[float(score) if sort not in SORT_FIELDS else 0.0 for score, _ in result.hits],
+        )
+
+    def fast_values(self, field: str, addresses: Sequence[Any]) -> list[Any]:
+        with tantivy_errors("reading fast fields"):
+            return list(self.searcher.fast_field_values(field, list(addresses)))
+
+    def facets(
+        self, query: Query, names: Iterable[str], *, size: int = 20
+    ) -> dict[str, dict[str, int]]:
+        """Counts over the whole hit set for each facet, largest first (years ascending)."""
+        aggregations: dict[str, Any] = {}
+        for name in names:
+            field = FACET_FIELDS[name]
+            if name == "year":
+                aggregations[name] = {
+                    "terms": {"field": field, "size": 500, "order": {"_key": "asc"}}
+                }
+            else:
+                aggregations[name] = {"terms": {"field": field, "size": size}}
+        if not aggregations:
+            return {}
+        with tantivy_errors("counting facets"):
+            result = self.searcher.aggregate(query, aggregations)
+        return {
+            name: {
+                str(_facet_key(b["key"])): int(b["doc_count"])
+                for b in result.get(name, {}).get("buckets", [])
+            }
+            for name in aggregations
+        }
+
+    def snippet_generator(self, query: Query, field: str) -> tantivy.SnippetGenerator:
+        with tantivy_errors("highlighting"):
+            return tantivy.SnippetGenerator.create(self.searcher, query, self.schema, field)
+
+
+def _facet_key(key: Any) -> Any:
+    return int(key) if isinstance(key, float) and key.is_integer() else key
+
+
+def _schema_version(path: Path) -> str:
+    marker = path / "nivl-schema"
+    return marker.read_text().strip() if marker.exists() else ""

@@ -1,0 +1,99 @@
+"""Settings, built once at the edge and passed down.
+
+Lookup order for every setting: command-line flag > ``NIVL_*`` environment
+variable > default. The home directory defaults to the platform's user data
+dir (platformdirs). Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import ConfigError
+
+#: (name, default, help) for each setting; ``docs/settings.md`` is checked against it.
+SETTINGS: tuple[tuple[str, Any, str], ...] = (
+    ("home", None, "Directory holding nivl.db and index/ (default: the platform data dir)"),
+    ("host", "127.0.0.1", "Address nivl serve binds to"),
+    ("port", 8000, "Port nivl serve listens on"),
+    ("default_page_size", 100, "Results per page when page_size is not given (upstream: 100)"),
+    ("max_page_size", 1000, "Largest page_size accepted; larger is a 400"),
+    ("max_result_window", 100_000, "Deepest result (page x page_size) a search may reach"),
+    ("max_query_length", 1000, "Longest text accepted for any one search parameter"),
+    ("upstream_url", "https://images-api.nasa.gov", "Base URL of the upstream API"),
+    ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
+    ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
+)
+
+_INT_SETTINGS = {
+    "port",
+    "default_page_size",
+    "max_page_size",
+    "max_result_window",
+    "max_query_length",
+}
+_BOOL_SETTINGS = {"load_sample"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    max_result_window: int = 100_000
+    max_query_length: int = 1000
+    upstream_url: str = "https://images-api.nasa.gov"
+    public_url: str = ""
+    load_sample: bool = True
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "nivl.db"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+        """Flags that are not None win over ``NIVL_<NAME>`` variables, which win over defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, _default, _help in SETTINGS:
+            if flags.get(name) is not None:
+                values[name] = flags[name]
+            elif (raw := environ.get(f"NIVL_{name.upper()}")) not in (None, ""):
+                values[name] = _convert(name, raw)
+        unknown = set(flags) - {name for name, _, _ in SETTINGS}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        home = values.pop("home", None)
+        home_path = Path(home) if home else Path(platformdirs.user_data_dir("nivl"))
+        return cls(home=home_path.expanduser(), **values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name in _INT_SETTINGS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"NIVL_{name.upper()} must be an integer, got {raw!r}") from None
+    if name in _BOOL_SETTINGS:
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"NIVL_{name.upper()} must be true or false, got {raw!r}")
+    return raw

@@ -1,0 +1,354 @@
+"""SQLite store: the source of truth. The only module that speaks SQL.
+
+One write connection behind a lock; reads use per-thread ``query_only``
+connections, so a web server can read while an import writes (WAL mode).
+Every write goes through ``upsert_batch``, idempotent by ``nasa_id``: each
+batch is one transaction, so a crash leaves the old row or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RecordNotFound, StoreError
+from .migrations import apply_migrations
+from .records import Record
+
+Tracer = Callable[[str, Sequence[Any]], None]
+
+
+@dataclass
+class UpsertResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_ids: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.changed_ids.extend(other.changed_ids)
+        return self
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    id: int
+    nasa_id: str
+    raw: str
+    rev: int
+
+
+@contextlib.contextmanager
+def sqlite_errors(action: str) -> Iterator[None]:
+    """Translate ``sqlite3.Error`` into ``StoreError`` at the adapter's edge."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        message = str(exc)
+        if "database or disk is full" in message:
+            message = "the disk is full (nothing from this batch was written)"
+        raise StoreError(f"{action} failed: {message}") from exc
+
+
+class Store:
+    def __init__(self, path: Path | str, *, tracer: Tracer | None = None) -> None:
+        self.path = Path(path)
+        self.tracer = tracer
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        with sqlite_errors(f"opening {self.path}"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            apply_migrations(self._writer)
+
+    def _connect(self, *, read_only: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if read_only:
+            conn.execute("PRAGMA query_only=1")
+        if self.tracer is not None:
+            tracer = self.tracer
+            conn.set_trace_callback(lambda sql: tracer(sql, ()))
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with sqlite_errors(f"opening {self.path}"):
+                conn = self._connect(read_only=True)
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in [*self._readers, self._writer]:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error)."""
+        with self._lock, sqlite_errors("writing to the store"):
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # --- writes -----------------------------------------------------------------
+
+    def upsert_records(self, records: Iterable[Record], *, batch_size: int = 1000) -> UpsertResult:
+        total = UpsertResult()
+        batch: list[Record] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                total += self.upsert_batch(batch)
+                batch = []
+        if batch:
+            total += self.upsert_batch(batch)
+        return total
+
+    def upsert_batch(
+        self, records: Sequence[Record], *, checkpoint: Mapping[str, str] | None = None
+    ) -> UpsertResult:
+        """Write one batch (and an optional checkpoint) in a single transaction.
+
+        A record whose raw JSON is unchanged is left alone, so re-importing
+        changes nothing; a changed one replaces the old row and gets a new
+        ``rev``, which is how the derived index finds what to refresh.
+        """
+        latest = {record.nasa_id: record for record in records}  # later duplicates win
+        result = UpsertResult()
+        with self.transaction() as conn:
+            existing = dict(
+                _select_in(
+                    conn, "SELECT nasa_id, raw FROM records WHERE nasa_id IN ({})", list(latest)
+                )
+            )
+            changed = [r for r in latest.values() if existing.get(r.nasa_id) != r.raw]
+            result.unchanged = len(latest) - len(changed)
+            if changed:
+                rev = self._bump(conn, "rev")
+                conn.executemany(
+                    """
+                    INSERT INTO records (nasa_id, media_type, center, year, date_created,
+                                         title, raw, rev)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (nasa_id) DO UPDATE SET
+                        media_type = excluded.media_type, center = excluded.center,
+                        year = excluded.year, date_created = excluded.date_created,
+                        title = excluded.title, raw = excluded.raw, rev = excluded.rev,
+                        updated_at = datetime('now')
+                    """,
+                    [
+                        (
+                            r.nasa_id,
+                            r.media_type,
+                            r.center,
+                            r.year,
+                            r.date_created,
+                            r.title,
+                            r.raw,
+                            rev,
+                        )
+                        for r in changed
+                    ],
+                )
+            for record in changed:
+                if record.nasa_id in existing:
+                    result.updated += 1
+                else:
+                    result.new += 1
+                result.changed_ids.append(record.nasa_id)
+            for key, value in (checkpoint or {}).items():
+                _set_meta(conn, key, value)
+        return result
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            _set_meta(conn, key, value)
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _bump(self, conn: sqlite3.Connection, key: str) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        value = int(row[0]) + 1 if row else 1
+        _set_meta(conn, key, str(value))
+        return value
+
+    # --- reads ------------------------------------------------------------------
+
+    def count(self) -> int:
+        with sqlite_errors("reading the store"):
+            return int(self._reader.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def max_rev(self) -> int:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute("SELECT max(rev) FROM records").fetchone()
+        return int(row[0] or 0)
+
+    def raw_by_ids(self, ids: Sequence[int]) -> list[str]:
+        """Raw items for row ids, in the order given (missing ids are skipped)."""
+        with sqlite_errors("reading the store"):
+            found = dict(
+                _select_in(self._reader, "SELECT id, raw FROM records WHERE id IN ({})", list(ids))
+            )
+        return [found[i] for i in ids if i in found]
+
+    def rows_by_ids(self, ids: Sequence[int]) -> list[StoredRow]:
+        with sqlite_errors("reading the store"):
+            rows = _select_in(
+                self._reader,
+                "SELECT id, nasa_id, raw, rev FROM records WHERE id IN ({})",
+                list(ids),
+            )
+        found = {row[0]: StoredRow(*row) for row in rows}
+        return [found[i] for i in ids if i in found]
+
+    def get_raw(self, nasa_id: str) -> str:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT raw FROM records WHERE nasa_id = ?", (nasa_id,)
+            ).fetchone()
+        if row is None:
+            raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
+        return str(row[0])
+
+    def iter_rows(self, *, since_rev: int = 0, chunk: int = 2000) -> Iterator[StoredRow]:
+        """Rows changed after ``since_rev`` (all rows for 0), in id order, in chunks."""
+        last_id = 0
+        while True:
+            with sqlite_errors("reading the store"):
+                rows = self._reader.execute(
+                    "SELECT id, nasa_id, raw, rev FROM records WHERE id > ? AND rev > ? "
+                    "ORDER BY id LIMIT ?",
+                    (last_id, since_rev, chunk),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredRow(*row)
+            last_id = rows[-1][0]
+
+    def iter_raw_by_nasa_id(self) -> Iterator[str]:
+        """Every raw item in nasa_id order (for exports)."""
+        last = ""  # nasa_ids are never empty, so "" sorts before every one of them
+        while True:
+            with sqlite_errors("reading the store"):
+                rows = self._reader.execute(
+                    "SELECT nasa_id, raw FROM records WHERE nasa_id > ? ORDER BY nasa_id LIMIT 2000",
+                    (last,),
+                ).fetchall()
+            if not rows:
+                return
+            for _nasa_id, raw in rows:
+                yield raw
+            last = rows[-1][0]
+
+    def stats(self) -> dict[str, Any]:
+        with sqlite_errors("reading the store"):
+            conn = self._reader
+            records = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            by_media = dict(
+                conn.execute(
+                    "SELECT media_type, count(*) FROM records GROUP BY media_type "
+                    "ORDER BY count(*) DESC, media_type"
+                ).fetchall()
+            )
+            by_center = dict(
+                conn.execute(
+                    "SELECT center, count(*) FROM records GROUP BY center "
+                    "ORDER BY count(*) DESC, center"
+                ).fetchall()
+            )
+            low, high = conn.execute("SELECT min(year), max(year) FROM records").fetchone()
+        return {
+            "records": records,
+            "by_media_type": by_media,
+            "by_center": by_center,
+            "years": [low, high] if low is not None else [],
+        }
+
+    # --- assets -----------------------------------------------------------------
+
+    def put_asset(
+        self,
+        nasa_id: str,
+        *,
+        manifest: str | None = None,
+        metadata_location: str | None = None,
+        captions_location: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """
+                INSERT INTO assets (nasa_id, manifest, metadata_location, captions_location)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (nasa_id) DO UPDATE SET
+                    manifest = coalesce(excluded.manifest, manifest),
+                    metadata_location = coalesce(excluded.metadata_location, metadata_location),
+                    captions_location = coalesce(excluded.captions_location, captions_location)
+                """,
+                (nasa_id, manifest, metadata_location, captions_location),
+            )
+
+    def get_asset(self, nasa_id: str) -> dict[str, str | None]:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT manifest, metadata_location, captions_location FROM assets "
+                "WHERE nasa_id = ?",
+                (nasa_id,),
+            ).fetchone()
+        if row is None:
+            return {"manifest": None, "metadata_location": None, "captions_location": None}
+        return dict(zip(("manifest", "metadata_location", "captions_location"), row, strict=True))
+
+    def integrity_check(self) -> str:
+        with sqlite_errors("checking the store"):
+            return str(self._reader.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with an ``IN ({})`` placeholder over values, in chunks SQLite accepts."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), 900):
+        chunk = values[start : start + 900]
+        placeholders = ",".join("?" * len(chunk))
+        rows.extend(conn.execute(sql.format(placeholders), chunk).fetchall())
+    return rows
