@@ -1,0 +1,54 @@
+"""Shared fixtures: real records from ../shared, real SQLite files and tantivy dirs in tmp."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nivl import Library, Settings
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasa"
+RECORDS = SHARED / "records.jsonl"
+RESPONSES = SHARED / "responses"
+
+
+@pytest.fixture(scope="session")
+def records_path() -> Path:
+    if not RECORDS.exists():
+        pytest.fail(f"shared records not found at {RECORDS}")
+    return RECORDS
+
+
+@pytest.fixture(scope="session")
+def shared_items(records_path: Path) -> list[dict]:
+    return [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({}, home=str(tmp_path / "home"))
+
+
+@pytest.fixture
+def library(settings: Settings) -> Iterator[Library]:
+    with Library(settings) as lib:
+        yield lib
+
+
+@pytest.fixture(scope="session")
+def loaded_settings(tmp_path_factory: pytest.TempPathFactory, records_path: Path) -> Settings:
+    """A home with every shared record imported, built once per test session."""
+    settings = Settings.from_env({}, home=str(tmp_path_factory.mktemp("loaded") / "home"))
+    with Library(settings) as lib:
+        lib.import_paths([records_path])
+    return settings
+
+
+@pytest.fixture(scope="session")
+def loaded(loaded_settings: Settings) -> Iterator[Library]:
+    """A read-mostly library over the shared records; tests must not write to it."""
+    with Library(loaded_settings) as lib:
+        yield lib
