@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,22 @@ def loaded(loaded_settings: Settings) -> Iterator[Library]:
     """A read-mostly library over the shared records; tests must not write to it."""
     with Library(loaded_settings) as lib:
         yield lib
+
+
+@pytest.fixture(scope="session")
+def api_url(loaded_settings: Settings) -> Iterator[str]:
+    """The real app on a loopback port, over the shared records."""
+    from nivl.web.app import create_app
+
+    from .servers import running
+
+    with running(create_app(loaded_settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def http(api_url: str) -> Iterator[Any]:
+    import httpx
+
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        yield client

@@ -7,6 +7,7 @@ methods; it keeps the derived index in step with the store on open.
 from __future__ import annotations
 
 import importlib.resources
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -25,6 +26,14 @@ class Library:
         self.index = SearchIndex(settings.index_path)
         if sync:
             self.index.sync(self.store)
+        self._refreshed = time.monotonic()
+
+    def refresh(self, *, every: float = 2.0) -> None:
+        """See what another process (an import, a harvest) committed, at most every few s."""
+        now = time.monotonic()
+        if now - self._refreshed >= every:
+            self._refreshed = now
+            self.index.reload()
 
     @property
     def limits(self) -> Limits:

@@ -1,0 +1,317 @@
+"""The ``nivl`` command line: thin commands over the library.
+
+Data goes to stdout, messages and progress bars to stderr. Exit status: 0 on
+success, 1 when input was rejected or something failed, 2 for usage errors
+(bad flags or values). ``main`` is the one place errors become messages.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from typer._click import exceptions as click_errors  # typer 0.29 vendors click
+
+from . import __version__
+from .documents import search_document
+from .errors import BadRequest, NivlError
+from .exports import FORMATS, export
+from .library import Library, sample_paths
+from .query import parse_request
+from .render import ImportReport, ResultsTable
+from .settings import Settings
+
+app = typer.Typer(
+    name="nivl",
+    help="A self-hostable mirror and search engine for NASA's Image and Video Library.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Data directory (default: $NIVL_HOME, else the platform data dir).",
+        show_default=False,
+    ),
+]
+
+
+class Sort(StrEnum):
+    relevance = "relevance"
+    date_desc = "date_desc"
+    date_asc = "date_asc"
+
+
+class Collapse(StrEnum):
+    none = "none"
+    caption = "caption"
+    event = "event"
+
+
+class MediaType(StrEnum):
+    image = "image"
+    video = "video"
+    audio = "audio"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+assert tuple(f.value for f in ExportFormat) == FORMATS
+
+
+def settings_for(home: Path | None, **flags: object) -> Settings:
+    return Settings.from_env(home=str(home) if home else None, **flags)
+
+
+@contextmanager
+def open_library(
+    home: Path | None, *, load_sample: bool = False, **flags: object
+) -> Iterator[Library]:
+    """Open the home's library; on an empty home, load the bundled sample if asked, saying so."""
+    settings = settings_for(home, **flags)
+    with Library(settings) as library:
+        if load_sample and settings.load_sample and library.is_empty():
+            err.print(
+                f"[bold]{settings.home} is empty: loading the bundled sample "
+                "(1,538 real NASA records).[/] Use 'nivl import' or 'nivl harvest' "
+                "for more."
+            )
+            library.import_paths(sample_paths())
+        yield library
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"nivl {__version__}")
+        raise typer.Exit()
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="JSONL of items, upstream /search or /asset responses, or .gz of either.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Import records into the store and index (idempotent: re-importing changes nothing)."""
+    with open_library(home) as library, _byte_progress(paths) as advance:
+        summary = library.import_paths(paths, on_bytes=advance)
+    err.print(ImportReport(summary))
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def index(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild from the store.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Bring the search index up to date with the store (or rebuild it)."""
+    with open_library(home) as library:
+        count = library.index.sync(library.store, rebuild=rebuild)
+        err.print(f"indexed {count} records; the index holds {library.index.num_docs()}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words to search for in every text field.")] = "",
+    media_type: Annotated[list[MediaType] | None, typer.Option(help="Repeatable.")] = None,
+    center: Annotated[str, typer.Option(help="NASA center, e.g. JSC, KSC, JPL.")] = "",
+    year_start: Annotated[str, typer.Option(help="First year (YYYY), inclusive.")] = "",
+    year_end: Annotated[str, typer.Option(help="Last year (YYYY), inclusive.")] = "",
+    title: Annotated[str, typer.Option(help="Words in the title.")] = "",
+    description: Annotated[str, typer.Option(help="Words in the description.")] = "",
+    keywords: Annotated[str, typer.Option(help="Comma-separated keywords.")] = "",
+    photographer: Annotated[str, typer.Option(help="Words in the photographer.")] = "",
+    location: Annotated[str, typer.Option(help="Words in the location.")] = "",
+    nasa_id: Annotated[str, typer.Option(help="Exact nasa_id.")] = "",
+    sort: Annotated[Sort, typer.Option(help="Result order.")] = Sort.relevance,
+    collapse: Annotated[Collapse, typer.Option(help="Show each group once.")] = Collapse.event,
+    page: Annotated[str, typer.Option(help="Page number, from 1.")] = "1",
+    page_size: Annotated[str, typer.Option(help="Results per page.")] = "20",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON document.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Search the mirror; --json prints exactly what GET /search returns."""
+    params = {
+        "q": query,
+        "center": center,
+        "year_start": year_start,
+        "year_end": year_end,
+        "title": title,
+        "description": description,
+        "keywords": keywords,
+        "photographer": photographer,
+        "location": location,
+        "nasa_id": nasa_id,
+        "media_type": ",".join(m.value for m in media_type or []),
+        "sort": sort.value,
+        "collapse": collapse.value,
+        "page": page,
+        "page_size": page_size,
+    }
+    with open_library(home, load_sample=True) as library:
+        result = library.search(parse_request(params, library.limits))
+        if as_json:
+            base = library.settings.public_url or (
+                f"http://{library.settings.host}:{library.settings.port}"
+            )
+            _write(search_document(result, base) + b"\n", out)
+        else:
+            Console(file=out.open("w") if out else None).print(ResultsTable(result))
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Counts of records by media type and center, and the years covered."""
+    with open_library(home) as library:
+        figures = library.store.stats()
+    if as_json:
+        _write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n", None)
+        return
+    console = Console()
+    console.print(
+        f"[bold]{figures['records']}[/] records, years "
+        f"{'–'.join(str(y) for y in figures['years']) or 'none'}"
+    )
+    for name in ("by_media_type", "by_center"):
+        console.print(
+            f"{name.replace('_', ' ')}: "
+            + ", ".join(f"{key or '(none)'} {count}" for key, count in figures[name].items())
+        )
+
+
+@app.command("export")
+def export_(
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
+        ExportFormat.jsonl
+    ),
+    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Export every record: jsonl (raw upstream items), csv or parquet."""
+    with open_library(home) as library:
+        if out is None:
+            count = export(library.store, fmt.value, sys.stdout.buffer)
+        else:
+            with out.open("wb") as handle:
+                count = export(library.store, fmt.value, handle)
+    err.print(f"exported {count} records as {fmt.value}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Serve the API and the web UI; an empty home gets the bundled sample first."""
+    import uvicorn
+
+    from .web.app import create_app
+
+    with open_library(home, load_sample=True, host=host, port=port) as library:
+        settings = library.settings
+    err.print(
+        f"nivl {__version__} serving {settings.home} on http://{settings.host}:{settings.port}/"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+def _write(data: bytes, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(data)
+
+
+@contextmanager
+def _byte_progress(paths: Sequence[Path]) -> Iterator[object]:
+    """A progress bar over the input files' bytes, only on a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    total = sum(p.stat().st_size for p in paths)
+    columns = (
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("import", total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line per error, exit 2 for usage errors, 1 for failures."""
+    try:
+        code = app(
+            args=list(argv) if argv is not None else None, prog_name="nivl", standalone_mode=False
+        )
+    except click_errors.NoArgsIsHelpError as exc:
+        err.print(exc.format_message(), markup=False, highlight=False)
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        hint = f" (see 'nivl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        err.print(
+            f"nivl: error: {exc.format_message()}{hint}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    except click_errors.ClickException as exc:
+        err.print(f"nivl: error: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("nivl: interrupted")
+        sys.exit(130)
+    except BadRequest as exc:
+        err.print(f"nivl: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except NivlError as exc:
+        err.print(f"nivl: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,90 @@
+"""Rich renderables for the CLI's terminal output (data for pipes goes out as JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .ingest import ImportSummary
+from .search import SearchResult
+
+
+class ResultsTable:
+    """A page of search results as a table, with the totals under it."""
+
+    def __init__(self, result: SearchResult) -> None:
+        self.result = result
+
+    def __rich__(self) -> Group:
+        result = self.result
+        table = Table(show_edge=False, pad_edge=False, expand=False)
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("nasa_id", overflow="fold", max_width=28)
+        table.add_column("date")
+        table.add_column("type")
+        table.add_column("center")
+        table.add_column("title", overflow="fold")
+        grouped = any(hit.group is not None for hit in result.hits)
+        if grouped:
+            table.add_column("group", justify="right")
+        for position, hit in enumerate(result.hits, start=result.request.offset + 1):
+            data = _data(hit.raw)
+            row = [
+                str(position),
+                Text(str(data.get("nasa_id", ""))),
+                str(data.get("date_created", ""))[:10],
+                str(data.get("media_type", "")),
+                str(data.get("center", "") or ""),
+                Text(str(data.get("title", ""))),
+            ]
+            if grouped:
+                size = hit.group.size if hit.group else 1
+                row.append(f"+{size - 1}" if size > 1 else "")
+            table.add_row(*row)
+        return Group(table, Text(summary_line(result), style="dim"))
+
+
+def summary_line(result: SearchResult) -> str:
+    request = result.request
+    shown = len(result.hits)
+    first = request.offset + 1 if shown else 0
+    line = f"{first}–{request.offset + shown} of {result.total_hits} records"
+    if result.total_groups is not None:
+        line += f" ({result.total_groups} {request.collapse} groups)"
+    line += f", page {request.page}"
+    if result.has_next:
+        line += f"; next: --page {request.page + 1}"
+    return line
+
+
+class ImportReport:
+    def __init__(self, summary: ImportSummary, *, max_rejections: int = 20) -> None:
+        self.summary = summary
+        self.max_rejections = max_rejections
+
+    def __rich__(self) -> Group:
+        s = self.summary
+        parts: list[Any] = []
+        rejections = s.rejections
+        for rejection in rejections[: self.max_rejections]:
+            parts.append(Text(f"rejected {rejection}", style="yellow"))
+        if len(rejections) > self.max_rejections:
+            parts.append(Text(f"... and {len(rejections) - self.max_rejections} more rejected"))
+        line = (
+            f"read {s.read}, new {s.new}, updated {s.updated}, unchanged {s.unchanged}, "
+            f"rejected {s.rejected}"
+        )
+        if s.assets:
+            line += f", asset manifests {s.assets}"
+        parts.append(Text(line, style="bold"))
+        return Group(*parts)
+
+
+def _data(raw: str) -> dict[str, Any]:
+    item = orjson.loads(raw)
+    data = item.get("data") if isinstance(item, dict) else None
+    return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}

@@ -1,0 +1,245 @@
+"""Upstream-compatible JSON routes (same paths, same JSON) and nivl's extensions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from ..documents import location_document, search_document
+from ..errors import BadRequest, RecordNotFound
+from ..library import Library
+from ..query import parse_request
+from ..records import https, parse_item
+from .app import cached_json
+
+router = APIRouter()
+
+ERRORS = {
+    400: {
+        "description": "Invalid parameter",
+        "content": {
+            "application/json": {
+                "example": {
+                    "reason": "Invalid value for 'page': '0' is not a positive whole number"
+                }
+            }
+        },
+    },
+    404: {
+        "description": "Not found",
+        "content": {"application/json": {"example": {"reason": "No record with nasa_id 'x'"}}},
+    },
+}
+SEARCH_EXAMPLE = {
+    "collection": {
+        "version": "1.0",
+        "href": "http://127.0.0.1:8000/search?q=apollo",
+        "items": [
+            {
+                "href": "https://images-assets.nasa.gov/image/as11-40-5874/collection.json",
+                "data": [
+                    {
+                        "nasa_id": "as11-40-5874",
+                        "media_type": "image",
+                        "title": "Apollo 11 Mission image",
+                        "center": "JSC",
+                        "date_created": "1969-07-20T00:00:00Z",
+                    }
+                ],
+                "links": [
+                    {
+                        "href": "https://images-assets.nasa.gov/image/as11-40-5874/"
+                        "as11-40-5874~thumb.jpg",
+                        "rel": "preview",
+                        "render": "image",
+                    }
+                ],
+            }
+        ],
+        "metadata": {"total_hits": 1},
+        "links": [],
+    }
+}
+
+
+class PageParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: str | None = Field(None, description="Page number, from 1.", examples=["1"])
+    page_size: str | None = Field(
+        None, description="Results per page (default 100).", examples=["100"]
+    )
+    sort: str | None = Field(
+        None,
+        description="nivl: relevance (default), date_desc or date_asc.",
+        examples=["date_desc"],
+    )
+    collapse: str | None = Field(
+        None,
+        description="nivl: none (default here), caption or "
+        "event: show each group of duplicates once.",
+        examples=["event"],
+    )
+    facets: str | None = Field(
+        None,
+        description="nivl: comma list of center, media_type, "
+        "year, keywords, photographer: counts over all hits in "
+        "collection.metadata.facets.",
+        examples=["center,year"],
+    )
+    highlight: str | None = Field(
+        None,
+        description="nivl: true adds marked-up snippets in "
+        "each item's 'highlight' key (data is never altered).",
+        examples=["true"],
+    )
+
+
+class SearchParams(PageParams):
+    q: str | None = Field(
+        None,
+        description="Free text search terms (every text field and the nasa_id).",
+        examples=["apollo 11"],
+    )
+    center: str | None = Field(
+        None, description="NASA center that published the media.", examples=["JSC"]
+    )
+    description: str | None = Field(None, description="Terms in the description.")
+    description_508: str | None = Field(None, description="Terms in the 508 description.")
+    keywords: str | None = Field(
+        None, description="Keywords; separate several with commas.", examples=["moon,apollo"]
+    )
+    location: str | None = Field(None, description="Terms in the location.")
+    media_type: str | None = Field(
+        None,
+        description="image, video or audio; several comma-separated.",
+        examples=["image,video"],
+    )
+    nasa_id: str | None = Field(None, description="The media asset's NASA ID (exact).")
+    photographer: str | None = Field(None, description="Terms in the photographer's name.")
+    secondary_creator: str | None = Field(None, description="Terms in a secondary creator.")
+    title: str | None = Field(None, description="Terms in the title.")
+    year_start: str | None = Field(
+        None, description="First year (YYYY), inclusive.", examples=["1969"]
+    )
+    year_end: str | None = Field(
+        None, description="Last year (YYYY), inclusive.", examples=["1972"]
+    )
+
+
+NasaId = Annotated[str, Path(description="The media asset's NASA ID (percent-encoded).")]
+
+
+def library_of(request: Request) -> Library:
+    library: Library = request.app.state.library
+    library.refresh()
+    return library
+
+
+def base_url(request: Request) -> str:
+    configured: str = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+@router.get("/healthz", tags=["nivl"])
+def healthz(request: Request) -> dict[str, object]:
+    """200 once the library is open and searchable."""
+    library = library_of(request)
+    return {"status": "ok", "records": library.store.count(), "indexed": library.index.num_docs()}
+
+
+@router.get(
+    "/search",
+    tags=["upstream"],
+    responses={**ERRORS, 200: {"content": {"application/json": {"example": SEARCH_EXAMPLE}}}},
+)
+def search(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
+    """Search, exactly like upstream's /search (at least one parameter is required)."""
+    library = library_of(request)
+    search_request = parse_request(_given(request, params), library.limits)
+    result = library.search(search_request)
+    return cached_json(request, search_document(result, base_url(request)))
+
+
+@router.get("/album/{album_name}", tags=["upstream"], responses=ERRORS)
+def album(
+    request: Request,
+    album_name: Annotated[str, Path(description="Album name (case-sensitive).")],
+    params: Annotated[PageParams, Query()],
+) -> Response:
+    """The records of an album, paged like /search."""
+    library = library_of(request)
+    search_request = parse_request(
+        _given(request, params), library.limits, require_one=False, album=album_name
+    )
+    result = library.search(search_request)
+    if result.total_hits == 0:
+        raise RecordNotFound(f"No album named {album_name!r}")
+    return cached_json(
+        request, search_document(result, base_url(request), f"/album/{_quote(album_name)}")
+    )
+
+
+@router.get("/asset/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+def asset(request: Request, nasa_id: NasaId) -> Response:
+    """The asset's rendition manifest, when this mirror holds it."""
+    library = library_of(request)
+    manifest = library.store.get_asset(nasa_id)["manifest"]
+    if manifest is None:
+        library.store.get_raw(nasa_id)  # 404 for an unknown id
+        raise RecordNotFound(
+            f"No asset manifest for {nasa_id!r} in this mirror (harvest it with --with-assets)"
+        )
+    return cached_json(request, manifest.encode())
+
+
+@router.get("/metadata/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+def metadata(request: Request, nasa_id: NasaId) -> Response:
+    """Where the asset's metadata.json lives: ``{"location": url}``."""
+    library = library_of(request)
+    stored = library.store.get_asset(nasa_id)["metadata_location"]
+    location = stored or _asset_folder(library, nasa_id) + "metadata.json"
+    return cached_json(request, location_document(location))
+
+
+@router.get("/captions/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+def captions(request: Request, nasa_id: NasaId) -> Response:
+    """Where a video's captions file lives: ``{"location": url}``."""
+    library = library_of(request)
+    record = parse_item(_item(library, nasa_id))
+    if record.media_type != "video":
+        raise BadRequest(f"{nasa_id!r} is {record.media_type}, not a video: it has no captions")
+    location = library.store.get_asset(nasa_id)["captions_location"] or record.captions_href
+    if not location:
+        raise RecordNotFound(f"No captions known for {nasa_id!r}")
+    return cached_json(request, location_document(location))
+
+
+def _given(request: Request, params: PageParams) -> dict[str, str]:
+    """Parameters as sent (last value wins), limited to those the model declares."""
+    fields = type(params).model_fields
+    return {key: value for key, value in request.query_params.items() if key in fields}
+
+
+def _item(library: Library, nasa_id: str) -> dict[str, object]:
+    import orjson
+
+    item: dict[str, object] = orjson.loads(library.store.get_raw(nasa_id))
+    return item
+
+
+def _asset_folder(library: Library, nasa_id: str) -> str:
+    """The folder of the item's own collection.json href, which holds its files."""
+    href = _item(library, nasa_id).get("href")
+    if not isinstance(href, str) or "/" not in href:
+        raise RecordNotFound(f"No asset location known for {nasa_id!r}")
+    return https(href.rsplit("/", 1)[0] + "/")
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")

@@ -1,0 +1,140 @@
+"""``create_app(settings)``: the FastAPI app, its lifespan, and the one error handler."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..errors import NivlError
+from ..library import Library
+from ..settings import Settings
+
+log = logging.getLogger("nivl.web")
+
+
+def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI:
+    """Build the app; it opens the home's library on start-up unless one is passed in."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = library is None
+        app.state.library = library or Library(settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.library.close()
+
+    app = FastAPI(
+        title="nivl",
+        version=__version__,
+        description=(
+            "A drop-in for NASA's Image and Video Library API (images-api.nasa.gov): the same "
+            "paths and JSON, plus sort, collapse, facets and highlights when asked for."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD"],
+        allow_headers=["*"],
+        expose_headers=["ETag"],
+    )
+
+    app.add_middleware(RequestIdMiddleware)
+    app.add_exception_handler(NivlError, handle_exception)
+    app.add_exception_handler(Exception, handle_exception)
+    app.add_exception_handler(StarletteHTTPException, handle_exception)
+    app.add_exception_handler(RequestValidationError, handle_exception)
+
+    from . import api, ui
+
+    app.include_router(api.router)
+    ui.mount(app)
+    return app
+
+
+class RequestIdMiddleware:
+    """Give each request an id (kept from X-Request-ID if sent) that errors are logged with."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = Headers(scope=scope).get("x-request-id", "")
+        request_id = "".join(c for c in sent if c.isalnum() or c in "-_")[:64]
+        request_id = request_id or uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def handle_exception(request: Request, exc: Exception) -> Response:
+    """Every failure becomes upstream-shaped JSON ``{"reason"}`` (or a page, for the UI)."""
+    status, reason = describe(exc)
+    if status >= 500:
+        log.error(
+            "request %s failed: %s %s",
+            getattr(request.state, "request_id", "?"),
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+    from . import ui
+
+    if ui.is_ui_path(request.url.path):
+        return ui.error_page(request, status, reason)
+    body: dict[str, Any] = {"reason": reason}
+    if status >= 500:
+        body["request_id"] = getattr(request.state, "request_id", "")
+    return JSONResponse(body, status_code=status)
+
+
+def describe(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, NivlError):
+        return exc.status, exc.reason
+    if isinstance(exc, RequestValidationError):
+        errors = exc.errors()
+        if errors:
+            where = ".".join(str(part) for part in errors[0].get("loc", ())[1:]) or "request"
+            return 400, f"Invalid value for '{where}': {errors[0].get('msg', 'invalid')}"
+        return 400, "Invalid request"
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 404:
+            return 404, "Not found"
+        return exc.status_code, str(exc.detail)
+    return 500, "Internal server error"
+
+
+def cached_json(request: Request, body: bytes, *, max_age: int = 300) -> Response:
+    """JSON with an ETag and Cache-Control; a matching If-None-Match gets a 304."""
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
