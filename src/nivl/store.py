@@ -264,7 +264,8 @@ class Store:
         while True:
             with sqlite_errors("reading the store"):
                 rows = self._reader.execute(
-                    "SELECT nasa_id, raw FROM records WHERE nasa_id > ? ORDER BY nasa_id LIMIT 2000",
+                    "SELECT nasa_id, raw FROM records WHERE nasa_id > ? "
+                    "ORDER BY nasa_id LIMIT 2000",
                     (last,),
                 ).fetchall()
             if not rows:
