@@ -142,8 +142,16 @@ class Store:
         changes nothing; a changed one replaces the old row and gets a new
         ``rev``, which is how the derived index finds what to refresh.
         """
-        latest = {record.nasa_id: record for record in records}  # later duplicates win
+        latest: dict[str, Record] = {}
         result = UpsertResult()
+        for record in records:  # a later copy in the same batch wins, and is counted
+            earlier = latest.get(record.nasa_id)
+            if earlier is not None:
+                if earlier.raw == record.raw:
+                    result.unchanged += 1
+                else:
+                    result.updated += 1
+            latest[record.nasa_id] = record
         with self.transaction() as conn:
             existing = dict(
                 _select_in(
@@ -151,7 +159,7 @@ class Store:
                 )
             )
             changed = [r for r in latest.values() if existing.get(r.nasa_id) != r.raw]
-            result.unchanged = len(latest) - len(changed)
+            result.unchanged += len(latest) - len(changed)
             if changed:
                 rev = self._bump(conn, "rev")
                 conn.executemany(

@@ -1,0 +1,88 @@
+"""store.py: a real SQLite file, upserts, revisions, reads."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from nivl.errors import RecordNotFound, StoreError
+from nivl.records import parse_item
+from nivl.store import Store
+
+
+def _item(nasa_id: str, title: str = "t") -> dict:
+    return {
+        "href": f"https://x/{nasa_id}",
+        "data": [
+            {
+                "nasa_id": nasa_id,
+                "media_type": "image",
+                "title": title,
+                "date_created": "2000-01-01T00:00:00Z",
+            }
+        ],
+    }
+
+
+def test_wal_mode_and_migrations_recorded(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db"):
+        pass
+    conn = sqlite3.connect(tmp_path / "nivl.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+    assert names and names[0] == "m001_records"
+
+
+def test_upsert_is_idempotent_and_counts_updates(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db") as store:
+        first = store.upsert_records([parse_item(_item("a")), parse_item(_item("b"))])
+        assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+        rev = store.max_rev()
+        again = store.upsert_records([parse_item(_item("a")), parse_item(_item("b"))])
+        assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
+        assert store.max_rev() == rev  # nothing changed, nothing to reindex
+        changed = store.upsert_records([parse_item(_item("a", "new title"))])
+        assert (changed.new, changed.updated) == (0, 1)
+        assert json.loads(store.get_raw("a"))["data"][0]["title"] == "new title"
+        assert store.count() == 2
+        assert [row.nasa_id for row in store.iter_rows(since_rev=rev)] == ["a"]
+
+
+def test_duplicates_within_a_batch_keep_the_last(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db") as store:
+        result = store.upsert_batch([parse_item(_item("a", "one")), parse_item(_item("a", "two"))])
+        assert (result.new, result.updated) == (1, 1)
+        assert json.loads(store.get_raw("a"))["data"][0]["title"] == "two"
+
+
+def test_a_failed_batch_writes_nothing(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db") as store:
+        store.upsert_batch([parse_item(_item("a"))])
+        with pytest.raises(StoreError), store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO records (nasa_id, media_type, raw, rev) VALUES ('b', 'image', '{}', 9)"
+            )
+            conn.execute(
+                "INSERT INTO records (nasa_id, media_type, raw, rev) VALUES ('a', 'image', '{}', 9)"
+            )  # UNIQUE violation
+        assert store.count() == 1
+        with pytest.raises(RecordNotFound):
+            store.get_raw("b")
+
+
+def test_unknown_id_and_unreadable_file(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db") as store, pytest.raises(RecordNotFound):
+        store.get_raw("nope")
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError):
+        Store(bad)
+
+
+def test_checkpoint_lands_with_its_batch(tmp_path: Path) -> None:
+    with Store(tmp_path / "nivl.db") as store:
+        store.upsert_batch([parse_item(_item("a"))], checkpoint={"harvest:x": "page 3"})
+        assert store.get_meta("harvest:x") == "page 3"
