@@ -43,7 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 HomeOption = Annotated[
     Path | None,
@@ -183,8 +183,10 @@ def search(
         "page": page,
         "page_size": page_size,
     }
+    settings = settings_for(home)
+    search_request = parse_request(params, settings.limits)  # bad values fail before any work
     with open_library(home, load_sample=True) as library:
-        result = library.search(parse_request(params, library.limits))
+        result = library.search(search_request)
         if as_json:
             base = library.settings.public_url or (
                 f"http://{library.settings.host}:{library.settings.port}"

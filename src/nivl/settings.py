@@ -17,6 +17,7 @@ from typing import Any
 import platformdirs
 
 from .errors import ConfigError
+from .query import Limits
 
 #: (name, default, help) for each setting; ``docs/settings.md`` is checked against it.
 SETTINGS: tuple[tuple[str, Any, str], ...] = (
@@ -54,6 +55,15 @@ class Settings:
     upstream_url: str = "https://images-api.nasa.gov"
     public_url: str = ""
     load_sample: bool = True
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            default_page_size=self.default_page_size,
+            max_page_size=self.max_page_size,
+            max_result_window=self.max_result_window,
+            max_query_length=self.max_query_length,
+        )
 
     @property
     def db_path(self) -> Path:
