@@ -1,0 +1,74 @@
+"""The package's public surface, settings and bundled sample."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+import nivl
+from nivl.errors import ConfigError
+from nivl.library import sample_paths
+from nivl.settings import SETTINGS, Settings
+
+
+def test_public_api_is_explicit() -> None:
+    exported = {name for name in dir(nivl) if not name.startswith("_")}
+    modules = {
+        "cli",
+        "documents",
+        "errors",
+        "exports",
+        "ingest",
+        "library",
+        "migrations",
+        "query",
+        "records",
+        "render",
+        "search_index",
+        "settings",
+        "store",
+        "web",
+    }
+    assert exported - modules == set(nivl.__all__) - {"__version__"}
+
+
+def test_settings_precedence_flag_env_default(tmp_path: Path) -> None:
+    env = {"NIVL_HOME": str(tmp_path / "env"), "NIVL_PORT": "9000", "NIVL_LOAD_SAMPLE": "no"}
+    settings = Settings.from_env(env)
+    assert settings.home == tmp_path / "env" and settings.port == 9000
+    assert settings.load_sample is False
+    flagged = Settings.from_env(env, home=str(tmp_path / "flag"), port=7000)
+    assert flagged.home == tmp_path / "flag" and flagged.port == 7000
+    default = Settings.from_env({})
+    assert default.port == 8000 and default.home.name == "nivl"
+    assert default.db_path == default.home / "nivl.db"
+    assert default.index_path == default.home / "index"
+
+
+def test_settings_table_matches_the_dataclass() -> None:
+    fields = {name for name in Settings.__dataclass_fields__}
+    assert {name for name, _default, _help in SETTINGS} == fields
+    defaults = Settings.from_env({})
+    for name, default, help_text in SETTINGS:
+        assert help_text
+        if name != "home":
+            assert getattr(defaults, name) == default
+
+
+@pytest.mark.parametrize("env", [{"NIVL_PORT": "x"}, {"NIVL_LOAD_SAMPLE": "maybe"}])
+def test_bad_settings_raise_config_error(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+    with pytest.raises(ConfigError):
+        Settings.from_env({}, colour="red")
+
+
+def test_bundled_sample_is_small_and_real(shared_items: list[dict]) -> None:
+    paths = sample_paths()
+    assert paths and sum(p.stat().st_size for p in paths) <= 2 * 1024 * 1024
+    with gzip.open(paths[0], "rt") as handle:
+        sample = [json.loads(line) for line in handle]
+    assert sample == shared_items[: len(sample)] and len(sample) > 1000
