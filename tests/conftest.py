@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ import pytest
 
 from nivl import Library, Settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nasa"
+SHARED = Path(
+    os.environ.get("NIVL_SHARED_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "nasa"
+)
 RECORDS = SHARED / "records.jsonl"
 RESPONSES = SHARED / "responses"
 

@@ -49,7 +49,7 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=4)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
