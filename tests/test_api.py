@@ -241,3 +241,22 @@ def test_hostile_ids_and_queries(http: httpx.Client) -> None:
     response = http.get("/search", params={"q": "'; DROP TABLE records; --"})
     assert response.status_code == 200
     assert http.get("/healthz").json()["records"] == 1538
+
+
+def test_an_unexpected_failure_is_500_json_with_a_request_id(library, shared_items) -> None:  # type: ignore[no-untyped-def]
+    """Corrupt data written behind nivl's back gives a reason, never a stack trace."""
+    from nivl.records import parse_item
+    from nivl.web.app import create_app
+
+    from .servers import running
+
+    library.store.upsert_records([parse_item(shared_items[0])])
+    nasa_id = shared_items[0]["data"][0]["nasa_id"]
+    with library.store.transaction() as conn:
+        conn.execute("UPDATE records SET raw = '{broken' WHERE nasa_id = ?", (nasa_id,))
+    with running(create_app(library.settings, library=library)) as url:
+        response = httpx.get(f"{url}/captions/{nasa_id}", headers={"X-Request-ID": "test-42"})
+    assert response.status_code == 500
+    body = response.json()
+    assert body == {"reason": "Internal server error", "request_id": "test-42"}
+    assert response.headers["x-request-id"] == "test-42"

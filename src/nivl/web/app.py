@@ -110,9 +110,10 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if ui.is_ui_path(request.url.path):
         return ui.error_page(request, status, reason)
     body: dict[str, Any] = {"reason": reason}
+    request_id = getattr(request.state, "request_id", "")
     if status >= 500:
-        body["request_id"] = getattr(request.state, "request_id", "")
-    return JSONResponse(body, status_code=status)
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
 
 
 def describe(exc: Exception) -> tuple[int, str]:
