@@ -117,3 +117,20 @@ def test_index_catches_up_after_a_crash_between_store_and_index(
     assert reopened.sync(library.store) == 50
     assert reopened.num_docs() == 50
     assert reopened.sync(library.store) == 0
+
+
+def test_an_index_missing_documents_is_repaired_on_open(
+    library: Library, records_path: Path
+) -> None:
+    library.import_paths([records_path])
+    writer = library.index.index.writer(heap_size=50_000_000, num_threads=1)
+    for row_id in library.store.sample_row_ids(5, seed=1):
+        writer.delete_documents_by_term("rid", row_id)
+    writer.commit()
+    writer.wait_merging_threads()
+    library.index.reload()
+    assert library.index.num_docs() < library.store.count()
+    reopened = SearchIndex(library.settings.index_path)
+    assert not reopened.agrees_with(library.store)
+    assert reopened.sync(library.store) == library.store.count()
+    assert reopened.agrees_with(library.store)

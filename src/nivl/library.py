@@ -22,7 +22,7 @@ from .store import Store
 class Library:
     def __init__(self, settings: Settings, *, sync: bool = True) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.db_path, max_mb=settings.max_db_mb)
         self.index = SearchIndex(settings.index_path)
         if sync:
             self.index.sync(self.store)

@@ -163,7 +163,7 @@ class SearchIndex:
         """Bring the index up to the store's latest rev; returns rows (re)indexed."""
         since = 0 if rebuild else int(store.get_meta(self._mark_key(), "0") or 0)
         top = store.max_rev()
-        if since > top or (since == top and self.num_docs() != store.count()):
+        if since > top or (since == top and not self.agrees_with(store)):
             since = 0  # the index disagrees with the source of truth: rebuild it
         elif since == top:
             return 0
@@ -186,6 +186,16 @@ class SearchIndex:
         self._searcher = None
         store.set_meta(self._mark_key(), str(top))
         return done
+
+    def agrees_with(self, store: Store, *, samples: int = 16) -> bool:
+        """Same count as the store, and a random sample of its rows is findable."""
+        if self.num_docs() != store.count():
+            return False
+        for row_id in store.sample_row_ids(samples):
+            query = Query.term_query(self.schema, "rid", row_id)
+            if self.searcher.search(query, 1, count=True).count != 1:
+                return False
+        return True
 
     def _mark_key(self) -> str:
         return f"indexed_rev:{self.path}" if self.path is not None else "indexed_rev:memory"

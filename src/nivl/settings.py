@@ -31,9 +31,11 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("upstream_url", "https://images-api.nasa.gov", "Base URL of the upstream API"),
     ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
+    ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
 )
 
 _INT_SETTINGS = {
+    "max_db_mb",
     "port",
     "default_page_size",
     "max_page_size",
@@ -55,6 +57,7 @@ class Settings:
     upstream_url: str = "https://images-api.nasa.gov"
     public_url: str = ""
     load_sample: bool = True
+    max_db_mb: int = 0
 
     @property
     def limits(self) -> Limits:

@@ -59,7 +59,7 @@ def sqlite_errors(action: str) -> Iterator[None]:
 
 
 class Store:
-    def __init__(self, path: Path | str, *, tracer: Tracer | None = None) -> None:
+    def __init__(self, path: Path | str, *, tracer: Tracer | None = None, max_mb: int = 0) -> None:
         self.path = Path(path)
         self.tracer = tracer
         self._lock = threading.Lock()
@@ -70,6 +70,9 @@ class Store:
             self._writer = self._connect()
             self._writer.execute("PRAGMA journal_mode=WAL")
             apply_migrations(self._writer)
+            if max_mb:
+                page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
+                self._writer.execute(f"PRAGMA max_page_count = {max_mb * 2**20 // page_size}")
 
     def _connect(self, *, read_only: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -115,7 +118,8 @@ class Store:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -222,6 +226,24 @@ class Store:
         with sqlite_errors("reading the store"):
             row = self._reader.execute("SELECT max(rev) FROM records").fetchone()
         return int(row[0] or 0)
+
+    def sample_row_ids(self, count: int, *, seed: int | None = None) -> list[int]:
+        """Up to ``count`` row ids spread at random over the table, cheaply (no full scan)."""
+        import random
+
+        with sqlite_errors("reading the store"):
+            low, high = self._reader.execute("SELECT min(id), max(id) FROM records").fetchone()
+            if low is None:
+                return []
+            rng = random.Random(seed)
+            found = set()
+            for _ in range(count):
+                row = self._reader.execute(
+                    "SELECT id FROM records WHERE id >= ? ORDER BY id LIMIT 1",
+                    (rng.randint(low, high),),
+                ).fetchone()
+                found.add(int(row[0]))
+        return sorted(found)
 
     def raw_by_ids(self, ids: Sequence[int]) -> list[str]:
         """Raw items for row ids, in the order given (missing ids are skipped)."""
