@@ -52,7 +52,7 @@ def test_no_server_errors_and_every_4xx_has_a_reason(api_url: str) -> None:
                     additional_checks=[four_xx_has_a_reason],
                     excluded_checks=[positive_data_acceptance],
                 )
-                calls[operation.label] = calls.get(operation.label, 0) + 1
+                calls[case.operation.label] = calls.get(case.operation.label, 0) + 1
 
             try:
                 run()
