@@ -7,7 +7,6 @@ methods; it keeps the derived index in step with the store on open.
 from __future__ import annotations
 
 import importlib.resources
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -26,14 +25,19 @@ class Library:
         self.index = SearchIndex(settings.index_path)
         if sync:
             self.index.sync(self.store)
-        self._refreshed = time.monotonic()
+        self.revision = self.index.indexed_rev(self.store)
 
-    def refresh(self, *, every: float = 2.0) -> None:
-        """See what another process (an import, a harvest) committed, at most every few s."""
-        now = time.monotonic()
-        if now - self._refreshed >= every:
-            self._refreshed = now
+    def refresh(self) -> int:
+        """See what another process (an import, a harvest) committed; returns the revision.
+
+        Writers move the index's mark only after its commit, so reloading when the mark
+        moves always shows the new documents; answers can be cached per revision.
+        """
+        revision = self.index.indexed_rev(self.store)
+        if revision != self.revision:
             self.index.reload()
+            self.revision = revision
+        return revision
 
     @property
     def limits(self) -> Limits:

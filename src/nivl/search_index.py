@@ -161,7 +161,7 @@ class SearchIndex:
         progress: Callable[[int], object] | None = None,
     ) -> int:
         """Bring the index up to the store's latest rev; returns rows (re)indexed."""
-        since = 0 if rebuild else int(store.get_meta(self._mark_key(), "0") or 0)
+        since = 0 if rebuild else int(store.get_meta(self.mark_key, "0") or 0)
         top = store.max_rev()
         if since > top or (since == top and not self.agrees_with(store)):
             since = 0  # the index disagrees with the source of truth: rebuild it
@@ -184,8 +184,11 @@ class SearchIndex:
             writer.wait_merging_threads()
             self.index.reload()
         self._searcher = None
-        store.set_meta(self._mark_key(), str(top))
+        store.set_meta(self.mark_key, str(top))
         return done
+
+    def indexed_rev(self, store: Store) -> int:
+        return int(store.get_meta(self.mark_key, "0") or 0)
 
     def agrees_with(self, store: Store, *, samples: int = 16) -> bool:
         """Same count as the store, and a random sample of its rows is findable."""
@@ -197,7 +200,9 @@ class SearchIndex:
                 return False
         return True
 
-    def _mark_key(self) -> str:
+    @property
+    def mark_key(self) -> str:
+        """The store meta key holding the last rev this index committed."""
         return f"indexed_rev:{self.path}" if self.path is not None else "indexed_rev:memory"
 
     # --- reading ----------------------------------------------------------------

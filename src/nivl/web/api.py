@@ -13,7 +13,7 @@ from ..errors import BadRequest, RecordNotFound
 from ..library import Library
 from ..query import parse_request
 from ..records import https, parse_item
-from .app import cached_json
+from .responses import json_response
 
 router = APIRouter()
 
@@ -160,8 +160,12 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     """Search, exactly like upstream's /search (at least one parameter is required)."""
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits)
-    result = library.search(search_request)
-    return cached_json(request, search_document(result, base_url(request)))
+    return json_response(
+        request,
+        lambda: search_document(library.search(search_request), base_url(request)),
+        revision=library.revision,
+        cache=request.app.state.body_cache,
+    )
 
 
 @router.get("/album/{album_name}", tags=["upstream"], responses=ERRORS)
@@ -178,9 +182,8 @@ def album(
     result = library.search(search_request)
     if result.total_hits == 0:
         raise RecordNotFound(f"No album named {album_name!r}")
-    return cached_json(
-        request, search_document(result, base_url(request), f"/album/{_quote(album_name)}")
-    )
+    document = search_document(result, base_url(request), f"/album/{_quote(album_name)}")
+    return json_response(request, lambda: document, revision=0)
 
 
 @router.get("/asset/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
@@ -193,7 +196,7 @@ def asset(request: Request, nasa_id: NasaId) -> Response:
         raise RecordNotFound(
             f"No asset manifest for {nasa_id!r} in this mirror (harvest it with --with-assets)"
         )
-    return cached_json(request, manifest.encode())
+    return json_response(request, lambda: manifest.encode(), revision=0)
 
 
 @router.get("/metadata/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
@@ -202,7 +205,7 @@ def metadata(request: Request, nasa_id: NasaId) -> Response:
     library = library_of(request)
     stored = library.store.get_asset(nasa_id)["metadata_location"]
     location = stored or _asset_folder(library, nasa_id) + "metadata.json"
-    return cached_json(request, location_document(location))
+    return json_response(request, lambda: location_document(location), revision=0)
 
 
 @router.get("/captions/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
@@ -215,7 +218,7 @@ def captions(request: Request, nasa_id: NasaId) -> Response:
     location = library.store.get_asset(nasa_id)["captions_location"] or record.captions_href
     if not location:
         raise RecordNotFound(f"No captions known for {nasa_id!r}")
-    return cached_json(request, location_document(location))
+    return json_response(request, lambda: location_document(location), revision=0)
 
 
 def _given(request: Request, params: PageParams) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from .. import __version__
 from ..errors import NivlError
 from ..library import Library
 from ..settings import Settings
+from .responses import BodyCache
 
 log = logging.getLogger("nivl.web")
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.body_cache = BodyCache()
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=4)
     app.add_middleware(
         CORSMiddleware,
@@ -130,12 +131,3 @@ def describe(exc: Exception) -> tuple[int, str]:
             return 404, "Not found"
         return exc.status_code, str(exc.detail)
     return 500, "Internal server error"
-
-
-def cached_json(request: Request, body: bytes, *, max_age: int = 300) -> Response:
-    """JSON with an ETag and Cache-Control; a matching If-None-Match gets a 304."""
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
