@@ -8,11 +8,11 @@ success, 1 when input was rejected or something failed, 2 for usage errors
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -82,7 +82,7 @@ class ExportFormat(StrEnum):
 assert tuple(f.value for f in ExportFormat) == FORMATS
 
 
-def settings_for(home: Path | None, **flags: object) -> Settings:
+def settings_for(home: Path | None, **flags: Any) -> Settings:
     return Settings.from_env(home=str(home) if home else None, **flags)
 
 
@@ -265,7 +265,7 @@ def _write(data: bytes, out: Path | None) -> None:
 
 
 @contextmanager
-def _byte_progress(paths: Sequence[Path]) -> Iterator[object]:
+def _byte_progress(paths: Sequence[Path]) -> Iterator[Callable[[int], object] | None]:
     """A progress bar over the input files' bytes, only on a terminal."""
     if not err.is_terminal:
         yield None

@@ -74,8 +74,8 @@ def _csv(store: Store, out: IO[bytes]) -> int:
 
 
 def _parquet(store: Store, out: IO[bytes]) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     schema = pa.schema(
         [(name, pa.int64() if name == "year" else pa.string()) for name in COLUMNS]

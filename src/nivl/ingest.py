@@ -9,7 +9,6 @@ item becomes a ``Rejection`` with its file and line and the rest goes on.
 from __future__ import annotations
 
 import gzip
-import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ def read_entries(path: Path, *, on_bytes: Callable[[int], object] | None = None)
         yield Rejection(source, 0, f"cannot open: {exc.strerror or exc}")
         return
     with raw_file:
-        stream: IO[bytes] = raw_file
+        stream: IO[bytes] | gzip.GzipFile = raw_file
         if path.suffix == ".gz":
             stream = gzip.GzipFile(fileobj=raw_file)
         reader = _ProgressReader(stream, raw_file, on_bytes)
@@ -170,9 +169,12 @@ class _ProgressReader:
     """Line iteration over a (possibly gzip) stream, reporting bytes of the file on disk."""
 
     def __init__(
-        self, stream: IO[bytes], raw_file: IO[bytes], on_bytes: Callable[[int], object] | None
+        self,
+        stream: IO[bytes] | gzip.GzipFile,
+        raw_file: IO[bytes],
+        on_bytes: Callable[[int], object] | None,
     ) -> None:
-        self._stream = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
+        self._stream: IO[bytes] | gzip.GzipFile = stream  # both buffer and read lines
         self._raw = raw_file
         self._on_bytes = on_bytes
         self._reported = 0

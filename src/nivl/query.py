@@ -202,7 +202,12 @@ def parse_request(
         collapse=_choice(values, "collapse", COLLAPSES),
         facets=_facets(values.get("facets", "")),
         highlight=_boolean(values, "highlight"),
-        **{name: values.get(name, "").strip() for name in FIELD_PARAMETERS},
+        description=values.get("description", "").strip(),
+        description_508=values.get("description_508", "").strip(),
+        location=values.get("location", "").strip(),
+        photographer=values.get("photographer", "").strip(),
+        secondary_creator=values.get("secondary_creator", "").strip(),
+        title=values.get("title", "").strip(),
     )
 
 

@@ -33,7 +33,7 @@ class ResultsTable:
             table.add_column("group", justify="right")
         for position, hit in enumerate(result.hits, start=result.request.offset + 1):
             data = _data(hit.raw)
-            row = [
+            row: list[str | Text] = [
                 str(position),
                 Text(str(data.get("nasa_id", ""))),
                 str(data.get("date_created", ""))[:10],

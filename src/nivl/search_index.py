@@ -196,7 +196,8 @@ class SearchIndex:
             return False
         for row_id in store.sample_row_ids(samples):
             query = Query.term_query(self.schema, "rid", row_id)
-            if self.searcher.search(query, 1, count=True).count != 1:
+            found = self.searcher.search(query, 1, count=True)
+            if found.count != 1:  # type: ignore[attr-defined]
                 return False
         return True
 
@@ -277,8 +278,8 @@ class SearchIndex:
             addresses = [address for _score, address in result.hits]
             row_ids = self.searcher.fast_field_values("rid", addresses) if addresses else []
         return Hits(
-            total=int(result.count or 0),
-            row_ids=[int(r) for r in row_ids],
+            total=int(result.count or 0),  # type: ignore[attr-defined]
+            row_ids=[int(r) for r in row_ids if r is not None],
             addresses=addresses,
             scores=[float(score) if sort not in SORT_FIELDS else 0.0 for score, _ in result.hits],
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,7 @@ from .responses import json_response
 
 router = APIRouter()
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "description": "Invalid parameter",
         "content": {
