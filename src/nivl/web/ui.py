@@ -1,21 +1,88 @@
-"""Server-rendered pages (Jinja2): search, item and group pages, and error pages."""
+"""Server-rendered pages (Jinja2): search, item and group pages, and error pages.
+
+Every page works without JavaScript; ``static/nivl.js`` only enhances (a
+placeholder for thumbnails that fail to load, ``/`` to focus the search box).
+Everything from a record is escaped by Jinja's autoescape; the few pieces of
+markup nivl builds from captions come from ``text.py``; links and image
+sources are only ever http(s) URLs (``text.safe_url``), and the Content
+Security Policy forbids inline script and style.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, Request
+import jinja2
+import orjson
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from ..errors import RecordNotFound
+from ..library import Library
+from ..query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
+from ..records import Record, parse_item
+from ..search import SearchHit, SearchResult
+from . import text
+
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 CSP = (
-    "default-src 'self'; img-src 'self' https: http:; script-src 'self'; "
-    "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' https: data:; media-src https:; script-src 'self'; "
+    "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
+#: Query parameters the search page reads; anything else in the URL is ignored.
+UI_PARAMETERS = (*UPSTREAM_PARAMETERS, "album", "sort", "collapse")
+TEXT_PARAMETERS = (
+    "q",
+    "title",
+    "description",
+    "description_508",
+    "location",
+    "photographer",
+    "secondary_creator",
+)
+UI_FACETS = "media_type,center,year,keywords"
+DEFAULT_COLLAPSE = "event"
+GROUP_LEVELS = ("event", "near", "caption")
+COLLAPSE_LABELS = {"event": "Events", "caption": "Distinct captions", "none": "All results"}
+LEVEL_LABELS = {
+    "event": "photos of one event",
+    "near": "near-identical records",
+    "caption": "records with the same caption",
+}
+SORT_LABELS = {"relevance": "Relevance", "date_desc": "Newest", "date_asc": "Oldest"}
+MEDIA_LABELS = {"image": "Image", "video": "Video", "audio": "Audio"}
+PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~thumb.jpg")
+VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
+AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
+MEMBERS_ON_ITEM_PAGE = 24
+
+router = APIRouter(include_in_schema=False)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["quote"] = lambda value: quote(str(value), safe="")
+    env.filters["num"] = lambda value: f"{value:,}"
+    env.filters["safe_url"] = text.safe_url
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
 
 
 def is_ui_path(path: str) -> bool:
@@ -24,16 +91,361 @@ def is_ui_path(path: str) -> bool:
 
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(router)
 
 
 def page(
-    request: Request, template: str, context: dict[str, object], status_code: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, object],
+    status_code: int = 200,
+    *,
+    started: float | None = None,
+    search_ms: float | None = None,
 ) -> Response:
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if started is not None:
+        total = (time.perf_counter() - started) * 1000
+        timings = [f"app;dur={total:.1f}"]
+        if search_ms is not None:
+            timings.insert(0, f"search;dur={search_ms:.1f}")
+        response.headers["Server-Timing"] = ", ".join(timings)
     return response
 
 
 def error_page(request: Request, status: int, reason: str) -> Response:
     return page(request, "error.html", {"status": status, "reason": reason}, status)
+
+
+# --- what the templates show ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    """One search hit as a card: parsed fields plus its group and marked snippet."""
+
+    record: Record
+    group: Any  # search.GroupInfo | None
+    snippet: Any  # Markup | None
+    title: Any  # Markup (matches marked) or str
+    title_text: str  # plain, for alt text
+
+    @property
+    def thumb(self) -> str | None:
+        return text.safe_url(self.record.preview_href)
+
+    @property
+    def more(self) -> int:
+        size = getattr(self.group, "size", 1) or 1
+        return max(0, int(size) - 1)
+
+
+def cards(hits: list[SearchHit]) -> list[Card]:
+    out = []
+    for hit in hits:
+        record = parse_item(orjson.loads(hit.raw), raw=hit.raw)
+        marks = hit.highlight or {}
+        snippet = text.snippet(marks.get("description"))
+        if snippet is None and record.description:
+            snippet = _shorten(text.plain(record.description), 220)
+        title = text.plain(record.title) or record.nasa_id
+        marked_title = text.snippet(marks.get("title"))
+        if marked_title is not None and text.plain(str(marked_title)) == title:
+            shown: Any = marked_title
+        else:
+            shown = title
+        out.append(
+            Card(record=record, group=hit.group, snippet=snippet, title=shown, title_text=title)
+        )
+    return out
+
+
+def _shorten(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    cut = value[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;: ") + "…"
+
+
+class Links:
+    """Search-page URLs: the current parameters with some changed (page reset)."""
+
+    def __init__(self, state: Mapping[str, str], path: str = "/") -> None:
+        self.state = dict(state)
+        self.path = path
+
+    def __call__(self, **changes: object) -> str:
+        params = {k: v for k, v in self.state.items() if k != "page"}
+        for name, value in changes.items():
+            if value is None or value == "":
+                params.pop(name, None)
+            else:
+                params[name] = str(value)
+        if params.get("collapse") == DEFAULT_COLLAPSE:
+            del params["collapse"]
+        query = urlencode(params)
+        return self.path + (f"?{query}" if query else "")
+
+    def keyword_added(self, keyword: str) -> str:
+        current = [k for k in self.state.get("keywords", "").split(",") if k.strip()]
+        if keyword not in current:
+            current.append(keyword)
+        return self(keywords=",".join(current))
+
+    def keyword_removed(self, keyword: str) -> str:
+        current = [k for k in self.state.get("keywords", "").split(",") if k.strip()]
+        return self(keywords=",".join(k for k in current if k.strip() != keyword))
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int
+    last: int
+    links: Links
+
+    @property
+    def window(self) -> list[int | None]:
+        """Page numbers to show, None for a gap: 1 … 4 5 [6] 7 8 … 20."""
+        shown = {1, self.last, *range(self.page - 2, self.page + 3)}
+        pages = sorted(p for p in shown if 1 <= p <= self.last)
+        out: list[int | None] = []
+        for p in pages:
+            if out and out[-1] is not None and p - out[-1] > 1:  # type: ignore[operator]
+                out.append(None)
+            out.append(p)
+        return out
+
+    def url(self, page: int) -> str:
+        return self.links(page=page if page > 1 else None)
+
+
+def paging(result: SearchResult, links: Links, max_window: int) -> Paging | None:
+    request = result.request
+    total = result.total_groups if result.total_groups is not None else result.total_hits
+    last = max(1, min(math.ceil(total / request.page_size), max_window // request.page_size))
+    if last <= 1 and request.page <= 1:
+        return None
+    return Paging(page=request.page, last=max(last, request.page), links=links)
+
+
+def year_facet(counts: Mapping[str, int], request: SearchRequest) -> list[dict[str, Any]]:
+    """Years as decades, or single years once the range is a decade or less."""
+    years = sorted((int(y), n) for y, n in counts.items() if str(y).lstrip("-").isdigit())
+    if not years:
+        return []
+    start, end = request.year_start, request.year_end
+    narrow = start is not None and end is not None and end - start <= 10
+    if narrow or years[-1][0] - years[0][0] < 10:
+        return [{"label": str(y), "start": y, "end": y, "count": n} for y, n in years]
+    decades: dict[int, int] = {}
+    for year, n in years:
+        decades[year - year % 10] = decades.get(year - year % 10, 0) + n
+    return [
+        {"label": f"{d}s", "start": d, "end": d + 9, "count": n} for d, n in sorted(decades.items())
+    ]
+
+
+def _given(request: Request) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in request.query_params.items()
+        if key in UI_PARAMETERS and value.strip()
+    }
+
+
+def library_of(request: Request) -> Library:
+    library: Library = request.app.state.library
+    library.refresh()
+    return library
+
+
+def base_url(request: Request) -> str:
+    configured: str = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+# --- routes ------------------------------------------------------------------------
+
+
+@router.get("/", response_class=Response)
+def search_page(request: Request) -> Response:
+    started = time.perf_counter()
+    library = library_of(request)
+    given = _given(request)
+    has_text = any(name in given for name in TEXT_PARAMETERS)
+    defaults = {"collapse": DEFAULT_COLLAPSE, "sort": "relevance" if has_text else "date_desc"}
+    search_request = parse_request(
+        given,
+        library.limits,
+        require_one=False,
+        **defaults,
+        facets=UI_FACETS,
+        highlight="true",
+    )
+    result = library.search(search_request)
+    search_ms = (time.perf_counter() - started) * 1000
+    links = Links(given)
+    context = {
+        "request_": search_request,
+        "given": given,
+        "result": result,
+        "cards": cards(result.hits),
+        "links": links,
+        "paging": paging(result, links, library.limits.max_result_window),
+        "years": year_facet(result.facets.get("year", {}), search_request),
+        "has_text": has_text,
+        "collapses": [(c, COLLAPSE_LABELS[c]) for c in ("event", "caption", "none")],
+        "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
+        "media_labels": MEDIA_LABELS,
+        "keywords": [k for k in search_request.keywords],
+        "filtered": any(k not in ("sort", "collapse", "page", "page_size") for k in given),
+    }
+    return page(request, "search.html", context, started=started, search_ms=search_ms)
+
+
+@router.get("/item/{nasa_id:path}", response_class=Response)
+def item_page(request: Request, nasa_id: str) -> Response:
+    started = time.perf_counter()
+    library = library_of(request)
+    raw = library.store.get_raw(nasa_id)
+    item = orjson.loads(raw)
+    record = parse_item(item, raw=raw)
+    asset = library.store.get_asset(nasa_id)
+    files = manifest_files(asset.get("manifest"))
+    event = _event_group(library, nasa_id)
+    members: list[Card] = []
+    members_total = 0
+    if event is not None:
+        result = library.search(
+            SearchRequest(
+                group_level=event.level,
+                group_id=event.id,
+                sort="date_asc",
+                page_size=MEMBERS_ON_ITEM_PAGE + 1,
+            )
+        )
+        members_total = result.total_hits
+        members = [c for c in cards(result.hits) if c.record.nasa_id != nasa_id]
+        members = members[:MEMBERS_ON_ITEM_PAGE]
+    data = item["data"][0] if isinstance(item.get("data"), list) else {}
+    context = {
+        "record": record,
+        "title": text.plain(record.title) or record.nasa_id,
+        "description": text.rich(record.description),
+        "description_508": text.plain(record.description_508),
+        "fields": metadata_fields(data),
+        "links": [link for link in item.get("links") or [] if isinstance(link, dict)],
+        "item_href": text.safe_url(item.get("href")),
+        "preview": _pick(files, PREVIEW_SUFFIXES) or text.safe_url(record.preview_href),
+        "video": _pick(files, VIDEO_SUFFIXES) if record.media_type == "video" else None,
+        "audio": _pick(files, AUDIO_SUFFIXES) if record.media_type == "audio" else None,
+        "files": files,
+        "metadata_location": text.safe_url(asset.get("metadata_location")),
+        "upstream": "https://images.nasa.gov/details/" + quote(nasa_id, safe=""),
+        "permanent": base_url(request) + "/item/" + quote(nasa_id, safe=""),
+        "event": event,
+        "members": members,
+        "members_total": members_total,
+        "level_labels": LEVEL_LABELS,
+        "media_labels": MEDIA_LABELS,
+    }
+    return page(request, "item.html", context, started=started)
+
+
+@router.get("/group/{level}/{group_id:int}", response_class=Response)
+def group_page(request: Request, level: str, group_id: int) -> Response:
+    started = time.perf_counter()
+    if level not in GROUP_LEVELS:
+        raise RecordNotFound(f"No group level {level!r}: use event, near or caption")
+    library = library_of(request)
+    params = {k: v for k, v in _given(request).items() if k in ("page", "page_size", "sort")}
+    search_request = parse_request(params, library.limits, require_one=False, sort="date_asc")
+    search_request = SearchRequest(
+        group_level=level,
+        group_id=group_id,
+        sort=search_request.sort,
+        page=search_request.page,
+        page_size=search_request.page_size,
+        highlight=False,
+    )
+    result = library.search(search_request)
+    if result.total_hits == 0:
+        raise RecordNotFound(f"No {level} group {group_id} in this mirror")
+    links = Links(params, path=f"/group/{level}/{group_id}")
+    context = {
+        "level": level,
+        "group_id": group_id,
+        "result": result,
+        "cards": cards(result.hits),
+        "links": links,
+        "paging": paging(result, links, library.limits.max_result_window),
+        "level_labels": LEVEL_LABELS,
+        "media_labels": MEDIA_LABELS,
+        "sorts": [(s, SORT_LABELS[s]) for s in ("date_asc", "date_desc")],
+        "sort": search_request.sort,
+    }
+    return page(request, "group.html", context, started=started)
+
+
+@router.get("/group/{group_id:int}", response_class=Response)
+def group_any_level(request: Request, group_id: int) -> Response:
+    """A group by id alone (as the API's ``/groups/{id}``): the widest level that has it."""
+    library = library_of(request)
+    for level in GROUP_LEVELS:
+        found = library.search(SearchRequest(group_level=level, group_id=group_id, page_size=1))
+        if found.total_hits:
+            return group_page(request, level, group_id)
+    raise RecordNotFound(f"No group {group_id} in this mirror")
+
+
+# --- item page helpers -------------------------------------------------------------
+
+
+def _event_group(library: Library, nasa_id: str) -> Any:
+    """The record's event group (None until grouping has run, or for a group of one)."""
+    result = library.search(SearchRequest(nasa_id=nasa_id, collapse="event", page_size=1))
+    return result.hits[0].group if result.hits else None
+
+
+def manifest_files(manifest: str | None) -> list[dict[str, str]]:
+    """The asset manifest's files as (name, https URL); others are left out."""
+    if not manifest:
+        return []
+    try:
+        document = orjson.loads(manifest)
+        items = document["collection"]["items"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return []
+    files = []
+    for entry in items if isinstance(items, list) else []:
+        url = text.safe_url(entry.get("href") if isinstance(entry, dict) else None)
+        if url:
+            files.append({"name": url.rsplit("/", 1)[-1] or url, "url": url})
+    return files
+
+
+def _pick(files: list[dict[str, str]], suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
+        for file in files:
+            if file["url"].lower().endswith(suffix):
+                return file["url"]
+    return None
+
+
+def metadata_fields(data: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """The fields of the record's ``data`` object (but the description), values as strings."""
+    out = []
+    for name, value in data.items():
+        if name == "description":
+            continue  # shown in full above the table, with its links and line breaks
+        if isinstance(value, list):
+            values = [v if isinstance(v, str) else orjson.dumps(v).decode() for v in value]
+        elif isinstance(value, str):
+            values = [value]
+        else:
+            values = [orjson.dumps(value).decode()]
+        out.append((str(name), values))
+    return out
