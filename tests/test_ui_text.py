@@ -19,6 +19,10 @@ def test_safe_url_keeps_only_http_and_https() -> None:
     assert text.safe_url("https://a.example/x.jpg") == "https://a.example/x.jpg"
     assert text.safe_url("http://a.example/x.jpg") == "https://a.example/x.jpg"
     assert text.safe_url("HTTPS://a.example/") == "HTTPS://a.example/"
+    assert text.safe_url("https://a.example/a b/c%20d~thumb.jpg") == (
+        "https://a.example/a%20b/c%20d~thumb.jpg"
+    )
+    assert text.safe_url('https://a.example/"><x\ny') == "https://a.example/%22%3E%3Cx%0Ay"
     for bad in (
         "javascript:alert(1)",
         " javascript:alert(1)",
@@ -26,7 +30,7 @@ def test_safe_url_keeps_only_http_and_https() -> None:
         "data:text/html,<script>alert(1)</script>",
         "//evil.example/x",
         "https://",
-        "https://a.example/\nx",
+        "java\nscript:alert(1)",
         "vbscript:x",
         None,
         42,

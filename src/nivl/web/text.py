@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+_URL_SAFE = "%:/?#[]@!$&'()*+,;=~"
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}’”"
 _SPACES = re.compile(r"[ \t\r\f\v]+")
@@ -25,18 +27,20 @@ _DROPPED = {"script", "style", "template", "noscript", "iframe", "object", "svg"
 
 
 def safe_url(url: object) -> str | None:
-    """An http(s) URL as nivl links to it (https for http), or None for anything else."""
+    """An http(s) URL as nivl links to it, or None for anything else.
+
+    http becomes https (nivl's own links use https); spaces and other characters a URL
+    may not hold raw (upstream paths contain spaces) are percent-encoded.
+    """
     if not isinstance(url, str):
         return None
     url = url.strip()
-    if any(ord(c) < 33 for c in url):
-        return None
     lower = url.lower()
-    if lower.startswith("https://") and len(url) > 8:
-        return url
     if lower.startswith("http://") and len(url) > 7:
-        return "https://" + url[7:]
-    return None
+        url = "https://" + url[7:]
+    elif not (lower.startswith("https://") and len(url) > 8):
+        return None
+    return quote(url, safe=_URL_SAFE)
 
 
 class _Caption(HTMLParser):
@@ -98,7 +102,7 @@ def rich(text: str) -> Markup:
             out.append(_link(href, run))
         else:
             out.append(_linkify(run))
-    body = "".join(out).strip()
+    body = _SPACES.sub(" ", "".join(out)).strip()
     body = _BLANK_LINES.sub("\n\n", body)
     body = "\n".join(line.strip() for line in body.split("\n"))
     return Markup(body)
