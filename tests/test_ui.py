@@ -321,3 +321,42 @@ def test_search_page_weight_and_server_time(http: httpx.Client) -> None:
     (ARTIFACTS / "ui-metrics.json").write_text(json.dumps(metrics, indent=2))
     print(metrics)
     assert zipped < 40 * 1024  # a budget: 100 cards stay light on a phone
+
+
+# --- contrast (WCAG AA) ------------------------------------------------------------
+
+CSS = Path(__file__).resolve().parents[1] / "src" / "nivl" / "web" / "static" / "nivl.css"
+
+
+def _luminance(colour: str) -> float:
+    value = colour.lstrip("#")
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize(
+    ("fg", "bg"),
+    [
+        ("--fg", "--bg"),
+        ("--muted", "--bg"),
+        ("--muted", "--panel"),
+        ("--fg", "--panel"),
+        ("--accent", "--bg"),
+        ("--accent", "--panel"),
+        ("--accent", "#e3ebf7"),  # chips and keyword tags
+        ("--accent-fg", "--accent"),
+        ("--ph-fg", "--ph"),
+        ("--fg", "--mark"),
+        ("#343b42", "--bg"),  # snippets
+    ],
+)
+def test_colours_pass_wcag_aa(fg: str, bg: str) -> None:
+    variables = dict(re.findall(r"(--[\w-]+):\s*(#[0-9a-fA-F]{6})", CSS.read_text()))
+    ratio = contrast(variables.get(fg, fg), variables.get(bg, bg))
+    assert ratio >= 4.5, f"{fg} on {bg}: {ratio:.2f}"
