@@ -53,8 +53,8 @@ def _thumbnail(url: str) -> bytes:
         f'<stop offset="0" stop-color="hsl({a},45%,35%)"/>'
         f'<stop offset="1" stop-color="hsl({b},55%,15%)"/></linearGradient></defs>'
         '<rect width="320" height="240" fill="url(#g)"/>'
-        f'<circle cx="{60 + digest[2] % 200}" cy="{40 + digest[3] % 160}" r="{10 + digest[4] % 40}" '
-        'fill="#e8eef7" opacity=".85"/></svg>'
+        f'<circle cx="{60 + digest[2] % 200}" cy="{40 + digest[3] % 160}" '
+        f'r="{10 + digest[4] % 40}" fill="#e8eef7" opacity=".85"/></svg>'
     ).encode()
 
 
@@ -184,10 +184,14 @@ def test_collapse_switch_and_groups(tab: Tab) -> None:
     assert size > 1
     assert card.locator("a.more").inner_text() == f"+{size - 1} similar"
     card.locator("a.more").click()
-    tab.page.wait_for_url("**/group/**")
+    tab.page.wait_for_url("**/group/event/**")
     members = min(size, 100)
     assert _cards(tab).count() == members
     assert str(size) in tab.page.locator("h1").inner_text()
+    # an item of the group lists the other photos of its event
+    _cards(tab).first.locator("a.card-link").click()
+    tab.page.wait_for_url("**/item/**")
+    assert tab.page.locator(".members li.card").count() == min(size - 1, 24)
 
 
 def test_open_an_item_from_the_results(tab: Tab) -> None:
@@ -198,7 +202,9 @@ def test_open_an_item_from_the_results(tab: Tab) -> None:
     tab.page.wait_for_url("**/item/**")
     assert tab.page.locator("article.item").get_attribute("data-nasa-id") == nasa_id
     assert tab.page.locator(".preview img").get_attribute("alt")
-    upstream = tab.page.locator(f'a[href="https://images.nasa.gov/details/{quote(nasa_id or "", safe="")}"]')
+    upstream = tab.page.locator(
+        f'a[href="https://images.nasa.gov/details/{quote(nasa_id or "", safe="")}"]'
+    )
     assert upstream.count() == 1
     permanent = tab.page.locator("a.permalink")
     assert permanent.get_attribute("href") == tab.page.url

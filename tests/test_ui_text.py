@@ -39,9 +39,7 @@ def test_safe_url_keeps_only_http_and_https() -> None:
 
 
 def test_plain_drops_markup_and_decodes_entities() -> None:
-    assert text.plain(HOSTILE) == (
-        "Moon rocks NASA policy & moon click javascript:alert(4)"
-    )
+    assert text.plain(HOSTILE) == ("Moon rocks NASA policy & moon click javascript:alert(4)")
     assert text.plain("a\n\n  b") == "a b"
 
 
@@ -57,7 +55,7 @@ def test_rich_keeps_breaks_and_http_links_only() -> None:
 
 
 def test_rich_escapes_text_that_looks_like_markup() -> None:
-    out = str(text.rich("1 &lt; 2 and x<y> & \"quotes\""))
+    out = str(text.rich('1 &lt; 2 and x<y> & "quotes"'))
     assert "&lt;" in out and "<y>" not in out and "&#34;quotes&#34;" in out
 
 
@@ -77,7 +75,7 @@ def _snippet_html(description: str, query: str) -> str:
 
 
 def test_tantivy_snippet_html_escapes_the_caption() -> None:
-    """``snippet`` relies on this: the caption's own markup arrives escaped, only <b> is tantivy's."""
+    """``text.snippet`` relies on this: the caption's markup arrives escaped; <b> is tantivy's."""
     html = _snippet_html(HOSTILE, "moon nasa")
     assert "<script" not in html and "<img" not in html and "<a " not in html
     assert "&lt;script&gt;" in html
@@ -98,7 +96,7 @@ def test_snippet_marks_matches_and_never_passes_markup_through() -> None:
     "marked",
     [
         "&lt;b&gt;fake&lt;/b&gt; <b>real</b>",
-        'ref=&quot;x&quot;&gt; <b>tail</b> &lt;a href=&quot;http',
+        "ref=&quot;x&quot;&gt; <b>tail</b> &lt;a href=&quot;http",
         "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>",
         "",
     ],

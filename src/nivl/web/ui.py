@@ -23,14 +23,16 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import Response
 
 from ..errors import RecordNotFound
 from ..library import Library
 from ..query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from ..records import Record, parse_item
-from ..search import SearchHit, SearchResult
+from ..search import GroupInfo, SearchHit, SearchResult
 from . import text
+from .api import base_url, library_of
 
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
@@ -128,9 +130,9 @@ class Card:
     """One search hit as a card: parsed fields plus its group and marked snippet."""
 
     record: Record
-    group: Any  # search.GroupInfo | None
-    snippet: Any  # Markup | None
-    title: Any  # Markup (matches marked) or str
+    group: GroupInfo | None
+    snippet: Markup | str | None
+    title: Markup | str  # Markup when matched words are marked
     title_text: str  # plain, for alt text
 
     @property
@@ -148,15 +150,14 @@ def cards(hits: list[SearchHit]) -> list[Card]:
     for hit in hits:
         record = parse_item(orjson.loads(hit.raw), raw=hit.raw)
         marks = hit.highlight or {}
-        snippet = text.snippet(marks.get("description"))
+        snippet: Markup | str | None = text.snippet(marks.get("description"))
         if snippet is None and record.description:
             snippet = _shorten(text.plain(record.description), 220)
         title = text.plain(record.title) or record.nasa_id
         marked_title = text.snippet(marks.get("title"))
+        shown: Markup | str = title
         if marked_title is not None and text.plain(str(marked_title)) == title:
-            shown: Any = marked_title
-        else:
-            shown = title
+            shown = marked_title  # the whole title, with its matched words marked
         out.append(
             Card(record=record, group=hit.group, snippet=snippet, title=shown, title_text=title)
         )
@@ -213,7 +214,7 @@ class Paging:
         pages = sorted(p for p in shown if 1 <= p <= self.last)
         out: list[int | None] = []
         for p in pages:
-            if out and out[-1] is not None and p - out[-1] > 1:  # type: ignore[operator]
+            if out and out[-1] is not None and p - out[-1] > 1:
                 out.append(None)
             out.append(p)
         return out
@@ -254,17 +255,6 @@ def _given(request: Request) -> dict[str, str]:
         for key, value in request.query_params.items()
         if key in UI_PARAMETERS and value.strip()
     }
-
-
-def library_of(request: Request) -> Library:
-    library: Library = request.app.state.library
-    library.refresh()
-    return library
-
-
-def base_url(request: Request) -> str:
-    configured: str = request.app.state.settings.public_url
-    return configured or str(request.base_url).rstrip("/")
 
 
 # --- routes ------------------------------------------------------------------------
@@ -404,7 +394,7 @@ def group_any_level(request: Request, group_id: int) -> Response:
 # --- item page helpers -------------------------------------------------------------
 
 
-def _event_group(library: Library, nasa_id: str) -> Any:
+def _event_group(library: Library, nasa_id: str) -> GroupInfo | None:
     """The record's event group (None until grouping has run, or for a group of one)."""
     result = library.search(SearchRequest(nasa_id=nasa_id, collapse="event", page_size=1))
     return result.hits[0].group if result.hits else None
