@@ -170,6 +170,12 @@ def test_keyword_and_year_filters(http: httpx.Client) -> None:
     assert "Remove keyword Apollo 11" in response.text
 
 
+def test_upstream_field_parameters_show_as_removable_filters(http: httpx.Client) -> None:
+    html = http.get("/", params={"photographer": "Bill Ingalls", "collapse": "none"}).text
+    assert "Photographer: Bill Ingalls" in html
+    assert 'href="/?collapse=none" aria-label="Remove filter: photographer Bill Ingalls"' in html
+
+
 def test_empty_results_get_a_friendly_page(http: httpx.Client) -> None:
     response = http.get("/", params={"q": "zzqxv nonexistentword", "media_type": "audio"})
     assert response.status_code == 200

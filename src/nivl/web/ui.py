@@ -52,6 +52,9 @@ TEXT_PARAMETERS = (
     "photographer",
     "secondary_creator",
 )
+FILTER_PARAMETERS = ("media_type", "center", "keywords", "year_start", "year_end", "album")
+#: Upstream's one-field parameters, shown as removable filters like the facets.
+FIELD_FILTERS = (*TEXT_PARAMETERS[1:], "nasa_id")
 UI_FACETS = "media_type,center,year,keywords"
 DEFAULT_COLLAPSE = "event"
 GROUP_LEVELS = ("event", "near", "caption")
@@ -291,7 +294,8 @@ def search_page(request: Request) -> Response:
         "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
         "media_labels": MEDIA_LABELS,
         "keywords": [k for k in search_request.keywords],
-        "filtered": any(k not in ("sort", "collapse", "page", "page_size") for k in given),
+        "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
+        "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
     }
     return page(request, "search.html", context, started=started, search_ms=search_ms)
 
