@@ -37,7 +37,7 @@ from .api import base_url, library_of
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
 CSP = (
-    "default-src 'self'; img-src 'self' https: data:; media-src https:; script-src 'self'; "
+    "default-src 'self'; img-src 'self' https:; media-src https:; script-src 'self'; "
     "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
