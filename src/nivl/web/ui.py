@@ -10,9 +10,10 @@ Security Policy forbids inline script and style.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from ..errors import RecordNotFound
 from ..library import Library
@@ -33,6 +34,7 @@ from ..records import Record, parse_item
 from ..search import GroupInfo, SearchHit, SearchResult
 from . import text
 from .api import base_url, library_of
+from .responses import Body, BodyCache
 
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
@@ -108,16 +110,50 @@ def page(
     started: float | None = None,
     search_ms: float | None = None,
 ) -> Response:
-    response = templates.TemplateResponse(request, template, context, status_code=status_code)
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response = _secure(
+        templates.TemplateResponse(request, template, context, status_code=status_code)
+    )
     if started is not None:
         total = (time.perf_counter() - started) * 1000
         timings = [f"app;dur={total:.1f}"]
         if search_ms is not None:
             timings.insert(0, f"search;dur={search_ms:.1f}")
         response.headers["Server-Timing"] = ", ".join(timings)
+    return response
+
+
+def _secure(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def cached_page(request: Request, library: Library, build: Callable[[], Response]) -> Response:
+    """The page ``build()`` renders, or the copy rendered for this URL at this revision.
+
+    A page is a pure function of its URL and the data, so it is kept (in the app's
+    body cache, beside the API's bodies) until an import or harvest moves the revision.
+    Browsers revalidate with the ETag and get a 304 while nothing changed.
+    """
+    cache: BodyCache | None = getattr(request.app.state, "body_cache", None)
+    key = ("ui", base_url(request), request.url.path, request.url.query, library.revision)
+    body = cache.get(key) if cache is not None else None
+    if body is None:
+        response = build()
+        if response.status_code != 200:
+            return response
+        data = bytes(response.body)
+        body = Body(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+        if cache is not None:
+            body = cache.put(key, body)
+    else:
+        response = _secure(HTMLResponse(body.data))
+        response.headers["Server-Timing"] = 'cache;desc="hit"'
+    response.headers["ETag"] = body.etag
+    response.headers["Cache-Control"] = "no-cache"
+    if request.headers.get("if-none-match") == body.etag:
+        return _secure(Response(status_code=304, headers={"ETag": body.etag}))
     return response
 
 
@@ -265,8 +301,12 @@ def _given(request: Request) -> dict[str, str]:
 
 @router.get("/", response_class=Response)
 def search_page(request: Request) -> Response:
-    started = time.perf_counter()
     library = library_of(request)
+    return cached_page(request, library, lambda: _search_page(request, library))
+
+
+def _search_page(request: Request, library: Library) -> Response:
+    started = time.perf_counter()
     given = _given(request)
     has_text = any(name in given for name in TEXT_PARAMETERS)
     defaults = {"collapse": DEFAULT_COLLAPSE, "sort": "relevance" if has_text else "date_desc"}
