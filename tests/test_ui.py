@@ -233,7 +233,7 @@ def test_item_page_shows_everything_about_a_record(
     assert f"https://images.nasa.gov/details/{data['nasa_id']}" in hrefs
     assert any(h and h.endswith(f"/item/{data['nasa_id']}") for h in hrefs)  # permanent URL
     assert any(h and h.startswith("/?keywords=") for h in hrefs)
-    (img,) = page.all("img")
+    img = page.all("img")[0]  # the large preview comes first
     assert img["alt"] and img["src"].startswith("https://")
     text = "".join(page.text)
     for name in data:
@@ -268,7 +268,7 @@ def test_item_page_with_a_manifest(tmp_path: Path, shared_items: list[dict[str, 
     assert "Original files" in html
     hrefs = [a.get("href") for a in page.all("a")]
     assert f"https://images-assets.nasa.gov/image/{nasa_id}/{nasa_id}~orig.jpg" in hrefs
-    (img,) = page.all("img")
+    img = page.all("img")[0]  # the large preview comes first
     assert img["src"].endswith("~medium.jpg")  # the large preview, from the manifest
     assert "javascript" not in html
 
