@@ -402,3 +402,21 @@ def test_search_pages_are_cached_until_the_data_changes(
         changed = client.get("/", headers={"If-None-Match": again.headers["etag"]})
         assert changed.status_code == 200
         assert changed.text.count('<li class="card"') == 2
+
+
+def test_pages_answer_head(http: httpx.Client, shared_items: list[dict[str, Any]]) -> None:
+    nasa_id = shared_items[0]["data"][0]["nasa_id"]
+    for path in ("/?q=moon", f"/item/{quote(nasa_id, safe='')}"):
+        response = http.head(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/html")
+    assert http.head("/item/no-such-id").status_code == 404
+
+
+def test_an_empty_mirror_says_how_to_fill_it(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, home=str(tmp_path / "home"))
+    with running(create_app(settings)) as url:
+        response = httpx.get(url + "/")
+    assert response.status_code == 200
+    assert "This mirror holds no records yet" in response.text
+    assert_safe(response.text)

@@ -310,6 +310,10 @@ def test_screenshots_and_page_weight(browser: Any, api_url: str) -> None:
         tab.page.screenshot(path=str(ARTIFACTS / "search-360-filters.png"))
         tab.goto("/item/" + quote(_cards(tab).first.get_attribute("data-nasa-id") or "", safe=""))
         tab.page.screenshot(path=str(ARTIFACTS / "item-360.png"), full_page=True)
+        overflow = tab.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, "horizontal scroll on the item page at 360px"
     finally:
         tab.close()
     tab = Tab(browser, api_url)

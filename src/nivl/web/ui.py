@@ -299,7 +299,7 @@ def _given(request: Request) -> dict[str, str]:
 # --- routes ------------------------------------------------------------------------
 
 
-@router.get("/", response_class=Response)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=Response)
 def search_page(request: Request) -> Response:
     library = library_of(request)
     return cached_page(request, library, lambda: _search_page(request, library))
@@ -340,7 +340,7 @@ def _search_page(request: Request, library: Library) -> Response:
     return page(request, "search.html", context, started=started, search_ms=search_ms)
 
 
-@router.get("/item/{nasa_id:path}", response_class=Response)
+@router.api_route("/item/{nasa_id:path}", methods=["GET", "HEAD"], response_class=Response)
 def item_page(request: Request, nasa_id: str) -> Response:
     started = time.perf_counter()
     library = library_of(request)
@@ -389,7 +389,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
     return page(request, "item.html", context, started=started)
 
 
-@router.get("/group/{level}/{group_id:int}", response_class=Response)
+@router.api_route("/group/{level}/{group_id:int}", methods=["GET", "HEAD"], response_class=Response)
 def group_page(request: Request, level: str, group_id: int) -> Response:
     started = time.perf_counter()
     if level not in GROUP_LEVELS:
@@ -424,7 +424,7 @@ def group_page(request: Request, level: str, group_id: int) -> Response:
     return page(request, "group.html", context, started=started)
 
 
-@router.get("/group/{group_id:int}", response_class=Response)
+@router.api_route("/group/{group_id:int}", methods=["GET", "HEAD"], response_class=Response)
 def group_any_level(request: Request, group_id: int) -> Response:
     """A group by id alone (as the API's ``/groups/{id}``): the widest level that has it."""
     library = library_of(request)
