@@ -336,6 +336,11 @@ def test_screenshots_and_page_weight(browser: Any, api_url: str) -> None:
             }"""
         )
         tab.page.screenshot(path=str(ARTIFACTS / "search-100-cards.png"))
+        # lazy thumbnails below the fold are not mistaken for failed ones
+        tab.page.mouse.wheel(0, 100_000)
+        tab.page.wait_for_load_state("networkidle")
+        assert tab.page.locator(".thumb.failed").count() == 0
+        assert tab.page.locator(".thumb img").count() == 100
         item = tab.page.locator("li.card").first.get_attribute("data-nasa-id")
         tab.goto("/item/" + quote(item or "", safe=""))
         tab.page.screenshot(path=str(ARTIFACTS / "item-1280.png"), full_page=True)
