@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import jinja2
 import orjson
@@ -180,8 +180,8 @@ class Card:
 
     @property
     def more(self) -> int:
-        size = getattr(self.group, "size", 1) or 1
-        return max(0, int(size) - 1)
+        """How many others the card stands for ("+N similar")."""
+        return max(0, self.group.size - 1) if self.group is not None else 0
 
 
 def cards(hits: list[SearchHit]) -> list[Card]:
@@ -329,11 +329,9 @@ def _search_page(request: Request, library: Library) -> Response:
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "years": year_facet(result.facets.get("year", {}), search_request),
-        "has_text": has_text,
         "collapses": [(c, COLLAPSE_LABELS[c]) for c in ("event", "caption", "none")],
         "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
         "media_labels": MEDIA_LABELS,
-        "keywords": [k for k in search_request.keywords],
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
         "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
     }
@@ -364,12 +362,11 @@ def item_page(request: Request, nasa_id: str) -> Response:
         members_total = result.total_hits
         members = [c for c in cards(result.hits) if c.record.nasa_id != nasa_id]
         members = members[:MEMBERS_ON_ITEM_PAGE]
-    data = item["data"][0] if isinstance(item.get("data"), list) else {}
+    data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
         "title": text.plain(record.title) or record.nasa_id,
         "description": text.rich(record.description),
-        "description_508": text.plain(record.description_508),
         "fields": metadata_fields(data),
         "links": [link for link in item.get("links") or [] if isinstance(link, dict)],
         "item_href": text.safe_url(item.get("href")),
@@ -383,7 +380,6 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "event": event,
         "members": members,
         "members_total": members_total,
-        "level_labels": LEVEL_LABELS,
         "media_labels": MEDIA_LABELS,
     }
     return page(request, "item.html", context, started=started)
@@ -457,7 +453,7 @@ def manifest_files(manifest: str | None) -> list[dict[str, str]]:
     for entry in items if isinstance(items, list) else []:
         url = text.safe_url(entry.get("href") if isinstance(entry, dict) else None)
         if url:
-            files.append({"name": url.rsplit("/", 1)[-1] or url, "url": url})
+            files.append({"name": unquote(url.rsplit("/", 1)[-1]) or url, "url": url})
     return files
 
 
