@@ -187,7 +187,12 @@ def test_collapse_switch_and_groups(tab: Tab) -> None:
     tab.page.wait_for_url("**/group/event/**")
     members = min(size, 100)
     assert _cards(tab).count() == members
-    assert str(size) in tab.page.locator("h1").inner_text()
+    heading = tab.page.locator("h1").inner_text()
+    assert str(size) in heading
+    group_id = tab.page.url.split("/group/event/")[1].split("?")[0]
+    tab.goto(f"/group/{group_id}")  # by id alone, as the API's /groups/{id}
+    assert tab.page.locator("h1").inner_text() == heading
+    tab.page.go_back()
     # an item of the group lists the other photos of its event
     _cards(tab).first.locator("a.card-link").click()
     tab.page.wait_for_url("**/item/**")
