@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import orjson
 
 from .errors import RecordRejected
+from .groups import update_groups
 from .records import Record, dump_item, parse_item
 from .search_index import SearchIndex
 from .store import Store
@@ -238,6 +239,8 @@ def import_paths(
                 summary.rejections.append(entry)
     if batch:
         flush()
-    # If anything above failed, the committed batches are indexed on the next open.
+    # If anything above failed, the committed batches are grouped and indexed on the next
+    # open. Grouping comes first, so that the index gets the group ids.
+    update_groups(store)
     index.sync(store, progress=on_indexed)
     return summary

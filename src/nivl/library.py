@@ -10,6 +10,7 @@ import importlib.resources
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary, import_paths
 from .query import Limits, SearchRequest
 from .search import SearchResult, search
@@ -24,6 +25,7 @@ class Library:
         self.store = Store(settings.db_path, max_mb=settings.max_db_mb)
         self.index = SearchIndex(settings.index_path)
         if sync:
+            update_groups(self.store)
             self.index.sync(self.store)
         self.revision = self.index.indexed_rev(self.store)
 
@@ -56,6 +58,20 @@ class Library:
         self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
     ) -> ImportSummary:
         return import_paths(self.store, self.index, paths, on_bytes=on_bytes)
+
+    def group(self, *, rebuild: bool = False) -> GroupUpdate:
+        """Regroup what changed (everything with ``rebuild``), then refresh the index."""
+        update = update_groups(self.store, rebuild=rebuild)
+        self.index.sync(self.store)
+        return update
+
+    def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
+        return group_page(self.store, group_id, page=page, page_size=page_size)
+
+    def dupes(
+        self, *, level: str | None = None, min_size: int = 2, limit: int = 20
+    ) -> DupesReport:
+        return dupes(self.store, level=level, min_size=min_size, limit=limit)
 
     def is_empty(self) -> bool:
         return self.store.count() == 0

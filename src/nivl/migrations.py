@@ -59,3 +59,31 @@ def m001_records(conn: sqlite3.Connection) -> None:
         );
         """
     )
+
+
+@migration
+def m002_groups(conn: sqlite3.Connection) -> None:
+    """Group ids per record, blocking keys for incremental grouping, and groups of 2+."""
+    conn.executescript(
+        """
+        ALTER TABLE records ADD COLUMN caption_group INTEGER;
+        ALTER TABLE records ADD COLUMN near_group INTEGER;
+        ALTER TABLE records ADD COLUMN event_group INTEGER;
+        CREATE INDEX records_caption_group ON records (caption_group);
+        CREATE INDEX records_near_group ON records (near_group);
+        CREATE INDEX records_event_group ON records (event_group, date_created);
+        CREATE TABLE group_keys (
+            key INTEGER NOT NULL,
+            row_id INTEGER NOT NULL,
+            PRIMARY KEY (key, row_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX group_keys_row ON group_keys (row_id);
+        CREATE TABLE groups (
+            id INTEGER PRIMARY KEY,
+            level TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            representative INTEGER NOT NULL
+        );
+        CREATE INDEX groups_level_size ON groups (level, size);
+        """
+    )

@@ -14,6 +14,9 @@ from .search_index import SearchIndex
 from .store import Store
 
 HIGHLIGHT_FIELDS = ("title", "description")
+#: Hits a collapsed search reads at most to fill a page of groups: deep pages of groups
+#: are cut off there (a bounded cost), while ``total_groups`` still counts them all.
+COLLAPSE_SCAN = 20_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class SearchResult:
 def search(store: Store, index: SearchIndex, request: SearchRequest) -> SearchResult:
     plan = plan_query(request)
     query = index.compile(plan)
+    if request.collapse != "none":
+        return _collapsed(store, index, request, query)
     hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
     raws = store.raw_by_ids(hits.row_ids)
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None
@@ -64,6 +69,62 @@ def search(store: Store, index: SearchIndex, request: SearchRequest) -> SearchRe
     ]
     facets = index.facets(query, request.facets) if request.facets else {}
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
+
+
+def _collapsed(
+    store: Store, index: SearchIndex, request: SearchRequest, query: Any
+) -> SearchResult:
+    """Each group once, by its best-ranked hit, read from the group fast field in rank order.
+
+    Hits are scanned in growing batches until the page's groups are found, so page N
+    shows the groups whose best hits rank (N-1)·size+1 … N·size among groups: no
+    group repeats across pages and none is skipped.
+    """
+    level = request.collapse
+    field_name = f"{level}_group"
+    wanted = request.offset + request.page_size
+    firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
+    scanned, total, batch = 0, 0, max(wanted * 2, 200)
+    while len(firsts) < wanted and scanned < COLLAPSE_SCAN:
+        limit = min(batch, COLLAPSE_SCAN - scanned)
+        hits = index.search(query, limit=limit, offset=scanned, sort=request.sort)
+        total = hits.total
+        ids = index.fast_values(field_name, hits.addresses) if hits.addresses else []
+        for row_id, score, address, group_id in zip(
+            hits.row_ids, hits.scores, hits.addresses, ids, strict=False
+        ):
+            key = int(group_id) if group_id is not None else -row_id  # ungrouped: alone
+            if key not in firsts:
+                firsts[key] = (row_id, score, address, group_id)
+        scanned += len(hits.row_ids)
+        if scanned >= total or not hits.row_ids:
+            break
+        batch *= 2
+    if scanned >= total:
+        total_groups = len(firsts)
+    else:  # the count covers every hit, not just those scanned
+        total_groups = max(len(firsts), index.count_distinct(query, field_name))
+    chosen = list(firsts.values())[request.offset : wanted]
+    sizes = store.group_sizes([g for *_, g in chosen if g is not None])
+    raws = store.raw_by_ids([row_id for row_id, *_ in chosen])
+    addresses = [address for _, _, address, _ in chosen]
+    highlights = _highlights(index, query, addresses) if request.highlight else None
+    page = [
+        SearchHit(
+            row_id=row_id,
+            raw=raw,
+            score=score,
+            group=GroupInfo(int(group_id), level, sizes.get(int(group_id), 1))
+            if group_id is not None
+            else None,
+            highlight=highlights[i] if highlights else None,
+        )
+        for i, ((row_id, score, _, group_id), raw) in enumerate(zip(chosen, raws, strict=False))
+    ]
+    facets = index.facets(query, request.facets) if request.facets else {}
+    return SearchResult(
+        request=request, total_hits=total, hits=page, facets=facets, total_groups=total_groups
+    )
 
 
 def _highlights(index: SearchIndex, query: Any, addresses: list[Any]) -> list[dict[str, str]]:

@@ -24,7 +24,7 @@ from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, 
 from .errors import SearchIndexError
 from .query import QueryPlan, TextClause
 from .records import Record, parse_item
-from .store import Store
+from .store import Store, StoredRow
 
 SCHEMA_VERSION = "1"
 ANALYZER = "nivl_en"
@@ -172,14 +172,16 @@ class SearchIndex:
             writer = self.index.writer(heap_size=128_000_000, num_threads=1)
             if since == 0:
                 writer.delete_all_documents()
-            for row in store.iter_rows(since_rev=since):
-                record = parse_item(orjson.loads(row.raw), raw=row.raw)
-                if since:
-                    writer.delete_documents_by_term("rid", row.id)
-                writer.add_document(record_document(row.id, record))
-                done += 1
-                if progress is not None:
-                    progress(1)
+            for chunk in _chunks(store.iter_rows(since_rev=since), 1000):
+                groups = store.groups_by_row_ids([row.id for row in chunk])
+                for row in chunk:
+                    record = parse_item(orjson.loads(row.raw), raw=row.raw)
+                    if since:
+                        writer.delete_documents_by_term("rid", row.id)
+                    writer.add_document(record_document(row.id, record, groups.get(row.id, ())))
+                    done += 1
+                    if progress is not None:
+                        progress(1)
             writer.commit()
             writer.wait_merging_threads()
             self.index.reload()
@@ -288,6 +290,12 @@ class SearchIndex:
         with tantivy_errors("reading fast fields"):
             return list(self.searcher.fast_field_values(field, list(addresses)))
 
+    def count_distinct(self, query: Query, field: str) -> int:
+        """Distinct values of a fast field over all hits (HyperLogLog: exact when small)."""
+        with tantivy_errors("counting groups"):
+            result = self.searcher.aggregate(query, {"n": {"cardinality": {"field": field}}})
+        return int(round(result.get("n", {}).get("value") or 0))
+
     def facets(
         self, query: Query, names: Iterable[str], *, size: int = 20
     ) -> dict[str, dict[str, int]]:
@@ -316,6 +324,17 @@ class SearchIndex:
     def snippet_generator(self, query: Query, field: str) -> tantivy.SnippetGenerator:
         with tantivy_errors("highlighting"):
             return tantivy.SnippetGenerator.create(self.searcher, query, self.schema, field)
+
+
+def _chunks(rows: Iterable[StoredRow], size: int) -> Iterator[list[StoredRow]]:
+    chunk: list[StoredRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _facet_key(key: Any) -> Any:

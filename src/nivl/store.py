@@ -366,6 +366,151 @@ class Store:
         with sqlite_errors("checking the store"):
             return str(self._reader.execute("PRAGMA integrity_check").fetchone()[0])
 
+    # --- groups (written by groups.py, read by search and the expand/dupes views) ---
+
+    def rows_sharing_keys(self, keys: Iterable[int]) -> set[int]:
+        """Row ids holding any of these blocking keys: the candidates a new record may join."""
+        with sqlite_errors("reading the store"):
+            rows = _select_in(
+                self._reader, "SELECT row_id FROM group_keys WHERE key IN ({})", sorted(set(keys))
+            )
+        return {row[0] for row in rows}
+
+    def rows_in_events(self, event_ids: Iterable[int]) -> set[int]:
+        with sqlite_errors("reading the store"):
+            rows = _select_in(
+                self._reader,
+                "SELECT id FROM records WHERE event_group IN ({})",
+                sorted(set(event_ids)),
+            )
+        return {row[0] for row in rows}
+
+    def groups_by_row_ids(self, ids: Sequence[int]) -> dict[int, tuple[int, int, int]]:
+        """(caption, near, event) group ids of grouped rows; ungrouped rows are left out."""
+        with sqlite_errors("reading the store"):
+            rows = _select_in(
+                self._reader,
+                "SELECT id, caption_group, near_group, event_group FROM records "
+                "WHERE id IN ({}) AND event_group IS NOT NULL",
+                list(ids),
+            )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def write_groups(
+        self,
+        assignments: Mapping[int, tuple[int, int, int]],
+        groups: Iterable[tuple[int, str, int, int]],
+        *,
+        keys: Mapping[int, Iterable[int]],
+        drop_groups: Iterable[int],
+        seen_rev: int,
+        full: bool = False,
+    ) -> int:
+        """Store a grouping in one transaction; returns the rows whose groups changed.
+
+        ``assignments`` maps row id → group ids, ``groups`` are (id, level, size,
+        representative row id) of groups of two or more, ``keys`` the rows' new blocking
+        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them. The
+        grouping watermark moves to cover them only when nobody wrote since ``seen_rev``.
+        """
+        with self.transaction() as conn:
+            if full:
+                conn.execute("DELETE FROM group_keys")
+                conn.execute("DELETE FROM groups")
+            else:
+                _delete_in(conn, "DELETE FROM group_keys WHERE row_id IN ({})", list(keys))
+                _delete_in(conn, "DELETE FROM groups WHERE id IN ({})", sorted(set(drop_groups)))
+            current = {
+                row[0]: (row[1], row[2], row[3])
+                for row in _select_in(
+                    conn,
+                    "SELECT id, caption_group, near_group, event_group FROM records "
+                    "WHERE id IN ({})",
+                    list(assignments),
+                )
+            }
+            changed = [rid for rid, ids in assignments.items() if current.get(rid) != tuple(ids)]
+            latest = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
+            if changed:
+                rev = self._bump(conn, "rev")
+                conn.executemany(
+                    "UPDATE records SET caption_group = ?, near_group = ?, event_group = ?, "
+                    "rev = ? WHERE id = ?",
+                    [(*assignments[rid], rev, rid) for rid in changed],
+                )
+            conn.executemany(
+                "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",
+                [(key, rid) for rid, row_keys in keys.items() for key in row_keys],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO groups (id, level, size, representative) "
+                "VALUES (?, ?, ?, ?)",
+                list(groups),
+            )
+            top = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
+            _set_meta(conn, "grouped_rev", str(top if latest <= seen_rev else seen_rev))
+        return len(changed)
+
+    def group_sizes(self, ids: Sequence[int]) -> dict[int, int]:
+        """Sizes of groups of two or more; an id not found is a group of one."""
+        with sqlite_errors("reading the store"):
+            rows = _select_in(self._reader, "SELECT id, size FROM groups WHERE id IN ({})", list(ids))
+        return {row[0]: row[1] for row in rows}
+
+    def group_level(self, group_id: int) -> str | None:
+        """The level a group id belongs to (ids are unique across levels), or None."""
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT level FROM groups WHERE id = ?", (group_id,)
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            for level, column in GROUP_COLUMNS.items():
+                found = self._reader.execute(
+                    f"SELECT 1 FROM records WHERE {column} = ? LIMIT 1", (group_id,)
+                ).fetchone()
+                if found is not None:
+                    return level
+        return None
+
+    def group_members(
+        self, level: str, group_id: int, *, limit: int, offset: int = 0
+    ) -> tuple[int, list[StoredRow]]:
+        """(size, one page of members in date order) of a group."""
+        column = GROUP_COLUMNS[level]
+        with sqlite_errors("reading the store"):
+            size = self._reader.execute(
+                f"SELECT count(*) FROM records WHERE {column} = ?", (group_id,)
+            ).fetchone()[0]
+            rows = self._reader.execute(
+                f"SELECT id, nasa_id, raw, rev FROM records WHERE {column} = ? "
+                "ORDER BY date_created, nasa_id LIMIT ? OFFSET ?",
+                (group_id, limit, offset),
+            ).fetchall()
+        return int(size), [StoredRow(*row) for row in rows]
+
+    def largest_groups(
+        self, level: str, *, min_size: int = 2, limit: int = 20
+    ) -> list[tuple[int, int, StoredRow]]:
+        """(id, size, representative row) of the largest groups at a level."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT g.id, g.size, r.id, r.nasa_id, r.raw, r.rev FROM groups g "
+                "JOIN records r ON r.id = g.representative "
+                "WHERE g.level = ? AND g.size >= ? ORDER BY g.size DESC, g.id LIMIT ?",
+                (level, min_size, limit),
+            ).fetchall()
+        return [(row[0], row[1], StoredRow(*row[2:])) for row in rows]
+
+    def hidden_by_level(self) -> dict[str, int]:
+        """Records a collapse at each level would hide: all but one per group."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT level, coalesce(sum(size - 1), 0) FROM groups GROUP BY level"
+            ).fetchall()
+        found = dict(rows)
+        return {level: int(found.get(level, 0)) for level in GROUP_COLUMNS}
+
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute(
@@ -383,3 +528,13 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tu
         placeholders = ",".join("?" * len(chunk))
         rows.extend(conn.execute(sql.format(placeholders), chunk).fetchall())
     return rows
+
+
+#: Group level → its column in ``records`` (the only names interpolated into SQL).
+GROUP_COLUMNS = {"caption": "caption_group", "near": "near_group", "event": "event_group"}
+
+
+def _delete_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> None:
+    for start in range(0, len(values), 900):
+        chunk = values[start : start + 900]
+        conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
