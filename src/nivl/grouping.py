@@ -25,8 +25,9 @@ import re
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 
 import numpy as np
@@ -61,9 +62,9 @@ class Thresholds:
     near: float = 0.5  # Jaccard of word shingles for a near-duplicate pair
     shingle: int = 3  # words per shingle
     num_perm: int = 64  # MinHash permutations
-    event: float = 0.3  # Jaccard of content words for a same-day, same-center pair
+    event: float = 0.5  # Jaccard of content words for a same-day, same-center pair
     run_gap: int = 12  # largest step between photo numbers of one run
-    near_days: int | None = None  # near pairs at most this many days apart (None: any)
+    near_days: int | None = 0  # near pairs at most this many days apart (None: any)
 
 
 @dataclass(frozen=True)
@@ -201,19 +202,36 @@ def near_text(record: Record) -> str:
     return f"{record.title} {strip_stamp(record.description)}"
 
 
-def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[int]:
+@dataclass(frozen=True)
+class Features:
+    """What the rules compare, computed once per record."""
+
+    caption: str
+    shingles: frozenset[str]
+    words: frozenset[str]
+    signature: MinHash | None
+
+
+def features(record: Record, thresholds: Thresholds = Thresholds()) -> Features:
+    shingle_set = shingles(near_text(record), thresholds.shingle)
+    signature = minhash(shingle_set, thresholds.num_perm) if shingle_set else None
+    return Features(caption_key(record), frozenset(shingle_set), content_words(record), signature)
+
+
+def blocking_keys(
+    record: Record, thresholds: Thresholds = Thresholds(), feats: Features | None = None
+) -> set[int]:
     """Keys any record that could share a group with this one also has.
 
     Caption text, each LSH band, the (day, center) pair and the photo-number bucket
     and its neighbours: a pair joined by any rule shares at least one key.
     """
+    feats = feats or features(record, thresholds)
     keys: set[int] = set()
-    caption = caption_key(record)
-    if caption:
-        keys.add(key_hash("caption", caption))
-    shingle_set = shingles(near_text(record), thresholds.shingle)
-    if shingle_set:
-        values = minhash(shingle_set, thresholds.num_perm).hashvalues
+    if feats.caption:
+        keys.add(key_hash("caption", feats.caption))
+    if feats.signature is not None:
+        values = feats.signature.hashvalues
         bands, rows = _bands(thresholds.near, thresholds.num_perm)
         for band in range(bands):
             chunk = values[band * rows : (band + 1) * rows]
@@ -256,18 +274,26 @@ class _UnionFind:
 
 
 def group_records(
-    records: Sequence[Record], thresholds: Thresholds = Thresholds()
+    records: Sequence[Record],
+    thresholds: Thresholds = Thresholds(),
+    *,
+    feats: Mapping[str, Features] | None = None,
 ) -> Grouping:
-    """Assign caption, near and event groups to every record (one per ``nasa_id``)."""
+    """Assign caption, near and event groups to every record (one per ``nasa_id``).
+
+    ``feats`` (by nasa_id) saves recomputing what a caller already has.
+    """
     unique = {r.nasa_id: r for r in records}
     ordered = [unique[k] for k in sorted(unique)]  # input order never matters
+    known = feats or {}
+    prepared = [known.get(r.nasa_id) or features(r, thresholds) for r in ordered]
     n = len(ordered)
     uf = _UnionFind(n)
-    _join_captions(ordered, uf)
+    _join_captions(prepared, uf)
     caption_uf = uf.copy()
-    _join_near(ordered, uf, thresholds)
+    _join_near(ordered, prepared, uf, thresholds)
     near_uf = uf.copy()
-    _join_events(ordered, uf, thresholds)
+    _join_events(ordered, prepared, uf, thresholds)
     ids: dict[str, list[int]] = {r.nasa_id: [] for r in ordered}
     groups: list[Group] = []
     for level, finder in (("caption", caption_uf), ("near", near_uf), ("event", uf)):
@@ -289,29 +315,32 @@ def group_records(
     return Grouping(assignments, groups)
 
 
-def _join_captions(records: Sequence[Record], uf: _UnionFind) -> None:
+def _join_captions(prepared: Sequence[Features], uf: _UnionFind) -> None:
     first: dict[str, int] = {}
-    for i, record in enumerate(records):
-        key = caption_key(record)
-        if key:
-            uf.union(first.setdefault(key, i), i)
+    for i, feats in enumerate(prepared):
+        if feats.caption:
+            uf.union(first.setdefault(feats.caption, i), i)
 
 
-def _join_near(records: Sequence[Record], uf: _UnionFind, thresholds: Thresholds) -> None:
+def _join_near(
+    records: Sequence[Record],
+    prepared: Sequence[Features],
+    uf: _UnionFind,
+    thresholds: Thresholds,
+) -> None:
     """LSH candidates, each confirmed by the exact shingle Jaccard."""
-    sets = [shingles(near_text(r), thresholds.shingle) for r in records]
+    sets = [feats.shingles for feats in prepared]
     bands, rows = _bands(thresholds.near, thresholds.num_perm)
     lsh = MinHashLSH(num_perm=thresholds.num_perm, params=(bands, rows))
     seen_text: dict[frozenset[str], int] = {}
     for i, shingle_set in enumerate(sets):
-        if not shingle_set:
+        m = prepared[i].signature
+        if m is None:
             continue
-        frozen = frozenset(shingle_set)
-        if frozen in seen_text:  # identical text: same group, nothing new to index
-            uf.union(seen_text[frozen], i)
+        if shingle_set in seen_text:  # identical text: same group, nothing new to index
+            uf.union(seen_text[shingle_set], i)
             continue
-        seen_text[frozen] = i
-        m = minhash(shingle_set, thresholds.num_perm)
+        seen_text[shingle_set] = i
         for j in lsh.query(m):
             if (
                 uf.find(i) != uf.find(j)
@@ -323,12 +352,19 @@ def _join_near(records: Sequence[Record], uf: _UnionFind, thresholds: Thresholds
 
 
 def _close_in_time(a: Record, b: Record, days: int | None) -> bool:
-    if days is None or a.timestamp is None or b.timestamp is None:
+    """Dates at most ``days`` apart; a record without a date is close to any."""
+    if days is None or not a.date or not b.date or a.date == b.date:
         return True
-    return abs(a.timestamp - b.timestamp) <= (days + 1) * 86_400 - 1
+    gap = date.fromisoformat(a.date).toordinal() - date.fromisoformat(b.date).toordinal()
+    return abs(gap) <= days
 
 
-def _join_events(records: Sequence[Record], uf: _UnionFind, thresholds: Thresholds) -> None:
+def _join_events(
+    records: Sequence[Record],
+    prepared: Sequence[Features],
+    uf: _UnionFind,
+    thresholds: Thresholds,
+) -> None:
     by_day: dict[tuple[str, str], list[int]] = defaultdict(list)
     runs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for i, record in enumerate(records):
@@ -342,7 +378,9 @@ def _join_events(records: Sequence[Record], uf: _UnionFind, thresholds: Threshol
         # Compare distinct word sets once each: a day of 90 copies is one comparison.
         distinct: dict[frozenset[str], int] = {}
         for i in indices:
-            words = content_words(records[i])
+            words = prepared[i].words
+            if not words:
+                continue
             if words in distinct:
                 uf.union(distinct[words], i)
             else:

@@ -11,15 +11,15 @@ neighbourhood, not of the library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import LEVELS, Thresholds, blocking_keys, group_records
+from .grouping import LEVELS, Features, Thresholds, blocking_keys, features, group_records
 from .records import Record, parse_item
-from .store import StoredRow, Store
+from .store import Store, StoredRow
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,11 @@ def update_groups(
     store: Store,
     *,
     rebuild: bool = False,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> GroupUpdate:
     """Group the rows changed since the last update (all rows on the first or a rebuild)."""
+    thresholds = thresholds or Thresholds()
     since = int(store.get_meta("grouped_rev", "0") or 0)
     top = store.max_rev()
     if rebuild or since == 0 or since > top:
@@ -76,7 +77,11 @@ def update_groups(
     if since == top:
         return GroupUpdate(0, 0, False)
     changed = {row.id: _record(row) for row in store.iter_rows(since_rev=since)}
-    keys = {rid: blocking_keys(record, thresholds) for rid, record in changed.items()}
+    feats = {record.nasa_id: features(record, thresholds) for record in changed.values()}
+    keys = {
+        rid: blocking_keys(record, thresholds, feats[record.nasa_id])
+        for rid, record in changed.items()
+    }
     neighbours = store.rows_sharing_keys(k for row_keys in keys.values() for k in row_keys)
     old = store.groups_by_row_ids(sorted(neighbours | set(changed)))
     members = store.rows_in_events(ids[2] for ids in old.values())
@@ -84,7 +89,7 @@ def update_groups(
     missing = sorted((neighbours | members) - set(subset))
     subset.update((row.id, _record(row)) for row in store.rows_by_ids(missing))
     old = store.groups_by_row_ids(sorted(subset))
-    count = _write(store, subset, keys, thresholds, top, drop=old.values(), full=False)
+    count = _write(store, subset, keys, thresholds, top, drop=old.values(), full=False, feats=feats)
     if progress is not None:
         progress(len(subset))
     return GroupUpdate(len(subset), count, False)
@@ -96,8 +101,12 @@ def _full(
     records: dict[int, Record] = {}
     for row in store.iter_rows():
         records[row.id] = _record(row)
-    keys = {rid: blocking_keys(record, thresholds) for rid, record in records.items()}
-    count = _write(store, records, keys, thresholds, top, drop=(), full=True)
+    feats = {record.nasa_id: features(record, thresholds) for record in records.values()}
+    keys = {
+        rid: blocking_keys(record, thresholds, feats[record.nasa_id])
+        for rid, record in records.items()
+    }
+    count = _write(store, records, keys, thresholds, top, drop=(), full=True, feats=feats)
     if progress is not None:
         progress(len(records))
     return GroupUpdate(len(records), count, True)
@@ -112,8 +121,9 @@ def _write(
     *,
     drop: Iterable[tuple[int, int, int]],
     full: bool,
+    feats: Mapping[str, Features] | None = None,
 ) -> int:
-    grouping = group_records(list(records.values()), thresholds)
+    grouping = group_records(list(records.values()), thresholds, feats=feats)
     row_of = {record.nasa_id: rid for rid, record in records.items()}
     assignments = {
         row_of[nasa_id]: assignment.as_tuple()

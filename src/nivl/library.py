@@ -68,9 +68,7 @@ class Library:
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         return group_page(self.store, group_id, page=page, page_size=page_size)
 
-    def dupes(
-        self, *, level: str | None = None, min_size: int = 2, limit: int = 20
-    ) -> DupesReport:
+    def dupes(self, *, level: str | None = None, min_size: int = 2, limit: int = 20) -> DupesReport:
         return dupes(self.store, level=level, min_size=min_size, limit=limit)
 
     def is_empty(self) -> bool:

@@ -454,7 +454,9 @@ class Store:
     def group_sizes(self, ids: Sequence[int]) -> dict[int, int]:
         """Sizes of groups of two or more; an id not found is a group of one."""
         with sqlite_errors("reading the store"):
-            rows = _select_in(self._reader, "SELECT id, size FROM groups WHERE id IN ({})", list(ids))
+            rows = _select_in(
+                self._reader, "SELECT id, size FROM groups WHERE id IN ({})", list(ids)
+            )
         return {row[0]: row[1] for row in rows}
 
     def group_level(self, group_id: int) -> str | None:
