@@ -33,7 +33,7 @@ from .errors import BadRequest, NivlError
 from .exports import FORMATS, export
 from .library import Library, sample_paths
 from .query import parse_request
-from .render import ImportReport, ResultsTable
+from .render import DupesTable, GroupTable, ImportReport, ResultsTable
 from .settings import Settings
 
 app = typer.Typer(
@@ -254,6 +254,75 @@ def serve(
         f"nivl {__version__} serving {settings.home} on http://{settings.host}:{settings.port}/"
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+class Level(StrEnum):
+    caption = "caption"
+    near = "near"
+    event = "event"
+
+
+group_app = typer.Typer(
+    help="Group records by caption, near-duplicate text and event; show a group.",
+    invoke_without_command=True,
+)
+app.add_typer(group_app, name="group")
+
+
+@group_app.callback()
+def group(
+    ctx: typer.Context,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Regroup every record.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Group what changed since the last grouping (imports do this too), then reindex."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_library(home) as library:
+        update = library.group(rebuild=rebuild)
+        hidden = library.store.hidden_by_level()
+    err.print(
+        f"grouped {update.records} records, {update.changed} with new group ids; collapsing hides "
+        + ", ".join(f"{level} {count}" for level, count in hidden.items())
+    )
+
+
+@group_app.command("show")
+def group_show(
+    group_id: Annotated[int, typer.Argument(help="A group id, as search results show it.")],
+    page: Annotated[int, typer.Option(min=1, help="Page number, from 1.")] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=1000, help="Records per page.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """List a group's members in date order."""
+    with open_library(home) as library:
+        found = library.group_page(group_id, page=page, page_size=page_size)
+    if as_json:
+        head = {"id": str(found.id), "level": found.level, "size": found.size, "page": page}
+        items = b",".join(raw.encode() for raw in found.raws)
+        _write(orjson.dumps(head)[:-1] + b',"items":[' + items + b"]}\n", None)
+    else:
+        Console().print(GroupTable(found))
+
+
+@app.command()
+def dupes(
+    level: Annotated[Level | None, typer.Option(help="One level (default: each).")] = None,
+    min_size: Annotated[int, typer.Option(min=2, help="Smallest group to list.")] = 2,
+    limit: Annotated[int, typer.Option(min=1, help="Groups to list per level.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """The largest groups, for cleaning up, and how many records each level would hide."""
+    with open_library(home) as library:
+        report = library.dupes(level=level.value if level else None, min_size=min_size, limit=limit)
+    if as_json:
+        groups = [{**vars(g), "id": str(g.id)} for g in report.groups]
+        document = {"records": report.records, "hidden": report.hidden, "groups": groups}
+        _write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n", None)
+    else:
+        Console().print(DupesTable(report))
 
 
 def _write(data: bytes, out: Path | None) -> None:

@@ -31,7 +31,7 @@ from datetime import date
 from functools import cache
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
 
 from .records import Record
 

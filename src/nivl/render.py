@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .groups import DupesReport, GroupPage
 from .ingest import ImportSummary
 from .search import SearchResult
 
@@ -88,3 +89,52 @@ def _data(raw: str) -> dict[str, Any]:
     item = orjson.loads(raw)
     data = item.get("data") if isinstance(item, dict) else None
     return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+
+
+class GroupTable:
+    """One page of a group's members (``nivl group show``)."""
+
+    def __init__(self, page: GroupPage) -> None:
+        self.page = page
+
+    def __rich__(self) -> Group:
+        page = self.page
+        table = Table(show_edge=False, pad_edge=False, expand=False)
+        for name in ("#", "nasa_id", "date", "center", "title"):
+            table.add_column(name, overflow="fold", justify="right" if name == "#" else "left")
+        start = (page.page - 1) * page.page_size + 1
+        for position, raw in enumerate(page.raws, start=start):
+            data = _data(raw)
+            table.add_row(
+                str(position),
+                Text(str(data.get("nasa_id", ""))),
+                str(data.get("date_created", ""))[:10],
+                str(data.get("center", "") or ""),
+                Text(str(data.get("title", ""))),
+            )
+        line = f"{page.level} group {page.id}: {page.size} records, page {page.page}"
+        if page.has_next:
+            line += f"; next: --page {page.page + 1}"
+        return Group(table, Text(line, style="dim"))
+
+
+class DupesTable:
+    """The largest groups and what each level hides (``nivl dupes``)."""
+
+    def __init__(self, report: DupesReport) -> None:
+        self.report = report
+
+    def __rich__(self) -> Group:
+        report = self.report
+        table = Table(show_edge=False, pad_edge=False, expand=False)
+        for name in ("level", "size", "group", "representative", "title"):
+            table.add_column(name, overflow="fold", justify="right" if name == "size" else "left")
+        for group in report.groups:
+            table.add_row(
+                group.level, str(group.size), str(group.id), Text(group.nasa_id), Text(group.title)
+            )
+        hidden = ", ".join(
+            f"{level} {count} ({count / report.records:.0%})" if report.records else f"{level} 0"
+            for level, count in report.hidden.items()
+        )
+        return Group(table, Text(f"of {report.records} records, collapsing hides: {hidden}"))
