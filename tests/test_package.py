@@ -21,6 +21,8 @@ def test_public_api_is_explicit() -> None:
         "documents",
         "errors",
         "exports",
+        "grouping",
+        "groups",
         "ingest",
         "library",
         "migrations",

@@ -139,10 +139,17 @@ def content_words(record: Record) -> frozenset[str]:
     return frozenset(w for w in words if len(w) > 2 and w not in _STOPWORDS and not w.isdigit())
 
 
-def jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
-    if not a or not b:
+def hashed(strings: Iterable[str]) -> np.ndarray:
+    """Sorted, distinct 32-bit hashes of strings: a set in 4 bytes an element."""
+    return np.unique(np.fromiter((zlib.crc32(s.encode()) for s in strings), dtype=np.uint32))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two ``hashed`` sets."""
+    if not a.size or not b.size:
         return 0.0
-    return len(a & b) / len(a | b)
+    common = np.intersect1d(a, b, assume_unique=True).size
+    return common / (a.size + b.size - common)
 
 
 def photo_number(record: Record) -> tuple[str, int] | None:
@@ -187,14 +194,10 @@ def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-def _crc32(data: bytes) -> int:
-    return zlib.crc32(data)
-
-
-def minhash(shingle_set: set[str], num_perm: int) -> MinHash:
-    """Seeded and with a stable hash, so band keys survive restarts (unlike ``hash()``)."""
-    m = MinHash(num_perm, hashfunc=_crc32, permutations=_permutations(num_perm), scheme="affine32")
-    m.update_batch([s.encode() for s in shingle_set])
+def minhash(hashes: np.ndarray, num_perm: int) -> MinHash:
+    """Over ``hashed`` shingles: crc32 and a fixed seed, so band keys survive restarts."""
+    m = MinHash(num_perm, hashfunc=int, permutations=_permutations(num_perm), scheme="affine32")
+    m.update_batch(hashes.tolist())
     return m
 
 
@@ -207,15 +210,16 @@ class Features:
     """What the rules compare, computed once per record."""
 
     caption: str
-    shingles: frozenset[str]
-    words: frozenset[str]
+    shingles: np.ndarray  # ``hashed``
+    words: np.ndarray  # ``hashed`` content words
     signature: MinHash | None
 
 
 def features(record: Record, thresholds: Thresholds = Thresholds()) -> Features:
-    shingle_set = shingles(near_text(record), thresholds.shingle)
-    signature = minhash(shingle_set, thresholds.num_perm) if shingle_set else None
-    return Features(caption_key(record), frozenset(shingle_set), content_words(record), signature)
+    shingle_hashes = hashed(shingles(near_text(record), thresholds.shingle))
+    signature = minhash(shingle_hashes, thresholds.num_perm) if shingle_hashes.size else None
+    words = hashed(content_words(record))
+    return Features(caption_key(record), shingle_hashes, words, signature)
 
 
 def blocking_keys(
@@ -332,15 +336,16 @@ def _join_near(
     sets = [feats.shingles for feats in prepared]
     bands, rows = _bands(thresholds.near, thresholds.num_perm)
     lsh = MinHashLSH(num_perm=thresholds.num_perm, params=(bands, rows))
-    seen_text: dict[frozenset[str], int] = {}
+    seen_text: dict[bytes, int] = {}
     for i, shingle_set in enumerate(sets):
         m = prepared[i].signature
         if m is None:
             continue
-        if shingle_set in seen_text:  # identical text: same group, nothing new to index
-            uf.union(seen_text[shingle_set], i)
+        text_key = shingle_set.tobytes()
+        if text_key in seen_text:  # identical text: same group, nothing new to index
+            uf.union(seen_text[text_key], i)
             continue
-        seen_text[shingle_set] = i
+        seen_text[text_key] = i
         for j in lsh.query(m):
             if (
                 uf.find(i) != uf.find(j)
@@ -376,20 +381,18 @@ def _join_events(
             runs[(number[0], record.date)].append((number[1], i))
     for indices in by_day.values():
         # Compare distinct word sets once each: a day of 90 copies is one comparison.
-        distinct: dict[frozenset[str], int] = {}
+        distinct: dict[bytes, int] = {}
         for i in indices:
             words = prepared[i].words
-            if not words:
+            if not words.size:
                 continue
-            if words in distinct:
-                uf.union(distinct[words], i)
-            else:
-                distinct[words] = i
-        items = list(distinct.items())
-        for a in range(len(items)):
-            words_a, i = items[a]
-            for words_b, j in items[a + 1 :]:
-                if jaccard(words_a, words_b) >= thresholds.event:
+            first = distinct.setdefault(words.tobytes(), i)
+            if first != i:
+                uf.union(first, i)
+        firsts = list(distinct.values())
+        for a, i in enumerate(firsts):
+            for j in firsts[a + 1 :]:
+                if jaccard(prepared[i].words, prepared[j].words) >= thresholds.event:
                     uf.union(i, j)
     for numbered in runs.values():
         numbered.sort()
