@@ -2,6 +2,7 @@
 
     python bench/grouping_quality.py            # the table, with the default thresholds
     python bench/grouping_quality.py --sweep    # F1 over a grid of thresholds
+    python bench/grouping_quality.py --holdout  # choose thresholds on half the pairs, score on half
 
 Labelled sets: tests/fixtures/grouping_pairs.tsv (pairs of the shared real records) and
 tests/fixtures/departure.jsonl (upstream's page 1 for q=departure, each item labelled with
@@ -18,7 +19,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from nivl.grouping import LEVELS, Thresholds, features, group_records, score_pairs
+from nivl.grouping import (
+    LEVELS,
+    Assignment,
+    Thresholds,
+    features,
+    group_records,
+    score_pairs,
+)
 from nivl.records import Record, parse_item
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,11 +107,40 @@ def sweep() -> str:
     return "\n".join(out)
 
 
+def holdout() -> str:
+    """Two-fold check that the sweep does not just fit the labels: choose on half, score
+    on the other half."""
+    shared = load_records(SHARED)
+    pairs = load_pairs()
+    feats = {r.nasa_id: features(r) for r in shared}
+    grid = list(itertools.product((0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6, 0.7)))
+    out = []
+    for fold in (0, 1):
+        train, test = pairs[fold::2], pairs[1 - fold :: 2]
+        best: tuple[float, Thresholds, dict[str, Assignment]] | None = None
+        for (near, event), days in itertools.product(grid, (None, 0, 1)):
+            thresholds = replace(Thresholds(), near=near, event=event, near_days=days)
+            assignments = group_records(shared, thresholds, feats=feats).assignments
+            f1 = sum(score.f1 for score in score_pairs(assignments, train))
+            if best is None or f1 > best[0]:
+                best = (f1, thresholds, assignments)
+        assert best is not None
+        _, chosen, assignments = best
+        scores = " ".join(f"{s.level}={s.f1:.3f}" for s in score_pairs(assignments, test))
+        out.append(
+            f"fold {fold}: chose near={chosen.near} event={chosen.event} "
+            f"near_days={chosen.near_days}; held-out F1 {scores}"
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="F1 over a grid of thresholds")
+    parser.add_argument("--holdout", action="store_true", help="choose on half, score on half")
     args = parser.parse_args(argv)
-    sys.stdout.write((sweep() if args.sweep else table(Thresholds())) + "\n")
+    report = sweep() if args.sweep else holdout() if args.holdout else table(Thresholds())
+    sys.stdout.write(report + "\n")
     return 0
 
 
