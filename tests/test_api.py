@@ -260,3 +260,33 @@ def test_an_unexpected_failure_is_500_json_with_a_request_id(library, shared_ite
     body = response.json()
     assert body == {"reason": "Internal server error", "request_id": "test-42"}
     assert response.headers["x-request-id"] == "test-42"
+
+
+def test_collapse_and_expand_a_group(http: httpx.Client) -> None:
+    plain = http.get("/search", params={"q": "evening stars 2019", "page_size": "100"}).json()
+    collapsed = http.get(
+        "/search", params={"q": "evening stars 2019", "collapse": "event", "page_size": "100"}
+    ).json()["collection"]
+    assert collapsed["metadata"]["total_hits"] == plain["collection"]["metadata"]["total_hits"]
+    assert collapsed["metadata"]["total_groups"] < collapsed["metadata"]["total_hits"]
+    biggest = max(collapsed["items"], key=lambda item: item["group"]["size"])
+    group = biggest["group"]
+    assert group["level"] == "event" and group["size"] > 1
+    members: list[dict] = []
+    url = f"/groups/{group['id']}?page_size=10"
+    while url:
+        page = http.get(url).json()["collection"]
+        assert page["metadata"]["group"] == group
+        members += page["items"]
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), "")
+    ids = [m["data"][0]["nasa_id"] for m in members]
+    assert len(ids) == len(set(ids)) == group["size"]
+    assert biggest["data"][0]["nasa_id"] in ids
+    dates = [m["data"][0]["date_created"] for m in members]
+    assert dates == sorted(dates)
+
+
+@pytest.mark.parametrize("group_id", ["123", "abc", "99999999999999999999999", "-1"])
+def test_unknown_groups_are_404(http: httpx.Client, group_id: str) -> None:
+    response = http.get(f"/groups/{group_id}")
+    assert response.status_code == 404 and "reason" in response.json()

@@ -7,12 +7,13 @@ API's ``/search`` both call ``search_document``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
+from .groups import GroupPage
 from .search import SearchHit, SearchResult
 
 VERSION = "1.0"
@@ -20,39 +21,79 @@ VERSION = "1.0"
 
 def search_document(result: SearchResult, base_url: str, path: str = "/search") -> bytes:
     request = result.request
-    params = request.params()
-    href = _url(base_url, path, params)
-    links = []
-    if result.has_prev:
-        links.append(
-            {
-                "rel": "prev",
-                "prompt": "Previous",
-                "href": _url(base_url, path, {**params, "page": str(request.page - 1)}),
-            }
-        )
-    if result.has_next:
-        links.append(
-            {
-                "rel": "next",
-                "prompt": "Next",
-                "href": _url(base_url, path, {**params, "page": str(request.page + 1)}),
-            }
-        )
     metadata: dict[str, Any] = {"total_hits": result.total_hits}
     if result.total_groups is not None:
         metadata["total_groups"] = result.total_groups
     if result.facets:
         metadata["facets"] = result.facets
-    items = b",".join(item_bytes(hit) for hit in result.hits)
+    return collection_document(
+        base_url,
+        path,
+        request.params(),
+        (item_bytes(hit) for hit in result.hits),
+        metadata,
+        page=request.page,
+        has_prev=result.has_prev,
+        has_next=result.has_next,
+    )
+
+
+def group_document(group: GroupPage, base_url: str) -> bytes:
+    """A group's members (``/groups/{id}``), shaped like a search page."""
+    params = {"page": str(group.page), "page_size": str(group.page_size)}
+    metadata = {
+        "total_hits": group.size,
+        "group": {"id": str(group.id), "level": group.level, "size": group.size},
+    }
+    return collection_document(
+        base_url,
+        f"/groups/{group.id}",
+        params,
+        (raw.encode() for raw in group.raws),
+        metadata,
+        page=group.page,
+        has_prev=group.page > 1,
+        has_next=group.has_next,
+    )
+
+
+def collection_document(
+    base_url: str,
+    path: str,
+    params: Mapping[str, str],
+    items: Iterable[bytes],
+    metadata: Mapping[str, Any],
+    *,
+    page: int,
+    has_prev: bool,
+    has_next: bool,
+) -> bytes:
+    """Collection+JSON with ``prev``/``next`` links back at ``base_url`` + ``path``."""
+    links = []
+    if has_prev:
+        links.append(
+            {
+                "rel": "prev",
+                "prompt": "Previous",
+                "href": _url(base_url, path, {**params, "page": str(page - 1)}),
+            }
+        )
+    if has_next:
+        links.append(
+            {
+                "rel": "next",
+                "prompt": "Next",
+                "href": _url(base_url, path, {**params, "page": str(page + 1)}),
+            }
+        )
     return b"".join(
         (
             b'{"collection":{"version":"',
             VERSION.encode(),
             b'","href":',
-            orjson.dumps(href),
+            orjson.dumps(_url(base_url, path, params)),
             b',"items":[',
-            items,
+            b",".join(items),
             b'],"metadata":',
             orjson.dumps(metadata),
             b',"links":',

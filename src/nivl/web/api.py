@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ..documents import location_document, search_document
+from ..documents import group_document, location_document, search_document
 from ..errors import BadRequest, RecordNotFound
 from ..library import Library
 from ..query import parse_request
@@ -183,6 +183,22 @@ def album(
     if result.total_hits == 0:
         raise RecordNotFound(f"No album named {album_name!r}")
     document = search_document(result, base_url(request), f"/album/{_quote(album_name)}")
+    return json_response(request, lambda: document, revision=0)
+
+
+@router.get("/groups/{group_id}", tags=["nivl"], responses=ERRORS)
+def groups(
+    request: Request,
+    group_id: Annotated[str, Path(description="A group id from an item's 'group' key.")],
+    params: Annotated[PageParams, Query()],
+) -> Response:
+    """nivl: the members of a caption/near/event group, in date order, paged."""
+    library = library_of(request)
+    if not group_id.isdigit() or int(group_id) >= 2**63:
+        raise RecordNotFound(f"No group {group_id!r}")
+    paging = parse_request(_given(request, params), library.limits, require_one=False)
+    page = library.group_page(int(group_id), page=paging.page, page_size=paging.page_size)
+    document = group_document(page, base_url(request))
     return json_response(request, lambda: document, revision=0)
 
 
