@@ -366,6 +366,25 @@ class Store:
         with sqlite_errors("checking the store"):
             return str(self._reader.execute("PRAGMA integrity_check").fetchone()[0])
 
+    # --- harvest checkpoints and asset backlog --------------------------------------
+
+    def delete_meta_prefix(self, prefix: str) -> int:
+        """Drop meta keys starting with ``prefix`` (a finished harvest's checkpoints)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            )
+        return int(cursor.rowcount)
+
+    def nasa_ids_without_asset(self) -> list[str]:
+        """Records whose /asset and /metadata documents were never fetched, in nasa_id order."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT nasa_id FROM records WHERE nasa_id NOT IN (SELECT nasa_id FROM assets) "
+                "ORDER BY nasa_id"
+            ).fetchall()
+        return [row[0] for row in rows]
+
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute(
