@@ -75,7 +75,7 @@ class Replay:
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.rng = random.Random(self.config.seed)
-        self._text = [_words(_item_text(item)) for item in self.items]
+        self._text: list[frozenset[str]] | None = None  # words of each item, on first q=
 
     @property
     def requests(self) -> int:
@@ -114,11 +114,12 @@ class Replay:
             return 400, {"reason": "page and page_size must be positive"}
         if page * page_size > self.config.cap:
             return 400, {"reason": "Maximum number of search results have been displayed"}
-        hits = [
-            item
-            for item, text in zip(self.items, self._text, strict=True)
-            if _matches(item, text, params)
-        ]
+        if params.get("q") and self._text is None:
+            with self.lock:
+                self._text = [_words(_item_text(item)) for item in self.items]
+        texts = self._text or [frozenset()] * len(self.items)
+        pairs = zip(self.items, texts, strict=True)
+        hits = [item for item, text in pairs if _matches(item, text, params)]
         start = (page - 1) * page_size
         query = {k: v for k, v in params.items() if k != "page"}
         links = []

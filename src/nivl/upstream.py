@@ -182,7 +182,7 @@ class Upstream:
 
     def search_page(self, params: Mapping[str, str]) -> Page:
         """One ``/search`` page; a 4xx for page > 1 raises ``PageRefused``."""
-        number = int(params.get("page", "1") or 1)
+        number = _page_number(params)
         try:
             document = self.get_json("/search", params)
         except UpstreamHTTPError as exc:
@@ -213,13 +213,15 @@ class Upstream:
             if not result.items:
                 return
             current = result.next_params
+            if current is not None and _page_number(current) <= result.number:
+                raise UpstreamError(f"/search {dict(params)}: the next link does not advance")
 
     def items(self, params: Mapping[str, str]) -> Iterator[Any]:
         """Every item of a search; raises ``ShortResults`` if fewer than promised arrive."""
         received = 0
         promised = 0
         for result in self.pages(params):
-            promised = result.total_hits
+            promised = max(promised, result.total_hits)
             received += len(result.items)
             yield from result.items
         if received < promised:
@@ -249,6 +251,13 @@ class Upstream:
             if exc.status_code == 404:
                 return None
             raise
+
+
+def _page_number(params: Mapping[str, str]) -> int:
+    try:
+        return int(params.get("page") or 1)
+    except ValueError:
+        return 1
 
 
 def _next_params(links: Any) -> dict[str, str] | None:
