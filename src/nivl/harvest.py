@@ -122,7 +122,7 @@ class HarvestResult:
     assets: int = 0
     requests: int = 0
     retries: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # fetching and storing; indexing comes after
     indexed: int = 0
     resumed: bool = False
     failed: list[PartitionProblem] = field(default_factory=list)
@@ -212,11 +212,11 @@ def harvest(
     if with_assets and not result.failed:
         result.assets = fetch_assets(store, client, store.nasa_ids_without_asset())
     run.finish(whole_library=q is None and since is None and not (media_type or center))
+    result.seconds = time.monotonic() - started
     if index is not None:
         result.indexed = index.sync(store)
     # Grouping is derived like the index; when grouping.py exposes a regroup(store)
     # hook, it is called here, over the same changed records.
-    result.seconds = time.monotonic() - started
     return result
 
 
