@@ -44,6 +44,7 @@ SEARCH_PARAMS = (
     "year_start",
     "year_end",
 )
+_CHEAP = ("media_type", "year_start", "year_end", "center", "nasa_id")
 _WORD = re.compile(r"\w+")
 _INDEX_ROW = re.compile(r"^\| (\S+) \| GET (/[^ ]+(?: [^(|]+)?) \(")
 
@@ -76,6 +77,11 @@ class Replay:
         self.lock = threading.Lock()
         self.rng = random.Random(self.config.seed)
         self._text: list[frozenset[str]] | None = None  # words of each item, on first q=
+        self._by_type_year: dict[tuple[str, str], list[int]] = {}
+        for number, item in enumerate(self.items):
+            data = item["data"][0]
+            key = (str(data.get("media_type")), str(data.get("date_created") or "")[:4])
+            self._by_type_year.setdefault(key, []).append(number)
 
     @property
     def requests(self) -> int:
@@ -118,8 +124,17 @@ class Replay:
             with self.lock:
                 self._text = [_words(_item_text(item)) for item in self.items]
         texts = self._text or [frozenset()] * len(self.items)
-        pairs = zip(self.items, texts, strict=True)
-        hits = [item for item, text in pairs if _matches(item, text, params)]
+        candidates: Sequence[int] = range(len(self.items))
+        year = params.get("year_start")
+        if year and year == params.get("year_end") and "," not in params.get("media_type", ","):
+            candidates = self._by_type_year.get((params["media_type"], year), [])
+        cheap = {k: v for k, v in params.items() if k in _CHEAP}  # filter on these first
+        hits = [
+            self.items[n]
+            for n in candidates
+            if _matches(self.items[n], texts[n], cheap)
+            and _matches(self.items[n], texts[n], params)
+        ]
         start = (page - 1) * page_size
         query = {k: v for k, v in params.items() if k != "page"}
         links = []

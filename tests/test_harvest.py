@@ -95,31 +95,35 @@ def test_a_low_paging_cap_is_met_by_splitting(
     assert deepest == 125  # only the first partitions, before the window was known
 
 
-def test_what_no_split_can_reach_is_reported_with_counts(
+def test_beyond_centers_probes_reach_the_rest(
     store: Store, replay: Replay, source: dict[str, dict[str, Any]]
 ) -> None:
+    # image 2013: 91 records, 82 of them JPL's, and PIA16676 with no center at all.
     replay.reset(ReplayConfig(cap=50))
-    result = run(store, replay, page_size=25)
+    result = run(store, replay, page_size=25, media_type="image", year_start=2013, year_end=2013)
+    assert result.ok, result.as_dict()
+    wanted = {k: v for k, v in source.items() if v["data"][0]["media_type"] == "image"}
+    wanted = {k: v for k, v in wanted.items() if year(v) == "2013"}
+    assert mirror(store) == wanted and "PIA16676" in wanted
+    probes = [p for _, p in replay.log if set(p) & {"keywords", "title"}]
+    assert probes and all(p["year_start"] == "2013" for p in probes)
+
+
+def test_what_nothing_reaches_is_reported_with_counts(
+    store: Store, replay: Replay, source: dict[str, dict[str, Any]]
+) -> None:
+    replay.reset(ReplayConfig(cap=30))
+    result = run(store, replay, page_size=10, media_type="image", year_start=2017, year_end=2017)
     assert not result.ok and not result.failed
-    problems = {p.partition: (p.expected, p.received) for p in result.incomplete}
-    assert problems["media_type=image year_start=2013 year_end=2013 center=JPL"] == (82, 50)
-    assert problems["media_type=image year_start=2019 year_end=2019 center=GRC"] == (93, 50)
-    # PIA16676 has no center: no center partition reaches it, and that is said too.
-    assert problems["media_type=image year_start=2013 year_end=2013"] == (91, 90)
-    unreachable = set()
-    for label in problems:
-        fields = dict(part.split("=", 1) for part in label.split())
-        for nasa_id, item in source.items():
-            data = item["data"][0]
-            if (
-                data["media_type"] == fields["media_type"]
-                and year(item) == fields["year_start"]
-                and data.get("center", "") == fields.get("center", data.get("center", ""))
-            ):
-                unreachable.add(nasa_id)
+    [problem] = result.incomplete
+    label = "media_type=image year_start=2017 year_end=2017 center=GSFC"
+    assert (problem.partition, problem.expected, problem.received) == (label, 66, 65)
+    assert "beyond the result window" in problem.reason
+    wanted = {k for k, v in source.items() if v["data"][0]["media_type"] == "image"}
+    wanted &= {k for k, v in source.items() if year(v) == "2017"}
     got = mirror(store)
-    assert set(source) - unreachable <= set(got)
-    assert all(got[nasa_id] == source[nasa_id] for nasa_id in got)
+    [missing] = wanted - set(got)  # the one record the report counts, and nothing else
+    assert source[missing]["data"][0]["center"] == "GSFC" and set(got) <= wanted
 
 
 def test_five_percent_faults_lose_nothing(

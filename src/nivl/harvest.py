@@ -20,9 +20,11 @@ what failed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -60,7 +62,10 @@ CENTERS = (
     "WFF",
     "WSTF",
 )
+#: Fields searched, one value at a time, to reach a leaf's records beyond the window.
+PROBES = ("keywords", "title", "photographer", "secondary_creator", "location")
 _PREFIX = "harvest:"
+_TITLE_WORD = re.compile(r"[^\W\d_]{4,}")
 
 
 @dataclass(frozen=True, order=True)
@@ -72,16 +77,19 @@ class Partition:
     year_start: int | None = None
     year_end: int | None = None
     center: str | None = None
+    probe: tuple[str, str] | None = None  # (field, value): one of PROBES, past the window
 
     @property
     def params(self) -> dict[str, str]:
-        values = {
+        values: dict[str, object] = {
             "q": self.q,
             "media_type": self.media_type,
             "year_start": self.year_start,
             "year_end": self.year_end,
             "center": self.center,
         }
+        if self.probe is not None:
+            values[self.probe[0]] = self.probe[1]
         return {name: str(value) for name, value in values.items() if value is not None}
 
     @property
@@ -94,7 +102,8 @@ class Partition:
         for name in ("year_start", "year_end"):
             if name in values:
                 values[name] = int(values[name])
-        return cls(**values)
+        probes = [(name, values.pop(name)) for name in PROBES if name in values]
+        return cls(**values, probe=probes[0] if probes else None)
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in self.params.items())
@@ -206,6 +215,7 @@ def harvest(
     result = run.result
     try:
         run.execute(roots)
+        run.close_gaps()
     finally:
         result.requests = client.requests - run.requests_before
         result.retries = client.retried - run.retries_before
@@ -318,22 +328,38 @@ class _Run:
     def _partition(self, partition: Partition) -> list[Partition]:
         key = self.checkpoint_key(partition)
         state = _load(self.store.get_meta(key))
-        status = state.get("status")
         if "total" in state:
             self.totals[partition.key] = int(state["total"])
-        if status == "split":
-            return self._split(partition, state, refused=False)
-        if status in ("done", "incomplete"):
+        if state.get("status") in ("done", "incomplete"):
             self._count_partition(partition, state)
             return []
-        page_number = int(state.get("page", 0)) + 1
+        if state.get("status") not in ("split", "probing"):
+            state = self._pages(partition, key, state)
+            if self.stopping.is_set():
+                return []
+        status = state.get("status")
+        if status == "split":
+            return self._split(partition, state)
+        if status != "done" and _probeable(partition):
+            status = state["status"] = "probing"
+            self.store.set_meta(key, _dump(state))
+        if status == "probing":
+            state = self._probe(partition, int(state["total"]))
+        elif status != "done":  # pages ran out (or were refused) before total_hits
+            state["status"] = "incomplete"
+        self.store.set_meta(key, _dump(state))
+        self._count_partition(partition, state)
+        return []
+
+    def _pages(self, partition: Partition, key: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Fetch the partition's pages from its checkpoint on; returns its new state."""
         received = int(state.get("received", 0))
-        params = {**partition.params, "page_size": str(self.page_size)}
         total = int(state.get("total", -1))
+        params = {**partition.params, "page_size": str(self.page_size)}
         try:
-            for page in self.client.pages(params, page=page_number):
+            for page in self.client.pages(params, page=int(state.get("page", 0)) + 1):
                 if self.stopping.is_set():
-                    return []
+                    return state
                 total = page.total_hits
                 self.totals[partition.key] = total
                 received += len(page.items)
@@ -343,23 +369,54 @@ class _Run:
                 if over and _splittable(partition):
                     state["status"] = "split"
                 elif last:
-                    state["status"] = "done" if received >= total else "incomplete"
+                    state["status"] = "done" if received >= total else "short"
                 self._write(page.items, key, state)
                 if "status" in state:
-                    break
+                    return state
         except PageRefused as exc:
             self._learn_window((exc.page - 1) * self.page_size)
-            state = {"received": received, "total": total, "status": "incomplete"}
-            if _splittable(partition):
-                state["status"] = "split"
+            status = "split" if _splittable(partition) else "short"
+            state = {**state, "received": received, "total": total, "status": status}
             self.store.set_meta(key, _dump(state))
-        if state.get("status") == "split":
-            return self._split(partition, state, refused=True)
-        if state.get("status") != "done":  # pages ran out (or were refused) short
-            state["status"] = "incomplete"
-            self.store.set_meta(key, _dump(state))
-        self._count_partition(partition, state)
-        return []
+        return state
+
+    def _probe(self, partition: Partition, total: int) -> dict[str, Any]:
+        """Reach a leaf's records beyond the window by searching for what its records say.
+
+        The leaf (one media type, year and center) cannot be split further, so
+        it is searched again with one more filter at a time: each keyword, title
+        word, photographer, secondary creator or location seen in its records so
+        far, most common first, in rounds (each round brings records with new
+        values). These searches overlap, so coverage is counted in the store,
+        and probing stops as soon as the store holds ``total`` records of the
+        leaf. Whatever no probe reaches is reported, with its count.
+        """
+        where = {
+            "media_type": partition.media_type or "",
+            "year": partition.year_start or 0,
+            "center": partition.center,
+        }
+        tried: set[tuple[str, str]] = set()
+        covered = self.store.count_where(**where)
+        while covered < total and not self.stopping.is_set():
+            counts: Counter[tuple[str, str]] = Counter()
+            for raw in self.store.raw_where(**where):
+                counts.update(set(_probes(parse_item(orjson.loads(raw), raw=raw))))
+            fresh = sorted(
+                (p for p in counts if p not in tried),
+                key=lambda p: (PROBES.index(p[0]), -counts[p], p[1]),
+            )
+            if not fresh:
+                break
+            for probe in fresh:
+                tried.add(probe)
+                self._partition(replace(partition, probe=probe))
+                covered = self.store.count_where(**where)
+                if covered >= total or self.stopping.is_set():
+                    break
+        status = "done" if covered >= total else "incomplete"
+        log.debug("%s: %d of %d with %d probes", partition, covered, total, len(tried))
+        return {"status": status, "total": total, "received": covered, "probes": len(tried)}
 
     def _write(self, items: list[Any], key: str, state: dict[str, Any]) -> None:
         """One page's records and the partition's checkpoint, in one transaction."""
@@ -383,9 +440,7 @@ class _Run:
             self.changed_ids.extend(upserted.changed_ids)
         self._report()
 
-    def _split(
-        self, partition: Partition, state: dict[str, Any], *, refused: bool
-    ) -> list[Partition]:
+    def _split(self, partition: Partition, state: dict[str, Any]) -> list[Partition]:
         if "children" not in state:
             children = self._children(partition)
             state = {**state, "status": "split", "children": [c.key for c in children]}
@@ -426,11 +481,14 @@ class _Run:
     def _count_partition(self, partition: Partition, state: Mapping[str, Any]) -> None:
         with self.lock:
             self.result.partitions += 1
-            if state.get("status") == "incomplete":
+            if state.get("status") == "incomplete" and partition.probe is None:
+                reason = "pages ran out before total_hits"
+                if "probes" in state:
+                    reason = f"beyond the result window, and {state['probes']} probes"
                 self.result.incomplete.append(
                     PartitionProblem(
                         str(partition),
-                        "pages ran out before total_hits",
+                        reason,
                         int(state.get("total", -1)),
                         int(state.get("received", 0)),
                     )
@@ -442,30 +500,69 @@ class _Run:
 
     # --- the end ----------------------------------------------------------------------
 
-    def finish(self, *, whole_library: bool) -> None:
-        """Report gaps between split partitions and their children; close a clean run."""
-        result = self.result
+    def close_gaps(self) -> None:
+        """Check split partitions against their children; probe or report what none reached.
+
+        Children of a split are disjoint, so their totals add up to the parent's
+        unless some records have no year or a center not tried. Within one year,
+        those are probed for (``_probe``); the rest are reported with counts.
+        """
         for parent, children in sorted(self.children.items()):
             expected = self.totals.get(parent)
             got = [self.totals.get(child) for child in children]
-            if expected is None or any(t is None for t in got):
+            if expected is None or self.stopping.is_set() or any(t is None for t in got):
                 continue
             covered = sum(t for t in got if t is not None)
+            partition = Partition.from_key(parent)
+            if covered < expected and _probeable(partition):
+                try:
+                    covered = int(self._probe(partition, expected)["received"])
+                except UpstreamError as exc:
+                    self.result.failed.append(PartitionProblem(str(partition), str(exc)))
+                    continue
             if covered < expected:
-                result.incomplete.append(
+                self.result.incomplete.append(
                     PartitionProblem(
-                        str(Partition.from_key(parent)),
+                        str(partition),
                         "items no child partition reaches (no year or an unknown center)",
                         expected,
                         covered,
                     )
                 )
+
+    def finish(self, *, whole_library: bool) -> None:
+        """Close a run in which nothing failed: drop its checkpoints, move the mark."""
+        result = self.result
         if result.failed or self.stopping.is_set():
             return  # the same command resumes this run and retries what failed
         self.store.set_meta(self.run_key, _dump({"id": self.run_id, "state": "finished"}))
         self.store.delete_meta_prefix(f"{_PREFIX}{self.run_id}:")
         if whole_library:
             self.store.set_meta(f"{_PREFIX}last", str(self.this_year))
+
+
+def _probes(record: Record) -> Iterator[tuple[str, str]]:
+    """(field, value) searches that find this record, for ``_Run._probe``."""
+    for keyword in record.keywords:
+        if "," not in keyword:  # upstream's keywords parameter is a comma list
+            yield "keywords", keyword
+    for word in _TITLE_WORD.findall(record.title):
+        yield "title", word.lower()
+    for name in PROBES[2:]:
+        value = getattr(record, name).strip()
+        if value and "," not in value:
+            yield name, value
+
+
+def _probeable(partition: Partition) -> bool:
+    """A whole-library partition of one media type and year can be probed (``_probe``)."""
+    return (
+        partition.q is None
+        and partition.probe is None
+        and partition.media_type is not None
+        and partition.year_start is not None
+        and partition.year_start == partition.year_end
+    )
 
 
 def _splittable(partition: Partition) -> bool:

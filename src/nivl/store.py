@@ -385,6 +385,22 @@ class Store:
             ).fetchall()
         return [row[0] for row in rows]
 
+    def count_where(self, *, media_type: str, year: int, center: str | None) -> int:
+        """Records of one media type and year (and center, '' for none; None for any)."""
+        sql, args = _where(media_type, year, center)
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(f"SELECT count(*) FROM records WHERE {sql}", args)
+            return int(row.fetchone()[0])
+
+    def raw_where(self, *, media_type: str, year: int, center: str | None) -> list[str]:
+        """Raw items of one media type and year (and center), in id order."""
+        sql, args = _where(media_type, year, center)
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                f"SELECT raw FROM records WHERE {sql} ORDER BY id", args
+            ).fetchall()
+        return [row[0] for row in rows]
+
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute(
@@ -402,3 +418,9 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tu
         placeholders = ",".join("?" * len(chunk))
         rows.extend(conn.execute(sql.format(placeholders), chunk).fetchall())
     return rows
+
+
+def _where(media_type: str, year: int, center: str | None) -> tuple[str, tuple[Any, ...]]:
+    if center is None:
+        return "media_type = ? AND year = ?", (media_type, year)
+    return "media_type = ? AND year = ? AND center = ?", (media_type, year, center)
