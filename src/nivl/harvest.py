@@ -211,6 +211,8 @@ def harvest(
         [("page_size", page_size), *sorted({"q": q or "", "since": since or ""}.items())]
         + [("root", root.key) for root in roots]
     )
+    whole_library = q is None and since is None and not (media_type or center)
+    whole_library = whole_library and year_start is None and year_end is None
     run = _Run(store, client, command, page_size, max_results, this_year, progress)
     result = run.result
     try:
@@ -220,8 +222,11 @@ def harvest(
         result.requests = client.requests - run.requests_before
         result.retries = client.retried - run.retries_before
     if with_assets and not result.failed:
-        result.assets = fetch_assets(store, client, store.nasa_ids_without_asset())
-    run.finish(whole_library=q is None and since is None and not (media_type or center))
+        backlog = store.nasa_ids_without_asset()
+        if not whole_library:  # a topic fetches its own records' documents, not everyone's
+            backlog = [nasa_id for nasa_id in backlog if nasa_id in run.received_ids]
+        result.assets = fetch_assets(store, client, backlog)
+    run.finish(whole_library=whole_library)
     result.seconds = time.monotonic() - started
     if index is not None:
         result.indexed = index.sync(store)
@@ -265,7 +270,7 @@ class _Run:
         self.result = HarvestResult()
         self.requests_before = client.requests
         self.retries_before = client.retried
-        self.changed_ids: list[str] = []
+        self.received_ids: set[str] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.known = 0
@@ -391,16 +396,16 @@ class _Run:
         and probing stops as soon as the store holds ``total`` records of the
         leaf. Whatever no probe reaches is reported, with its count.
         """
-        where = {
-            "media_type": partition.media_type or "",
-            "year": partition.year_start or 0,
-            "center": partition.center,
-        }
+        media_type, year, center = (
+            partition.media_type or "",
+            partition.year_start or 0,
+            partition.center,
+        )
         tried: set[tuple[str, str]] = set()
-        covered = self.store.count_where(**where)
+        covered = self.store.count_where(media_type=media_type, year=year, center=center)
         while covered < total and not self.stopping.is_set():
             counts: Counter[tuple[str, str]] = Counter()
-            for raw in self.store.raw_where(**where):
+            for raw in self.store.raw_where(media_type=media_type, year=year, center=center):
                 counts.update(set(_probes(parse_item(orjson.loads(raw), raw=raw))))
             fresh = sorted(
                 (p for p in counts if p not in tried),
@@ -411,7 +416,7 @@ class _Run:
             for probe in fresh:
                 tried.add(probe)
                 self._partition(replace(partition, probe=probe))
-                covered = self.store.count_where(**where)
+                covered = self.store.count_where(media_type=media_type, year=year, center=center)
                 if covered >= total or self.stopping.is_set():
                     break
         status = "done" if covered >= total else "incomplete"
@@ -437,7 +442,7 @@ class _Run:
             result.new += upserted.new
             result.updated += upserted.updated
             result.unchanged += upserted.unchanged
-            self.changed_ids.extend(upserted.changed_ids)
+            self.received_ids.update(record.nasa_id for record in records)
         self._report()
 
     def _split(self, partition: Partition, state: dict[str, Any]) -> list[Partition]:
