@@ -201,12 +201,16 @@ def test_since_revisits_only_recent_partitions_and_updates_changes(
     assert len(searches) < full.requests
     nasa_id = changed["data"][0]["nasa_id"]
     assert json.loads(store.get_raw(nasa_id)) == changed
-    assert store.get_meta("harvest:last") == "2024"  # a --since run does not move the mark
+    assert store.get_meta("harvest:last") == "2024"
 
     replay.reset()
     last = run(store, replay, index, since="last", this_year=2025)
     assert last.ok and last.received == sum(1 for i in source.values() if year(i) >= "2024")
     assert all(int(p["year_start"]) >= 2024 for _, p in replay.log)
+    assert store.get_meta("harvest:last") == "2025"  # everything from the mark on was revisited
+
+    run(store, replay, index, since=2010, media_type="audio", this_year=2026)
+    assert store.get_meta("harvest:last") == "2025"  # one media type does not move it
 
 
 @pytest.mark.slow

@@ -194,16 +194,20 @@ def harvest(
 ) -> HarvestResult:
     """Mirror the whole library (no ``q``) or one topic into ``store``, then sync ``index``.
 
-    ``since`` (a year, or ``"last"`` for the year of the last finished full
-    harvest) limits a harvest to records dated from that year on, which is
-    where upstream adds and edits. ``max_results`` is upstream's result window
+    ``since`` (a year, or ``"last"``: the mark left by the last finished run
+    over the whole library, or over everything from the mark before it on)
+    limits a harvest to records dated from that year on, which is where
+    upstream adds and edits. ``max_results`` is upstream's result window
     if known; otherwise it is learnt from the first refused deep page.
     """
     started = time.monotonic()
     this_year = this_year or datetime.now(UTC).year
+    mark = store.get_meta(f"{_PREFIX}last")
     if since == "last":
-        mark = store.get_meta(f"{_PREFIX}last")
         since = int(mark) if mark else None
+    # A finished run that covered everything dated from the last mark on moves the mark.
+    moves_mark = q is None and not (media_type or center or year_start or year_end)
+    moves_mark = moves_mark and (since is None or (mark is not None and int(since) <= int(mark)))
     if since is not None:
         year_start = max(int(since), year_start or int(since))
     roots = _roots(q, media_type, year_start, year_end, center)
@@ -211,8 +215,7 @@ def harvest(
         [("page_size", page_size), *sorted({"q": q or "", "since": since or ""}.items())]
         + [("root", root.key) for root in roots]
     )
-    whole_library = q is None and since is None and not (media_type or center)
-    whole_library = whole_library and year_start is None and year_end is None
+    whole_library = moves_mark and since is None
     run = _Run(store, client, command, page_size, max_results, this_year, progress)
     result = run.result
     try:
@@ -226,7 +229,7 @@ def harvest(
         if not whole_library:  # a topic fetches its own records' documents, not everyone's
             backlog = [nasa_id for nasa_id in backlog if nasa_id in run.received_ids]
         result.assets = fetch_assets(store, client, backlog)
-    run.finish(whole_library=whole_library)
+    run.finish(move_mark=moves_mark)
     result.seconds = time.monotonic() - started
     if index is not None:
         result.indexed = index.sync(store)
@@ -535,14 +538,14 @@ class _Run:
                     )
                 )
 
-    def finish(self, *, whole_library: bool) -> None:
+    def finish(self, *, move_mark: bool) -> None:
         """Close a run in which nothing failed: drop its checkpoints, move the mark."""
         result = self.result
         if result.failed or self.stopping.is_set():
             return  # the same command resumes this run and retries what failed
         self.store.set_meta(self.run_key, _dump({"id": self.run_id, "state": "finished"}))
         self.store.delete_meta_prefix(f"{_PREFIX}{self.run_id}:")
-        if whole_library:
+        if move_mark:
             self.store.set_meta(f"{_PREFIX}last", str(self.this_year))
 
 
