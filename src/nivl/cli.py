@@ -344,18 +344,21 @@ def _harvest_progress() -> Iterator[Callable[[HarvestProgress], object] | None]:
         TextColumn("harvesting"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("partitions, {task.fields[records]} records"),
+        TextColumn("partitions, {task.fields[records]} records ({task.fields[rate]}/s)"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("harvest", total=None, records=0)
+        task = bar.add_task("harvest", total=None, records=0, rate=0)
 
         def update(event: HarvestProgress) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
             bar.update(
                 task,
                 completed=event.partitions_done,
                 total=event.partitions_known,
                 records=event.received,
+                rate=round(event.received / elapsed) if elapsed else 0,
             )
 
         yield update

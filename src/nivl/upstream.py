@@ -111,6 +111,7 @@ class Upstream:
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=concurrency),
             transport=transport,
+            follow_redirects=True,
         )
 
     def close(self) -> None:
