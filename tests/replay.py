@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Replay:
     config: ReplayConfig = field(default_factory=ReplayConfig)
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     faults_served: int = 0
+    fault_kinds: Counter[str] = field(default_factory=Counter)
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -94,18 +96,21 @@ class Replay:
             self.rng = random.Random(self.config.seed)
             self.log.clear()
             self.faults_served = 0
+            self.fault_kinds.clear()
 
     def pick_fault(self, path: str, params: Mapping[str, str]) -> str | None:
         with self.lock:
             self.log.append((path, dict(params)))
             config = self.config
+            fault = None
             if config.fail is not None and config.fail(path, params):
+                fault = "500"
+            elif config.fault_rate and self.rng.random() < config.fault_rate:
+                fault = self.rng.choice(list(config.faults))
+            if fault is not None:
                 self.faults_served += 1
-                return "500"
-            if config.fault_rate and self.rng.random() < config.fault_rate:
-                self.faults_served += 1
-                return self.rng.choice(list(config.faults))
-        return None
+                self.fault_kinds[fault] += 1
+            return fault
 
     # --- answers ------------------------------------------------------------------
 
