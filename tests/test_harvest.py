@@ -263,3 +263,28 @@ def test_a_topic_with_its_asset_manifests(
     replay.reset()
     again = run(store, replay, q="mars", with_assets=True)
     assert again.assets == 0 and all(path == "/search" for path, _ in replay.log)
+
+
+def test_the_command_line_over_the_library(
+    tmp_path: Path, replay: Replay, source: dict[str, dict[str, Any]]
+) -> None:
+    from typer.testing import CliRunner
+
+    from nivl.cli import app
+
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home"), "--base-url", replay.url]
+    assert runner.invoke(app, ["harvest", *home]).exit_code == 2  # neither --all nor --query
+    assert runner.invoke(app, ["harvest", "--all", "--since", "soon", *home]).exit_code == 2
+    assert replay.requests == 0
+
+    done = runner.invoke(app, ["harvest", "--query", "mars", "--media-type", "video", *home])
+    assert done.exit_code == 0, done.output
+    with Store(tmp_path / "home" / "nivl.db") as store:
+        got = mirror(store)
+    assert got and all(got[k] == source[k] for k in got)
+    assert {item["data"][0]["media_type"] for item in got.values()} == {"video"}
+    assert all(
+        p == {"q": "mars", "media_type": "video", "page_size": "100", "page": "1"}
+        for _, p in replay.log
+    )
