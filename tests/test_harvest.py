@@ -180,6 +180,28 @@ def test_sigkill_then_rerun_ends_with_the_same_mirror(
     assert replay.requests <= 150 + 4 + 2  # one uninterrupted run: 150; ≤ 4 in flight lost
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
+    tmp_path: Path, replay: Replay, source: dict[str, dict[str, Any]]
+) -> None:
+    replay.reset(ReplayConfig(cap=100))
+    home = tmp_path / "home"
+    process = nivl_harvest(home, replay.url)
+    deadline = time.monotonic() + 60
+    while replay.requests < 30 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err  # typer turns KeyboardInterrupt into Exit(130)
+    rerun = nivl_harvest(home, replay.url)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert json.loads(out)["resumed"]
+    with Store(home / "nivl.db") as resumed:
+        assert mirror(resumed) == source
+
+
 def test_since_revisits_only_recent_partitions_and_updates_changes(
     tmp_path: Path, store: Store, replay: Replay, source: dict[str, dict[str, Any]]
 ) -> None:
@@ -259,6 +281,11 @@ def test_a_topic_with_its_asset_manifests(
     assert store.get_asset("PIA04778")["manifest"] == recorded
     assert result.assets == 1  # the one recorded manifest; the rest are upstream 404s
     assert store.nasa_ids_without_asset() == []
+
+    paths = [path for path, _ in replay.log]
+    videos = sum(1 for item in got.values() if item["data"][0]["media_type"] == "video")
+    assert sum(p.startswith("/captions/") for p in paths) == videos > 0  # for videos only
+    assert sum(p.startswith("/asset/") for p in paths) == len(got)
 
     replay.reset()
     again = run(store, replay, q="mars", with_assets=True)

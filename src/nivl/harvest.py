@@ -227,7 +227,7 @@ def harvest(
     if with_assets and not result.failed:
         backlog = store.nasa_ids_without_asset()
         if not whole_library:  # a topic fetches its own records' documents, not everyone's
-            backlog = [nasa_id for nasa_id in backlog if nasa_id in run.received_ids]
+            backlog = [row for row in backlog if row[0] in run.received_ids]
         result.assets = fetch_assets(store, client, backlog)
     run.finish(move_mark=moves_mark)
     result.seconds = time.monotonic() - started
@@ -581,18 +581,22 @@ def _splittable(partition: Partition) -> bool:
     )
 
 
-def fetch_assets(store: Store, client: Upstream, nasa_ids: Iterable[str]) -> int:
-    """Fetch ``/asset`` manifests and ``/metadata`` locations; count those upstream has.
+def fetch_assets(store: Store, client: Upstream, records: Iterable[tuple[str, str]]) -> int:
+    """Fetch /asset manifests, /metadata (and, for videos, /captions) locations; count them.
 
-    A row is written even when upstream has neither (404s), so that a rerun
-    does not ask again: the backlog is ``Store.nasa_ids_without_asset()``.
+    ``records`` are (nasa_id, media_type) pairs. A row is written even when
+    upstream has none of them (404s), so that a rerun does not ask again: the
+    backlog is ``Store.nasa_ids_without_asset()``.
     """
     fetched = 0
-    for nasa_id in dict.fromkeys(nasa_ids):
+    for nasa_id, media_type in records:
         manifest = client.asset_manifest(nasa_id)
-        location = client.location("metadata", nasa_id)
-        store.put_asset(nasa_id, manifest=manifest, metadata_location=location)
-        fetched += manifest is not None or location is not None
+        metadata = client.location("metadata", nasa_id)
+        captions = client.location("captions", nasa_id) if media_type == "video" else None
+        store.put_asset(
+            nasa_id, manifest=manifest, metadata_location=metadata, captions_location=captions
+        )
+        fetched += any(doc is not None for doc in (manifest, metadata, captions))
     return fetched
 
 

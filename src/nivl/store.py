@@ -376,14 +376,14 @@ class Store:
             )
         return int(cursor.rowcount)
 
-    def nasa_ids_without_asset(self) -> list[str]:
-        """Records whose /asset and /metadata documents were never fetched, in nasa_id order."""
+    def nasa_ids_without_asset(self) -> list[tuple[str, str]]:
+        """(nasa_id, media_type) of records whose /asset documents were never fetched."""
         with sqlite_errors("reading the store"):
             rows = self._reader.execute(
-                "SELECT nasa_id FROM records WHERE nasa_id NOT IN (SELECT nasa_id FROM assets) "
-                "ORDER BY nasa_id"
+                "SELECT nasa_id, media_type FROM records "
+                "WHERE nasa_id NOT IN (SELECT nasa_id FROM assets) ORDER BY nasa_id"
             ).fetchall()
-        return [row[0] for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     def count_where(self, *, media_type: str, year: int, center: str | None) -> int:
         """Records of one media type and year (and center, '' for none; None for any)."""
