@@ -5,9 +5,11 @@ walks *partitions* that each fit in it. ``--all`` starts from one partition
 per media type; a partition whose ``total_hits`` is larger than the window
 (known from a refused deep page, or given as ``max_results``) is split: its
 year range in halves down to single years, then by center. A refused deep
-page (a 4xx for page N > 1) is a signal to split, not a failure. Children of
-a split are disjoint, so when their totals add up to less than the parent's,
-the difference (items with no year or no known center) is reported.
+page (a 4xx for page N > 1) is a signal to split, not a failure. A leaf (one
+media type, year and center) still too big is *probed*: searched again with
+one keyword, title word or creator at a time, until the store holds all it
+promised. Children of a split are disjoint, so their totals must add up to
+the parent's; what no search reaches is reported with its counts.
 
 Each page's records are written in the same transaction as the partition's
 checkpoint (``harvest:<run>:<partition>`` in the meta table), so after a
@@ -26,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -43,24 +45,8 @@ log = logging.getLogger(__name__)
 
 FIRST_YEAR = 1900
 #: NASA centers as upstream spells them; centers seen in the store are added to these.
-CENTERS = (
-    "AFRC",
-    "AMES",
-    "ARC",
-    "GRC",
-    "GSFC",
-    "HQ",
-    "JPL",
-    "JSC",
-    "KSC",
-    "LARC",
-    "LRC",
-    "MAF",
-    "MSFC",
-    "NSSTC",
-    "SSC",
-    "WFF",
-    "WSTF",
+CENTERS = tuple(
+    "AFRC AMES ARC GRC GSFC HQ JPL JSC KSC LARC LRC MAF MSFC NSSTC SSC WFF WSTF".split()
 )
 #: Fields searched, one value at a time, to reach a leaf's records beyond the window.
 PROBES = ("keywords", "title", "photographer", "secondary_creator", "location")
@@ -143,24 +129,7 @@ class HarvestResult:
         return not self.failed and not self.incomplete
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "partitions": self.partitions,
-            "pages": self.pages,
-            "received": self.received,
-            "new": self.new,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            "assets": self.assets,
-            "requests": self.requests,
-            "retries": self.retries,
-            "seconds": round(self.seconds, 3),
-            "indexed": self.indexed,
-            "resumed": self.resumed,
-            "failed": [vars(p) for p in self.failed],
-            "incomplete": [vars(p) for p in self.incomplete],
-        }
+        return {"ok": self.ok, **asdict(self), "seconds": round(self.seconds, 3)}
 
 
 @dataclass(frozen=True)
