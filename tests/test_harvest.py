@@ -126,6 +126,24 @@ def test_what_nothing_reaches_is_reported_with_counts(
     assert source[missing]["data"][0]["center"] == "GSFC" and set(got) <= wanted
 
 
+def test_a_topic_splits_by_media_type_years_and_centers_and_says_what_it_missed(
+    store: Store, replay: Replay, source: dict[str, dict[str, Any]]
+) -> None:
+    replay.reset(ReplayConfig(cap=30))
+    result = run(store, replay, q="mars", page_size=10)
+    problems = {p.partition: (p.expected, p.received) for p in result.incomplete}
+    assert problems == {  # a topic's leaves are not probed: the store cannot tell q's matches
+        "q=mars media_type=image year_start=2004 year_end=2004 center=JPL": (34, 30),
+        "q=mars media_type=image year_start=2013 year_end=2013 center=JPL": (33, 30),
+    }
+    replay.reset()
+    _, document = replay.search({"q": "mars", "page_size": "1000"})
+    matching = {item["data"][0]["nasa_id"] for item in document["collection"]["items"]}
+    got = mirror(store)
+    assert set(got) <= matching and len(matching - set(got)) == 4 + 3
+    assert all(got[k] == source[k] for k in got)
+
+
 def test_five_percent_faults_lose_nothing(
     store: Store, replay: Replay, source: dict[str, dict[str, Any]]
 ) -> None:

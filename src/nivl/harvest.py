@@ -429,6 +429,9 @@ class _Run:
         return [Partition.from_key(k) for k in keys]
 
     def _children(self, partition: Partition) -> list[Partition]:
+        """Disjoint parts: by media type (a topic), then years in halves, then centers."""
+        if partition.media_type is None:
+            return [replace(partition, media_type=m) for m in MEDIA_TYPES]
         if partition.year_start is None or partition.year_end is None:
             low = partition.year_start or FIRST_YEAR
             high = partition.year_end or self.this_year
@@ -543,10 +546,14 @@ def _probeable(partition: Partition) -> bool:
 
 
 def _splittable(partition: Partition) -> bool:
-    return partition.center is None or (
-        partition.year_start is None
-        or partition.year_end is None
-        or partition.year_start < partition.year_end
+    return (
+        partition.media_type is None
+        or partition.center is None
+        or (
+            partition.year_start is None
+            or partition.year_end is None
+            or partition.year_start < partition.year_end
+        )
     )
 
 
