@@ -32,6 +32,7 @@ def test_public_api_is_explicit() -> None:
         "search_index",
         "settings",
         "store",
+        "upstream",
         "web",
     }
     assert exported - modules == set(nivl.__all__) - {"__version__"}

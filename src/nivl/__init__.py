@@ -1,6 +1,7 @@
 """nivl: a self-hostable mirror and search engine for NASA's Image and Video Library."""
 
 from .errors import NivlError
+from .harvest import harvest
 from .library import Library
 from .query import SearchRequest, parse_request
 from .search import SearchResult, search
@@ -19,6 +20,7 @@ __all__ = [
     "Settings",
     "Store",
     "__version__",
+    "harvest",
     "parse_request",
     "search",
 ]

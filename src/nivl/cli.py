@@ -20,8 +20,10 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -31,10 +33,13 @@ from . import __version__
 from .documents import search_document
 from .errors import BadRequest, NivlError
 from .exports import FORMATS, export
+from .harvest import Progress as HarvestProgress
+from .harvest import harvest
 from .library import Library, sample_paths
 from .query import parse_request
-from .render import DupesTable, GroupTable, ImportReport, ResultsTable
+from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable
 from .settings import Settings
+from .upstream import Upstream
 
 app = typer.Typer(
     name="nivl",
@@ -325,6 +330,52 @@ def dupes(
         Console().print(DupesTable(report))
 
 
+@app.command("harvest")
+def harvest_(
+    all_: Annotated[bool, typer.Option("--all", help="Mirror the whole library.")] = False,
+    query: Annotated[str | None, typer.Option("--query", help="Mirror one topic.")] = None,
+    media_type: Annotated[list[MediaType] | None, typer.Option(help="Repeatable.")] = None,
+    year_start: Annotated[int | None, typer.Option(help="First year (YYYY).")] = None,
+    year_end: Annotated[int | None, typer.Option(help="Last year (YYYY).")] = None,
+    center: Annotated[str | None, typer.Option(help="NASA center, e.g. JSC.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only records from YEAR on; 'last': since the last --all.")
+    ] = None,
+    with_assets: Annotated[bool, typer.Option(help="Also fetch /asset and /metadata.")] = False,
+    base_url: Annotated[str | None, typer.Option(help="Upstream API base URL.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 4,
+    rate: Annotated[float | None, typer.Option(help="At most this many requests/s.")] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Retries per request.")] = 6,
+    page_size: Annotated[int, typer.Option(min=1, help="Results per upstream page.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Mirror upstream into the store, resumably: rerun the same command to continue."""
+    if all_ == (query is not None):
+        raise typer.BadParameter("give either --all or --query")
+    if since not in (None, "last") and not str(since).isdigit():
+        raise typer.BadParameter(f"--since takes a year or 'last', not {since!r}")
+    media = ",".join(m.value for m in media_type or []) or None
+    with (
+        open_library(home, upstream_url=base_url) as library,
+        Upstream(
+            library.settings.upstream_url, concurrency=concurrency, rate=rate, retries=retries
+        ) as client,
+        _harvest_progress() as progress,
+    ):
+        result = harvest(
+            library.store, library.index, client, q=query, media_type=media,
+            year_start=year_start, year_end=year_end, center=center, progress=progress,
+            since=int(since) if since and since.isdigit() else since,
+            page_size=page_size, with_assets=with_assets,
+        )  # fmt: skip
+    err.print(HarvestReport(result))
+    if as_json:
+        _write(orjson.dumps(result.as_dict()) + b"\n", None)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def _write(data: bytes, out: Path | None) -> None:
     if out is None:
         sys.stdout.buffer.write(data)
@@ -350,6 +401,36 @@ def _byte_progress(paths: Sequence[Path]) -> Iterator[Callable[[int], object] | 
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("import", total=total)
         yield lambda n: progress.advance(task, n)
+
+
+@contextmanager
+def _harvest_progress() -> Iterator[Callable[[HarvestProgress], object] | None]:
+    """Partitions done of those known so far, records and their rate, only on a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("harvesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("partitions, {task.fields[records]} records ({task.fields[rate]}/s)"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("harvest", total=None, records=0, rate=0)
+
+        def update(event: HarvestProgress) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            bar.update(
+                task,
+                completed=event.partitions_done,
+                total=event.partitions_known,
+                records=event.received,
+                rate=round(event.received / elapsed) if elapsed else 0,
+            )
+
+        yield update
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,9 @@
     │   └── InvalidParameter   one named parameter has a bad value
     ├── RecordNotFound         404: no such nasa_id (or group, album)
     └── UpstreamError          talking to images-api.nasa.gov failed
-        └── UpstreamHTTPError  it answered with an error status
+        ├── UpstreamHTTPError  it answered with an error status
+        │   └── PageRefused    (upstream.py) a 4xx for page N > 1: the result window ends
+        └── ShortResults       (upstream.py) pages ran out before total_hits
 
 Web-facing errors carry their HTTP status as ``status`` so the one exception
 handler in ``web/app.py`` needs no table of its own; the CLI maps ``BadRequest``

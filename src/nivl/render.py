@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .groups import DupesReport, GroupPage
+from .harvest import HarvestResult
 from .ingest import ImportSummary
 from .search import SearchResult
 
@@ -138,3 +139,35 @@ class DupesTable:
             for level, count in report.hidden.items()
         )
         return Group(table, Text(f"of {report.records} records, collapsing hides: {hidden}"))
+
+
+class HarvestReport:
+    """A harvest's summary: counts, then each failed or incomplete partition with its counts."""
+
+    def __init__(self, result: HarvestResult) -> None:
+        self.result = result
+
+    def __rich__(self) -> Group:
+        r = self.result
+        parts: list[Any] = []
+        for problem in r.failed:
+            parts.append(Text(f"failed: {problem.partition}: {problem.reason}", style="red"))
+        for problem in r.incomplete:
+            parts.append(
+                Text(
+                    f"incomplete: {problem.partition}: {problem.reason} "
+                    f"(expected {problem.expected}, got {problem.received})",
+                    style="yellow",
+                )
+            )
+        rate = r.received / r.seconds if r.seconds else 0.0
+        line = (
+            f"{'resumed; ' if r.resumed else ''}{r.partitions} partitions, {r.pages} pages, "
+            f"{r.received} records received ({rate:.0f}/s): new {r.new}, updated {r.updated}, "
+            f"unchanged {r.unchanged}, rejected {r.rejected}; {r.requests} requests, "
+            f"{r.retries} retries"
+        )
+        if r.assets:
+            line += f", asset documents {r.assets}"
+        parts.append(Text(line, style="bold"))
+        return Group(*parts)

@@ -513,6 +513,41 @@ class Store:
         found = dict(rows)
         return {level: int(found.get(level, 0)) for level in GROUP_COLUMNS}
 
+    # --- harvest checkpoints and asset backlog --------------------------------------
+
+    def delete_meta_prefix(self, prefix: str) -> int:
+        """Drop meta keys starting with ``prefix`` (a finished harvest's checkpoints)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            )
+        return int(cursor.rowcount)
+
+    def nasa_ids_without_asset(self) -> list[tuple[str, str]]:
+        """(nasa_id, media_type) of records whose /asset documents were never fetched."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT nasa_id, media_type FROM records "
+                "WHERE nasa_id NOT IN (SELECT nasa_id FROM assets) ORDER BY nasa_id"
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def count_where(self, *, media_type: str, year: int, center: str | None) -> int:
+        """Records of one media type and year (and center, '' for none; None for any)."""
+        sql, args = _where(media_type, year, center)
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(f"SELECT count(*) FROM records WHERE {sql}", args)
+            return int(row.fetchone()[0])
+
+    def raw_where(self, *, media_type: str, year: int, center: str | None) -> list[str]:
+        """Raw items of one media type and year (and center), in id order."""
+        sql, args = _where(media_type, year, center)
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                f"SELECT raw FROM records WHERE {sql} ORDER BY id", args
+            ).fetchall()
+        return [row[0] for row in rows]
+
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute(
@@ -540,3 +575,9 @@ def _delete_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> None:
     for start in range(0, len(values), 900):
         chunk = values[start : start + 900]
         conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
+def _where(media_type: str, year: int, center: str | None) -> tuple[str, tuple[Any, ...]]:
+    if center is None:
+        return "media_type = ? AND year = ?", (media_type, year)
+    return "media_type = ? AND year = ? AND center = ?", (media_type, year, center)
