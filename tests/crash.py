@@ -68,3 +68,36 @@ def kill_import_and_rerun(
         after = library.store.count()
         assert library.index.agrees_with(library.store)
     return TrialResult(delay, records, integrity, agreed, after, rerun.returncode)
+
+
+@dataclass
+class GroupTrialResult:
+    killed_after: float
+    integrity: str
+    index_agreed_after_open: bool
+    same_groups_after_rerun: bool
+    rerun_exit: int
+
+
+def kill_group_and_rerun(
+    home: Path, rng: random.Random, *, max_delay: float = 4.0
+) -> GroupTrialResult:
+    """SIGKILL `nivl group --rebuild` on an imported home; rerun it; compare the groups."""
+    settings = Settings.from_env({}, home=str(home))
+    with Library(settings) as library:
+        before = library.dupes(limit=1000)
+    command = [sys.executable, "-m", "nivl", "group", "--rebuild"]
+    process = subprocess.Popen(
+        command, env=nivl_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    delay = rng.uniform(0.8, max_delay)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with Library(settings) as library:
+        integrity = library.store.integrity_check()
+        agreed = library.index.agrees_with(library.store)
+    rerun = subprocess.run(command, env=nivl_env(home), capture_output=True, timeout=600)
+    with Library(settings) as library:
+        after = library.dupes(limit=1000)
+    return GroupTrialResult(delay, integrity, agreed, before == after, rerun.returncode)

@@ -132,3 +132,27 @@ def test_hostile_records_over_http(hostile_library: Library) -> None:
             assert response.json()["collection"]["items"] == [item]
             location = httpx.get(f"{url}/metadata/{quote(nasa_id, safe='')}").json()
             assert location["location"].startswith("https://images-assets.nasa.gov/")
+
+
+@pytest.mark.slow
+def test_sigkill_during_group_rebuild_changes_nothing(
+    tmp_path: Path, shared_items: list[dict]
+) -> None:
+    from .crash import kill_group_and_rerun
+
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, shared_items, 3)
+    home = tmp_path / "home"
+    subprocess.run(
+        [sys.executable, "-m", "nivl", "import", str(corpus)],
+        env=nivl_env(home),
+        check=True,
+        capture_output=True,
+    )
+    rng = random.Random(11)
+    for _trial in range(2):
+        result = kill_group_and_rerun(home, rng, max_delay=3.0)
+        assert result.integrity == "ok"
+        assert result.index_agreed_after_open
+        assert result.rerun_exit == 0
+        assert result.same_groups_after_rerun
