@@ -29,11 +29,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
 
 from .records import Record
+
+if TYPE_CHECKING:
+    from datasketch import MinHash  # type: ignore[import-untyped]
+
+
+def _datasketch() -> Any:
+    """datasketch imports scipy (over a second): load it only when grouping runs."""
+    import datasketch
+
+    return datasketch
+
 
 LEVELS = ("caption", "near", "event")
 
@@ -185,18 +196,20 @@ def representative(records: Iterable[Record]) -> Record:
 
 @cache
 def _permutations(num_perm: int) -> np.ndarray:
-    return np.asarray(MinHash(num_perm, seed=1).permutations)
+    return np.asarray(_datasketch().MinHash(num_perm, seed=1).permutations)
 
 
 @cache
 def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = _datasketch().MinHashLSH(threshold=threshold, num_perm=num_perm)
     return lsh.b, lsh.r
 
 
 def minhash(hashes: np.ndarray, num_perm: int) -> MinHash:
     """Over ``hashed`` shingles: crc32 and a fixed seed, so band keys survive restarts."""
-    m = MinHash(num_perm, hashfunc=int, permutations=_permutations(num_perm), scheme="affine32")
+    m = _datasketch().MinHash(
+        num_perm, hashfunc=int, permutations=_permutations(num_perm), scheme="affine32"
+    )
     m.update_batch(hashes.tolist())
     return m
 
@@ -335,7 +348,7 @@ def _join_near(
     """LSH candidates, each confirmed by the exact shingle Jaccard."""
     sets = [feats.shingles for feats in prepared]
     bands, rows = _bands(thresholds.near, thresholds.num_perm)
-    lsh = MinHashLSH(num_perm=thresholds.num_perm, params=(bands, rows))
+    lsh = _datasketch().MinHashLSH(num_perm=thresholds.num_perm, params=(bands, rows))
     seen_text: dict[bytes, int] = {}
     for i, shingle_set in enumerate(sets):
         m = prepared[i].signature
