@@ -38,6 +38,8 @@ import random
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -207,7 +209,9 @@ def import_nivl(path: Path, where: Path) -> dict[str, Any]:
     return {"seconds": seconds, "records": summary.read, "rejected": summary.rejected}
 
 
-def query_nivl(where: Path, specs: list[Spec], collapse: str) -> tuple[list[int], list[int]]:
+def query_nivl(
+    where: Path, specs: list[Spec], warm: list[Spec], collapse: str
+) -> tuple[list[int], list[int], list[int]]:
     library = Library(Settings.from_env({}, home=where))
     limits = library.limits
 
@@ -215,7 +219,7 @@ def query_nivl(where: Path, specs: list[Spec], collapse: str) -> tuple[list[int]
         result = library.search(parse_request(spec.params(collapse), limits))
         return len(result.hits)
 
-    return _timed(specs, run)
+    return _timed(specs, warm, run)
 
 
 # --- raw tantivy ----------------------------------------------------------------------
@@ -257,7 +261,9 @@ def import_tantivy(path: Path, where: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "records": records}
 
 
-def query_tantivy(where: Path, specs: list[Spec]) -> tuple[list[int], list[int]]:
+def query_tantivy(
+    where: Path, specs: list[Spec], warm: list[Spec]
+) -> tuple[list[int], list[int], list[int]]:
     index = tantivy.Index.open(str(where))
     schema = tantivy_schema()
     searcher = index.searcher()
@@ -290,7 +296,7 @@ def query_tantivy(where: Path, specs: list[Spec]) -> tuple[list[int], list[int]]
             result = searcher.search(query, 100, order_by_field="ts", order=order)
         return len(result.hits)
 
-    return _timed(specs, run)
+    return _timed(specs, warm, run)
 
 
 # --- SQLite FTS5 ------------------------------------------------------------------------
@@ -323,7 +329,9 @@ def import_fts5(path: Path, where: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "records": records}
 
 
-def query_fts5(where: Path, specs: list[Spec]) -> tuple[list[int], list[int]]:
+def query_fts5(
+    where: Path, specs: list[Spec], warm: list[Spec]
+) -> tuple[list[int], list[int], list[int]]:
     conn = sqlite3.connect(where / "fts.db")
     conn.execute("PRAGMA query_only=1")
     weights = ", ".join(str(w) for w in Q_FIELDS.values())
@@ -347,26 +355,38 @@ def query_fts5(where: Path, specs: list[Spec]) -> tuple[list[int], list[int]]:
         sql = f"SELECT rowid FROM docs WHERE {' AND '.join(where_sql)} ORDER BY {order} LIMIT 100"
         return len(conn.execute(sql, args).fetchall())
 
-    return _timed(specs, run)
+    return _timed(specs, warm, run)
 
 
 # --- running -----------------------------------------------------------------------------
 
 
-def _timed(specs: list[Spec], run: Callable[[Spec], int]) -> tuple[list[int], list[int]]:
-    for spec in specs:  # warm-up: caches, mmap'd files, lazily opened readers
+def _timed(
+    specs: list[Spec], warm: list[Spec], run: Callable[[Spec], int]
+) -> tuple[list[int], list[int], list[int]]:
+    """Wall and on-CPU (this thread) nanoseconds per query, and hits.
+
+    The CPU time does not count waiting for a core, so it stays meaningful on a machine
+    that other work shares; every system here searches in the calling thread.
+    """
+    for spec in warm:  # warm-up: caches, mmap'd files, lazily opened readers
         run(spec)
-    latencies: list[int] = []
+    wall: list[int] = []
+    cpu: list[int] = []
     hits: list[int] = []
     for spec in specs:
-        started = time.perf_counter_ns()
+        started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
         hits.append(run(spec))
-        latencies.append(time.perf_counter_ns() - started)
-    return latencies, hits
+        cpu.append(time.thread_time_ns() - started_cpu)
+        wall.append(time.perf_counter_ns() - started)
+    return wall, cpu, hits
 
 
 def _child(target: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
+    started = time.process_time()
     result = target(*args)
+    if isinstance(result, dict):
+        result["cpu_seconds"] = time.process_time() - started  # all threads of the process
     out.put((result, peak_rss_mb()))
 
 
@@ -387,14 +407,18 @@ def disk_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
-def summarise(latencies_ns: list[int], hits: list[int]) -> dict[str, float]:
-    ms = sorted(v / 1e6 for v in latencies_ns)
+def summarise(wall_ns: list[int], cpu_ns: list[int], hits: list[int]) -> dict[str, float]:
+    ms = sorted(v / 1e6 for v in wall_ns)
+    cpu = sorted(v / 1e6 for v in cpu_ns)
     return {
         "queries": len(ms),
         "p50_ms": percentile(ms, 50),
         "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99),
         "mean_ms": sum(ms) / len(ms),
+        "cpu_p50_ms": percentile(cpu, 50),
+        "cpu_p95_ms": percentile(cpu, 95),
+        "cpu_p99_ms": percentile(cpu, 99),
         "qps": len(ms) / (sum(ms) / 1000),
         "mean_hits": sum(hits) / len(hits),
         "zero_hit_share": sum(1 for h in hits if h == 0) / len(hits),
@@ -408,14 +432,29 @@ IMPORTERS: dict[str, Callable[[Path, Path], dict[str, Any]]] = {
 }
 
 
-def run(data: Path, queries: int, seed: int, repeat: int, keep: Path | None) -> dict[str, Any]:
-    base = Path(tempfile.mkdtemp(prefix="nivl-search-bench-", dir=keep))
-    specs = make_queries(data, queries, seed)
+@dataclass(frozen=True)
+class Options:
+    data: Path
+    out: Path
+    queries: int = 1000
+    seed: int = 7
+    repeat: int = 1
+    warmup: int | None = None  # queries run untimed first (None: all of them)
+    systems: tuple[str, ...] = tuple(IMPORTERS)
+    keep: Path | None = None
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Import with each system, then query each; the JSON is rewritten after every step."""
+    base = Path(tempfile.mkdtemp(prefix="nivl-search-bench-", dir=options.keep))
+    specs = make_queries(options.data, options.queries, options.seed)
+    warm = specs if options.warmup is None else specs[: options.warmup]
     result: dict[str, Any] = {
-        "data": str(data),
-        "queries": queries,
-        "seed": seed,
-        "repeat": repeat,
+        "data": str(options.data),
+        "queries": options.queries,
+        "warmup": len(warm),
+        "seed": options.seed,
+        "repeat": options.repeat,
         "grouping": HAS_GROUPING,
         "machine": machine(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -423,14 +462,21 @@ def run(data: Path, queries: int, seed: int, repeat: int, keep: Path | None) -> 
         "import": {},
         "query": {},
     }
+
+    def save(step: str) -> None:
+        result["load_average_at_end"] = os.getloadavg()[0]
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(result, indent=2) + "\n")
+        log(f"{step} done ({datetime.now(UTC):%H:%M:%S})")
+
     try:
-        for name, importer in IMPORTERS.items():
+        for name in options.systems:
             runs = []
-            for attempt in range(repeat):
+            for attempt in range(options.repeat):
                 where = base / f"{name}-{attempt}"
-                outcome, rss = in_child(importer, data, where)
+                outcome, rss = in_child(IMPORTERS[name], options.data, where)
                 runs.append({**outcome, "peak_rss_mb": rss, "disk_mb": disk_mb(where)})
-                if attempt < repeat - 1:
+                if attempt < options.repeat - 1:
                     shutil.rmtree(where)
             best = min(runs, key=lambda r: r["seconds"])
             result["import"][name] = {
@@ -438,28 +484,33 @@ def run(data: Path, queries: int, seed: int, repeat: int, keep: Path | None) -> 
                 "records_per_s": best["records"] / best["seconds"],
                 "all_seconds": [r["seconds"] for r in runs],
             }
-        last = repeat - 1
-        variants: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
-            ("nivl", query_nivl, (base / f"nivl-{last}", specs, "none")),
-        ]
-        if HAS_GROUPING:
-            variants.append(
-                ("nivl collapse=event", query_nivl, (base / f"nivl-{last}", specs, "event"))
-            )
-        variants += [
-            ("tantivy", query_tantivy, (base / f"tantivy-{last}", specs)),
-            ("fts5", query_fts5, (base / f"fts5-{last}", specs)),
-        ]
+            save(f"import {name}")
+        last = options.repeat - 1
+        variants: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
+        if "nivl" in options.systems:
+            home = base / f"nivl-{last}"
+            variants.append(("nivl", query_nivl, (home, specs, warm, "none")))
+            if HAS_GROUPING:
+                variants.append(("nivl collapse=event", query_nivl, (home, specs, warm, "event")))
+        if "tantivy" in options.systems:
+            variants.append(("tantivy", query_tantivy, (base / f"tantivy-{last}", specs, warm)))
+        if "fts5" in options.systems:
+            variants.append(("fts5", query_fts5, (base / f"fts5-{last}", specs, warm)))
         for name, target, args in variants:
-            (latencies, hits), rss = in_child(target, *args)
-            result["query"][name] = {**summarise(latencies, hits), "peak_rss_mb": rss}
-        result["load_average_at_end"] = os.getloadavg()[0]
+            (wall, cpu, hits), rss = in_child(target, *args)
+            result["query"][name] = {**summarise(wall, cpu, hits), "peak_rss_mb": rss}
+            save(f"queries {name}")
     finally:
-        if keep is None:
+        if options.keep is None:
             shutil.rmtree(base, ignore_errors=True)
         else:
             result["kept"] = str(base)
+            save("all")
     return result
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def machine() -> dict[str, Any]:
@@ -481,7 +532,31 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "tantivy_py": _version("tantivy"),
         "nivl": _version("nivl"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The commit of the tree nivl is imported from (``+`` if its src/ is modified)."""
+    import nivl
+
+    tree = Path(nivl.__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(tree), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+" if dirty else "")
 
 
 def _version(name: str) -> str:
@@ -494,17 +569,30 @@ def _version(name: str) -> str:
 
 
 def render(result: dict[str, Any], console: Console) -> None:
-    records = result["import"]["nivl"]["records"]
-    imports = Table(title=f"Import + index: {records:,} records from {Path(result['data']).name}")
-    for column in ("system", "seconds", "records/s", "vs nivl", "peak RSS MB", "on disk MB"):
+    first = next(iter(result["import"].values()), {"records": 0})
+    title = f"Import + index: {first['records']:,} records from {Path(result['data']).name}"
+    imports = Table(title=title)
+    columns = (
+        "system",
+        "seconds",
+        "records/s",
+        "vs nivl",
+        "CPU s",
+        "records/CPU-s",
+        "peak RSS MB",
+        "on disk MB",
+    )
+    for column in columns:
         imports.add_column(column, justify="left" if column == "system" else "right")
-    nivl_rate = result["import"]["nivl"]["records_per_s"]
+    nivl_rate = result["import"].get("nivl", {}).get("records_per_s")
     for name, row in result["import"].items():
         imports.add_row(
             name,
             f"{row['seconds']:.2f}",
             f"{row['records_per_s']:,.0f}",
-            f"{row['records_per_s'] / nivl_rate:.2f}x",
+            f"{row['records_per_s'] / nivl_rate:.2f}x" if nivl_rate else "-",
+            f"{row['cpu_seconds']:.2f}" if "cpu_seconds" in row else "-",
+            f"{row['records'] / row['cpu_seconds']:,.0f}" if "cpu_seconds" in row else "-",
             f"{row['peak_rss_mb']:,.0f}",
             f"{row['disk_mb']:,.1f}",
         )
@@ -519,12 +607,14 @@ def render(result: dict[str, Any], console: Console) -> None:
         "p99 ms",
         "mean ms",
         "p50 vs tantivy",
+        "CPU p50",
+        "CPU p99",
         "mean hits",
         "zero-hit",
     )
     for column in columns:
         queries.add_column(column, justify="left" if column == "system" else "right")
-    base = result["query"]["tantivy"]["p50_ms"]
+    base = result["query"].get("tantivy", {}).get("p50_ms")
     for name, row in result["query"].items():
         queries.add_row(
             name,
@@ -532,7 +622,9 @@ def render(result: dict[str, Any], console: Console) -> None:
             f"{row['p95_ms']:.3f}",
             f"{row['p99_ms']:.3f}",
             f"{row['mean_ms']:.3f}",
-            f"{row['p50_ms'] / base:.2f}x",
+            f"{row['p50_ms'] / base:.2f}x" if base else "-",
+            f"{row['cpu_p50_ms']:.3f}" if "cpu_p50_ms" in row else "-",
+            f"{row['cpu_p99_ms']:.3f}" if "cpu_p99_ms" in row else "-",
             f"{row['mean_hits']:.1f}",
             f"{row['zero_hit_share']:.0%}",
         )
@@ -540,16 +632,49 @@ def render(result: dict[str, Any], console: Console) -> None:
     m = result["machine"]
     console.print(
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}, "
-        f"SQLite {m['sqlite']}, tantivy-py {m['tantivy_py']}, nivl {m['nivl']}; load average "
-        f"{result['load_average_at_start']:.1f} at start, {result['load_average_at_end']:.1f} "
+        f"SQLite {m['sqlite']}, tantivy-py {m['tantivy_py']}, nivl {m['nivl']} "
+        f"({m.get('commit', '?')}); load average "
+        f"{result.get('load_average_at_start', float('nan')):.1f} at start, "
+        f"{result.get('load_average_at_end', float('nan')):.1f} "
         "at end (other work shares the cores)"
     )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The two tables as Markdown, for bench/README.md."""
+    lines = [
+        "| system | import s | records/s | CPU s | records/CPU-s | peak RSS MB | on disk MB |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, row in result["import"].items():
+        cpu = row.get("cpu_seconds")
+        lines.append(
+            f"| {name} | {row['seconds']:.1f} | {row['records_per_s']:,.0f} | "
+            + (f"{cpu:.1f} | {row['records'] / cpu:,.0f}" if cpu else "- | -")
+            + f" | {row['peak_rss_mb']:,.0f} | {row['disk_mb']:,.0f} |"
+        )
+    base = result["query"].get("tantivy", {}).get("cpu_p50_ms")
+    lines += [
+        "",
+        "| system | p50 ms | p95 ms | p99 ms | CPU p50 ms | CPU p95 ms | CPU p99 ms "
+        "| CPU p50 vs tantivy | mean hits |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, row in result["query"].items():
+        ratio = f"{row['cpu_p50_ms'] / base:.1f}x" if base and "cpu_p50_ms" in row else "-"
+        lines.append(
+            f"| {name} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row.get('cpu_p50_ms', float('nan')):.2f} | {row.get('cpu_p95_ms', float('nan')):.2f}"
+            f" | {row.get('cpu_p99_ms', float('nan')):.2f} | {ratio} | {row['mean_hits']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_records(), help="JSONL of items")
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, help="untimed queries first (default: all)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--repeat",
@@ -557,23 +682,44 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="imports per system (best kept; default 3 under 10k records, else 1)",
     )
+    parser.add_argument(
+        "--systems", default=",".join(IMPORTERS), help="comma list of nivl,tantivy,fts5"
+    )
     parser.add_argument("--keep", type=Path, help="keep the built stores under this directory")
     parser.add_argument("--out", type=Path, help="JSON results (default: bench/results/...)")
+    parser.add_argument("--show", type=Path, help="print the tables of a results JSON and stop")
+    parser.add_argument("--markdown", action="store_true", help="with --show: as Markdown")
     args = parser.parse_args(argv)
+    if args.show is not None:
+        shown = json.loads(args.show.read_text())
+        if args.markdown:
+            print(markdown(shown))
+        else:
+            render(shown, Console(width=120))
+        return 0
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    if not systems or set(systems) - set(IMPORTERS):
+        parser.error(f"--systems takes a comma list of {', '.join(IMPORTERS)}")
     if args.repeat is None:
         with args.data.open("rb") as f:
             lines = sum(1 for _ in itertools.islice(f, 10_000))
         args.repeat = 3 if lines < 10_000 else 1
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    result = run(args.data, args.queries, args.seed, args.repeat, args.keep)
-    out = args.out or RESULTS / (
-        f"search-{args.data.stem}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    options = Options(
+        data=args.data,
+        out=args.out or RESULTS / f"search-{args.data.stem}-{stamp}.json",
+        queries=args.queries,
+        seed=args.seed,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        systems=systems,
+        keep=args.keep,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result = run(options)
     render(result, Console(width=120))
-    Console(stderr=True).print(f"results: {out}")
+    log(f"results: {options.out}")
     return 0
 
 

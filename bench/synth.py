@@ -199,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     if args.out.resolve().is_relative_to(repo) and "results" not in args.out.parts:
         parser.error(f"write synthetic data outside the repository ({repo})")
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     corpus = Corpus.load(args.source)
     written = write(args.out, generate(corpus, args.count, args.seed))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     print(
-        f"wrote {written:,} items to {args.out} in {elapsed:.1f} s "
+        f"wrote {written:,} items to {args.out} in {elapsed:.1f} s, {cpu:.1f} s of CPU "
         f"({written / elapsed:,.0f} items/s)",
         file=sys.stderr,
     )
