@@ -670,6 +670,30 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scaling(results: list[dict[str, Any]]) -> str:
+    """One Markdown row per (run, system): how each figure grows with the corpus."""
+    lines = [
+        "| records | system | import records/CPU-s | peak RSS MB | on disk MB "
+        "| CPU p50 ms | CPU p95 ms | CPU p99 ms | wall p50 ms | wall p99 ms |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for result in results:
+        for name in ("nivl", "nivl collapse=event", "tantivy", "fts5"):
+            imp = result["import"].get(name.split()[0], {})
+            query = result["query"].get(name, {})
+            if (not imp and not query) or (name != name.split()[0] and not query):
+                continue
+            records = imp.get("records") or next(iter(result["import"].values()))["records"]
+            cells = [f"{records:,}", name]
+            cpu = imp.get("cpu_seconds")
+            cells += [f"{imp['records'] / cpu:,.0f}" if cpu and name == name.split()[0] else ""]
+            cells += [f"{imp['peak_rss_mb']:,.0f}", f"{imp['disk_mb']:,.0f}"] if imp else ["", ""]
+            for key in ("cpu_p50_ms", "cpu_p95_ms", "cpu_p99_ms", "p50_ms", "p99_ms"):
+                cells.append(f"{query[key]:.2f}" if key in query else "not run")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_records(), help="JSONL of items")
@@ -689,7 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON results (default: bench/results/...)")
     parser.add_argument("--show", type=Path, help="print the tables of a results JSON and stop")
     parser.add_argument("--markdown", action="store_true", help="with --show: as Markdown")
+    parser.add_argument(
+        "--scaling", type=Path, nargs="+", help="one Markdown table over several results JSONs"
+    )
     args = parser.parse_args(argv)
+    if args.scaling:
+        print(scaling([json.loads(path.read_text()) for path in args.scaling]))
+        return 0
     if args.show is not None:
         shown = json.loads(args.show.read_text())
         if args.markdown:
