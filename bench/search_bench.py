@@ -673,9 +673,9 @@ def markdown(result: dict[str, Any]) -> str:
 def scaling(results: list[dict[str, Any]]) -> str:
     """One Markdown row per (run, system): how each figure grows with the corpus."""
     lines = [
-        "| records | system | import records/CPU-s | peak RSS MB | on disk MB "
-        "| CPU p50 ms | CPU p95 ms | CPU p99 ms | wall p50 ms | wall p99 ms |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| records | system | import records/s | records/CPU-s | peak RSS MB | on disk MB "
+        "| CPU p50 ms | CPU p95 ms | CPU p99 ms | wall p50 ms | wall p99 ms | load |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for result in results:
         for name in ("nivl", "nivl collapse=event", "tantivy", "fts5"):
@@ -686,10 +686,14 @@ def scaling(results: list[dict[str, Any]]) -> str:
             records = imp.get("records") or next(iter(result["import"].values()))["records"]
             cells = [f"{records:,}", name]
             cpu = imp.get("cpu_seconds")
-            cells += [f"{imp['records'] / cpu:,.0f}" if cpu and name == name.split()[0] else ""]
+            own = bool(imp) and name == name.split()[0]
+            cells += [f"{imp['records_per_s']:,.0f}" if own else ""]
+            cells += [f"{imp['records'] / cpu:,.0f}" if own and cpu else ""]
             cells += [f"{imp['peak_rss_mb']:,.0f}", f"{imp['disk_mb']:,.0f}"] if imp else ["", ""]
             for key in ("cpu_p50_ms", "cpu_p95_ms", "cpu_p99_ms", "p50_ms", "p99_ms"):
                 cells.append(f"{query[key]:.2f}" if key in query else "not run")
+            start, end = result.get("load_average_at_start"), result.get("load_average_at_end")
+            cells.append(f"{start:.0f}-{end:.0f}" if start is not None and end is not None else "")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
