@@ -674,8 +674,8 @@ def scaling(results: list[dict[str, Any]]) -> str:
     """One Markdown row per (run, system): how each figure grows with the corpus."""
     lines = [
         "| records | system | import records/s | records/CPU-s | peak RSS MB | on disk MB "
-        "| CPU p50 ms | CPU p95 ms | CPU p99 ms | wall p50 ms | wall p99 ms | load |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU p50 ms | CPU p95 ms | CPU p99 ms | wall p50 ms | wall p99 ms | load | grouping |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for result in results:
         for name in ("nivl", "nivl collapse=event", "tantivy", "fts5"):
@@ -694,6 +694,7 @@ def scaling(results: list[dict[str, Any]]) -> str:
                 cells.append(f"{query[key]:.2f}" if key in query else "not run")
             start, end = result.get("load_average_at_start"), result.get("load_average_at_end")
             cells.append(f"{start:.0f}-{end:.0f}" if start is not None and end is not None else "")
+            cells.append("yes" if result.get("grouping") else "no")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
