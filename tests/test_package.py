@@ -19,10 +19,12 @@ def test_public_api_is_explicit() -> None:
     modules = {
         "cli",
         "documents",
+        "embeddings",
         "errors",
         "exports",
         "grouping",
         "groups",
+        "hybrid",
         "ingest",
         "library",
         "migrations",
@@ -33,6 +35,7 @@ def test_public_api_is_explicit() -> None:
         "settings",
         "store",
         "upstream",
+        "vector_index",
         "web",
     }
     assert exported - modules == set(nivl.__all__) - {"__version__"}

@@ -29,8 +29,9 @@ from rich.progress import (
 )
 from typer._click import exceptions as click_errors  # typer 0.29 vendors click
 
-from . import __version__
+from . import __version__, embeddings
 from .documents import search_document
+from .embeddings import default_mode
 from .errors import BadRequest, NivlError
 from .exports import FORMATS, export
 from .harvest import Progress as HarvestProgress
@@ -70,6 +71,12 @@ class Collapse(StrEnum):
     none = "none"
     caption = "caption"
     event = "event"
+
+
+class Mode(StrEnum):
+    lexical = "lexical"
+    semantic = "semantic"
+    hybrid = "hybrid"
 
 
 class MediaType(StrEnum):
@@ -147,6 +154,31 @@ def index(
     with open_library(home) as library:
         count = library.index.sync(library.store, rebuild=rebuild)
         err.print(f"indexed {count} records; the index holds {library.index.num_docs()}")
+        if rebuild and embeddings.available() and library.vectors_path.exists():
+            _embed(library, rebuild=True)
+
+
+@app.command()
+def embed(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed every record again.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Embed records for semantic search (resumable; run after import or harvest)."""
+    embeddings.require("nivl embed")
+    with open_library(home) as library:
+        _embed(library, rebuild=rebuild)
+
+
+def _embed(library: Library, *, rebuild: bool) -> None:
+    total = library.pending_embeddings(rebuild=rebuild)
+    if total:
+        err.print(f"embedding {total} records (interrupt at will: the next run carries on)")
+    with _count_progress("embedding", total) as advance:
+        count = library.embed(rebuild=rebuild, progress=advance)
+    status = library.semantic_status()
+    err.print(
+        f"embedded {count} records; {status['embedded']} of {library.store.count()} are embedded"
+    )
 
 
 @app.command()
@@ -163,6 +195,12 @@ def search(
     location: Annotated[str, typer.Option(help="Words in the location.")] = "",
     nasa_id: Annotated[str, typer.Option(help="Exact nasa_id.")] = "",
     sort: Annotated[Sort, typer.Option(help="Result order.")] = Sort.relevance,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(
+            help="Ranking: hybrid (default with the [semantic] extra), lexical, semantic."
+        ),
+    ] = None,
     collapse: Annotated[Collapse, typer.Option(help="Show each group once.")] = Collapse.event,
     page: Annotated[str, typer.Option(help="Page number, from 1.")] = "1",
     page_size: Annotated[str, typer.Option(help="Results per page.")] = "20",
@@ -184,12 +222,15 @@ def search(
         "nasa_id": nasa_id,
         "media_type": ",".join(m.value for m in media_type or []),
         "sort": sort.value,
+        "mode": mode.value if mode else default_mode(),
         "collapse": collapse.value,
         "page": page,
         "page_size": page_size,
     }
     settings = settings_for(home)
     search_request = parse_request(params, settings.limits)  # bad values fail before any work
+    if search_request.mode != "lexical":
+        embeddings.require(f"--mode {search_request.mode}")
     with open_library(home, load_sample=True) as library:
         result = library.search(search_request)
         if as_json:
@@ -255,9 +296,14 @@ def serve(
 
     with open_library(home, load_sample=True, host=host, port=port) as library:
         settings = library.settings
+        semantic = library.semantic_status()
+        records = library.store.count()
     err.print(
         f"nivl {__version__} serving {settings.home} on http://{settings.host}:{settings.port}/"
     )
+    if semantic["available"]:
+        rest = "" if semantic["embedded"] >= records else " (run 'nivl embed'; BM25 finds the rest)"
+        err.print(f"semantic search: {semantic['embedded']} of {records} records embedded{rest}")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -431,6 +477,25 @@ def _harvest_progress() -> Iterator[Callable[[HarvestProgress], object] | None]:
             )
 
         yield update
+
+
+@contextmanager
+def _count_progress(label: str, total: int) -> Iterator[Callable[[int], object] | None]:
+    """A progress bar with a rate and an ETA over ``total`` items, only on a terminal."""
+    if not err.is_terminal or not total:
+        yield None
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

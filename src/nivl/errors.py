@@ -7,7 +7,8 @@
     ├── RecordRejected         an input item that cannot become a Record
     ├── BadRequest             400: a request nivl cannot answer as asked
     │   ├── MissingParameters  no search parameter at all (upstream's 400)
-    │   └── InvalidParameter   one named parameter has a bad value
+    │   ├── InvalidParameter   one named parameter has a bad value
+    │   └── SemanticUnavailable  semantic/hybrid asked for without the [semantic] extra
     ├── RecordNotFound         404: no such nasa_id (or group, album)
     └── UpstreamError          talking to images-api.nasa.gov failed
         ├── UpstreamHTTPError  it answered with an error status
@@ -64,6 +65,10 @@ class InvalidParameter(BadRequest):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"Invalid value for '{parameter}': {message}")
         self.parameter = parameter
+
+
+class SemanticUnavailable(BadRequest):
+    """Semantic or hybrid search was asked for, but nivl's ``[semantic]`` extra is missing."""
 
 
 class RecordNotFound(NivlError):

@@ -6,17 +6,29 @@ methods; it keeps the derived index in step with the store on open.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
-from collections.abc import Callable, Iterable
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import embeddings
+from .errors import RecordNotFound, SemanticUnavailable
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary, import_paths
-from .query import Limits, SearchRequest
+from .query import Limits, SearchRequest, text_terms
 from .search import SearchResult, search
 from .search_index import SearchIndex
 from .settings import Settings
 from .store import Store
+
+if TYPE_CHECKING:
+    from .embeddings import Embedder
+    from .vector_index import VectorIndex
+
+VECTORS_FILE = "vectors.usearch"
 
 
 class Library:
@@ -28,6 +40,10 @@ class Library:
             update_groups(self.store)
             self.index.sync(self.store)
         self.revision = self.index.indexed_rev(self.store)
+        self._vectors: VectorIndex | None = None
+        self._embedder: Embedder | None = None
+        self._vectors_lock = threading.Lock()
+        self._embedder_lock = threading.Lock()  # held while the model loads: not /healthz's
 
     def refresh(self) -> int:
         """See what another process (an import, a harvest) committed; returns the revision.
@@ -39,6 +55,8 @@ class Library:
         if revision != self.revision:
             self.index.reload()
             self.revision = revision
+        if self._vectors is not None:
+            self._vectors.reload_if_changed()  # what ``nivl embed`` saved since
         return revision
 
     @property
@@ -52,7 +70,105 @@ class Library:
         )
 
     def search(self, request: SearchRequest) -> SearchResult:
-        return search(self.store, self.index, request)
+        """Lexical (BM25), or semantic/hybrid over ``q`` when asked and there is text to embed."""
+        if request.mode != "lexical":
+            embeddings.require(f"mode={request.mode}")
+        if request.mode == "lexical" or not text_terms(request.q):
+            return search(self.store, self.index, request)
+        from .hybrid import rank
+
+        vectors = self.vectors()
+        if len(vectors) == 0:  # nothing embedded yet: hybrid is BM25 alone
+            if request.mode == "semantic":
+                raise SemanticUnavailable(
+                    "mode=semantic needs embeddings and none are stored yet: run 'nivl embed'"
+                )
+            return search(self.store, self.index, request)
+        vector = self.embedder().embed_query(request.q)
+        ranking = rank(self.index, vectors, vector, request, mode=request.mode)
+        return search(self.store, self.index, request, ranking=ranking)
+
+    def similar(self, nasa_id: str, request: SearchRequest) -> SearchResult:
+        """Records nearest to ``nasa_id``'s vector (its own text embedded if not stored yet)."""
+        from tantivy import Query
+
+        from .hybrid import rank
+        from .records import parse_item
+
+        embeddings.require("similar records")
+        hits = self.index.search(Query.term_query(self.index.schema, "nasa_id", nasa_id), limit=1)
+        if not hits.row_ids:
+            raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
+        row_id = hits.row_ids[0]
+        vectors = self.vectors()
+        vector = vectors.vector(row_id)
+        if vector is None:
+            raw = self.store.get_raw(nasa_id)
+            vector = self.embedder().embed_query(embeddings.record_text(parse_item(_loads(raw))))
+        request = dataclasses.replace(request, q="", mode="semantic")
+        ranking = rank(self.index, vectors, vector, request, mode="semantic", exclude={row_id})
+        return search(self.store, self.index, request, ranking=ranking)
+
+    # --- the semantic stage (needs the [semantic] extra) ------------------------
+
+    @property
+    def semantic_revision(self) -> int:
+        """Changes when the index or the vectors do: a cache key for semantic answers."""
+        mtime = self._vectors.mtime if self._vectors is not None else 0.0
+        return hash((self.revision, mtime))
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.settings.home / VECTORS_FILE
+
+    def vectors(self) -> VectorIndex:
+        """The vector index, opened on first use; ``SemanticUnavailable`` without the extra."""
+        with self._vectors_lock:
+            if self._vectors is None:
+                from .vector_index import VectorIndex
+
+                self._vectors = VectorIndex(self.vectors_path)
+            return self._vectors
+
+    def embedder(self) -> Embedder:
+        """The sentence-embedding model, loaded on first use (a few seconds)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = embeddings.Embedder()
+            return self._embedder
+
+    def warm_semantic(self) -> threading.Thread | None:
+        """Load the model in the background when there are vectors to search (else None)."""
+        if not embeddings.available() or not self.vectors_path.exists():
+            return None
+        thread = threading.Thread(target=self.embedder, name="nivl-warm-model", daemon=True)
+        thread.start()
+        return thread
+
+    def pending_embeddings(self, *, rebuild: bool = False) -> int:
+        return self.vectors().pending(self.store, rebuild=rebuild)
+
+    def embed(
+        self, *, rebuild: bool = False, progress: Callable[[int], object] | None = None
+    ) -> int:
+        """Embed what changed since the last run (resumable); returns records embedded."""
+        vectors = self.vectors()
+        if not rebuild and vectors.pending(self.store) == 0:
+            return 0
+        embedder = self.embedder()
+        threads = os.cpu_count() or 1
+
+        def embed(texts: Sequence[str]) -> Any:
+            return embedder.embed(texts, threads=threads)
+
+        return vectors.sync(self.store, embed, rebuild=rebuild, progress=progress)
+
+    def semantic_status(self) -> dict[str, Any]:
+        """Whether semantic search is installed, and how many records are embedded."""
+        if not embeddings.available():
+            return {"available": False, "embedded": 0}
+        embedded = len(self.vectors()) if self.vectors_path.exists() else 0
+        return {"available": True, "embedded": embedded}
 
     def import_paths(
         self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
@@ -88,3 +204,9 @@ def sample_paths() -> list[Path]:
     """The bundled sample's files (built by scripts/build_sample.py)."""
     folder = importlib.resources.files("nivl") / "sample"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jsonl.gz"))
+
+
+def _loads(raw: str) -> Any:
+    import orjson
+
+    return orjson.loads(raw)

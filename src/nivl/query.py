@@ -35,6 +35,8 @@ UPSTREAM_PARAMETERS = (
 SORTS = ("relevance", "date_desc", "date_asc")
 COLLAPSES = ("none", "caption", "event")
 FACETS = ("center", "media_type", "year", "keywords", "photographer")
+#: Ranking modes; lexical (BM25) first: the upstream-compatible default.
+MODES = ("lexical", "semantic", "hybrid")
 
 #: Text fields ``q`` searches, with their weights: title and keywords weigh most.
 Q_FIELDS: dict[str, float] = {
@@ -98,6 +100,7 @@ class SearchRequest:
     highlight: bool = False
     group_level: str = ""
     group_id: int | None = None
+    mode: str = "lexical"
 
     @property
     def offset(self) -> int:
@@ -107,7 +110,7 @@ class SearchRequest:
         """The request as query parameters (for next/prev links); defaults left out."""
         defaults = SearchRequest()
         out: dict[str, str] = {}
-        for name in (*UPSTREAM_PARAMETERS, "sort", "collapse", "facets", "highlight"):
+        for name in (*UPSTREAM_PARAMETERS, "sort", "collapse", "facets", "highlight", "mode"):
             value = getattr(self, name)
             if value == getattr(defaults, name) and name not in ("page",):
                 continue
@@ -202,6 +205,7 @@ def parse_request(
         collapse=_choice(values, "collapse", COLLAPSES),
         facets=_facets(values.get("facets", "")),
         highlight=_boolean(values, "highlight"),
+        mode=_choice(values, "mode", MODES),
         description=values.get("description", "").strip(),
         description_508=values.get("description_508", "").strip(),
         location=values.get("location", "").strip(),

@@ -6,10 +6,13 @@ only touches the one page it returns, whose raw items come from the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .query import SearchRequest, plan_query
+from tantivy import Query
+
+from .query import QueryPlan, SearchRequest, plan_query
 from .search_index import SearchIndex
 from .store import Store
 
@@ -53,8 +56,18 @@ class SearchResult:
         return self.request.page > 1
 
 
-def search(store: Store, index: SearchIndex, request: SearchRequest) -> SearchResult:
+def search(
+    store: Store,
+    index: SearchIndex,
+    request: SearchRequest,
+    *,
+    ranking: Sequence[tuple[int, float]] | None = None,
+) -> SearchResult:
+    """``ranking`` (semantic/hybrid: row ids and scores, best first, filters already applied)
+    replaces tantivy's BM25 order; sort, facets, highlights and paging work the same."""
     plan = plan_query(request)
+    if ranking is not None:
+        return _search_ranking(store, index, request, plan, ranking)
     query = index.compile(plan)
     if request.collapse != "none":
         return _collapsed(store, index, request, query)
@@ -141,3 +154,67 @@ def _highlights(index: SearchIndex, query: Any, addresses: list[Any]) -> list[di
                 marked[name] = snippet.to_html()
         out.append(marked)
     return out
+
+
+def _search_ranking(
+    store: Store,
+    index: SearchIndex,
+    request: SearchRequest,
+    plan: QueryPlan,
+    ranking: Sequence[tuple[int, float]],
+) -> SearchResult:
+    """Page a semantic/hybrid ranking: sort, collapse, facets and highlights as for lexical.
+
+    The ranking is short (``hybrid.DEPTH`` per side), so its members are one tantivy
+    term-set query on ``rid``: tantivy sorts them by date, reads their group ids and
+    counts their facets; a collapsed page shows each group once, by its best member.
+    """
+    scores = dict(ranking)
+    if not scores:
+        return SearchResult(request=request, total_hits=0, hits=[])
+    members = Query.term_set_query(index.schema, "rid", list(scores))
+    located = index.search(members, limit=len(scores), sort=request.sort)
+    address = dict(zip(located.row_ids, located.addresses, strict=True))
+    if request.sort == "relevance":
+        order = [row_id for row_id, _ in ranking if row_id in address]
+    else:
+        order = list(located.row_ids)
+    groups: dict[int, int | None] = {}
+    total_groups = None
+    if request.collapse != "none":
+        values = index.fast_values(f"{request.collapse}_group", [address[r] for r in order])
+        firsts: dict[int, int] = {}  # group key -> its best member
+        for row_id, group_id in zip(order, values, strict=True):
+            key = int(group_id) if group_id is not None else -row_id  # ungrouped: alone
+            firsts.setdefault(key, row_id)
+            groups[row_id] = int(group_id) if group_id is not None else None
+        order, total_groups = list(firsts.values()), len(firsts)
+    page_ids = order[request.offset : request.offset + request.page_size]
+    rows = {row.id: row.raw for row in store.rows_by_ids(page_ids)}
+    page_ids = [row_id for row_id in page_ids if row_id in rows]
+    sizes = store.group_sizes([g for r in page_ids if (g := groups.get(r)) is not None])
+    highlights = None
+    if request.highlight and page_ids:
+        highlights = _highlights(index, index.compile(plan), [address[r] for r in page_ids])
+    page = []
+    for i, row_id in enumerate(page_ids):
+        group_id = groups.get(row_id)
+        page.append(
+            SearchHit(
+                row_id=row_id,
+                raw=rows[row_id],
+                score=scores[row_id],
+                group=GroupInfo(group_id, request.collapse, sizes.get(group_id, 1))
+                if group_id is not None
+                else None,
+                highlight=highlights[i] if highlights else None,
+            )
+        )
+    facets = index.facets(members, request.facets) if request.facets else {}
+    return SearchResult(
+        request=request,
+        total_hits=len(scores),
+        hits=page,
+        facets=facets,
+        total_groups=total_groups,
+    )

@@ -245,6 +245,14 @@ class Store:
                 found.add(int(row[0]))
         return sorted(found)
 
+    def count_rows(self, *, since_rev: int = 0, after_id: int = 0) -> int:
+        """How many rows ``iter_rows`` would yield with these arguments."""
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT count(*) FROM records WHERE id > ? AND rev > ?", (after_id, since_rev)
+            ).fetchone()
+        return int(row[0])
+
     def raw_by_ids(self, ids: Sequence[int]) -> list[str]:
         """Raw items for row ids, in the order given (missing ids are skipped)."""
         with sqlite_errors("reading the store"):
@@ -272,9 +280,11 @@ class Store:
             raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
         return str(row[0])
 
-    def iter_rows(self, *, since_rev: int = 0, chunk: int = 2000) -> Iterator[StoredRow]:
+    def iter_rows(
+        self, *, since_rev: int = 0, after_id: int = 0, chunk: int = 2000
+    ) -> Iterator[StoredRow]:
         """Rows changed after ``since_rev`` (all rows for 0), in id order, in chunks."""
-        last_id = 0
+        last_id = after_id
         while True:
             with sqlite_errors("reading the store"):
                 rows = self._reader.execute(

@@ -96,6 +96,13 @@ class PageParams(BaseModel):
         "each item's 'highlight' key (data is never altered).",
         examples=["true"],
     )
+    mode: str | None = Field(
+        None,
+        description="nivl: lexical (default here: BM25 over the words), semantic (by meaning) "
+        "or hybrid (both, fused); the last two need the [semantic] extra and rank only the "
+        "best 200, so total_hits counts those.",
+        examples=["hybrid"],
+    )
 
 
 class SearchParams(PageParams):
@@ -148,7 +155,12 @@ def base_url(request: Request) -> str:
 def healthz(request: Request) -> dict[str, object]:
     """200 once the library is open and searchable."""
     library = library_of(request)
-    return {"status": "ok", "records": library.store.count(), "indexed": library.index.num_docs()}
+    return {
+        "status": "ok",
+        "records": library.store.count(),
+        "indexed": library.index.num_docs(),
+        "semantic": library.semantic_status(),
+    }
 
 
 @router.get(
@@ -163,7 +175,32 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     return json_response(
         request,
         lambda: search_document(library.search(search_request), base_url(request)),
-        revision=library.revision,
+        revision=library.revision
+        if search_request.mode == "lexical"
+        else library.semantic_revision,
+        cache=request.app.state.body_cache,
+    )
+
+
+class SimilarParams(PageParams):
+    media_type: str | None = Field(None, description="image, video or audio; comma-separated.")
+    center: str | None = Field(None, description="NASA center that published the media.")
+    year_start: str | None = Field(None, description="First year (YYYY), inclusive.")
+    year_end: str | None = Field(None, description="Last year (YYYY), inclusive.")
+
+
+@router.get("/similar/{nasa_id:path}", tags=["nivl"], responses=ERRORS)
+def similar(
+    request: Request, nasa_id: NasaId, params: Annotated[SimilarParams, Query()]
+) -> Response:
+    """More like this: records nearest in meaning to one record (needs the [semantic] extra)."""
+    library = library_of(request)
+    search_request = parse_request(_given(request, params), library.limits, require_one=False)
+    path = f"/similar/{_quote(nasa_id)}"
+    return json_response(
+        request,
+        lambda: search_document(library.similar(nasa_id, search_request), base_url(request), path),
+        revision=library.semantic_revision,
         cache=request.app.state.body_cache,
     )
 

