@@ -133,6 +133,17 @@ def test_sort_facets_and_paging_work_on_a_ranking(embedded: Library) -> None:
     assert any(h.highlight for h in marked.hits)
 
 
+def test_collapse_shows_each_group_once_in_ranked_modes(embedded: Library) -> None:
+    params = {"q": "rocket launch from the pad", "mode": "hybrid", "page_size": "50"}
+    flat = embedded.search(parse_request({**params, "collapse": "none"}))
+    collapsed = embedded.search(parse_request({**params, "collapse": "caption"}))
+    assert collapsed.total_groups is not None and collapsed.total_groups <= flat.total_hits
+    keys = [h.group.id if h.group else -h.row_id for h in collapsed.hits]
+    assert len(keys) == len(set(keys))
+    grouped = [h for h in collapsed.hits if h.group and h.group.size > 1]
+    assert grouped, "the shared records hold repeated captions (e.g. Antares launches)"
+
+
 def test_records_not_yet_embedded_appear_through_bm25(embedded: Library, tmp_path: Path) -> None:
     settings = Settings.from_env({}, home=str(tmp_path / "home"))
     source = embedded.store.rows_by_ids([1])[0]

@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
+from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
 from ..query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
@@ -44,7 +45,7 @@ CSP = (
     "frame-ancestors 'none'"
 )
 #: Query parameters the search page reads; anything else in the URL is ignored.
-UI_PARAMETERS = (*UPSTREAM_PARAMETERS, "album", "sort", "collapse")
+UI_PARAMETERS = (*UPSTREAM_PARAMETERS, "album", "sort", "collapse", "mode")
 TEXT_PARAMETERS = (
     "q",
     "title",
@@ -137,7 +138,7 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
     Browsers revalidate with the ETag and get a 304 while nothing changed.
     """
     cache: BodyCache | None = getattr(request.app.state, "body_cache", None)
-    key = ("ui", base_url(request), request.url.path, request.url.query, library.revision)
+    key = ("ui", base_url(request), request.url.path, request.url.query, library.semantic_revision)
     body = cache.get(key) if cache is not None else None
     if body is None:
         response = build()
@@ -309,7 +310,11 @@ def _search_page(request: Request, library: Library) -> Response:
     started = time.perf_counter()
     given = _given(request)
     has_text = any(name in given for name in TEXT_PARAMETERS)
-    defaults = {"collapse": DEFAULT_COLLAPSE, "sort": "relevance" if has_text else "date_desc"}
+    defaults = {
+        "collapse": DEFAULT_COLLAPSE,
+        "sort": "relevance" if has_text else "date_desc",
+        "mode": default_mode(),  # hybrid with the [semantic] extra
+    }
     search_request = parse_request(
         given,
         library.limits,
