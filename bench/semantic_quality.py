@@ -130,7 +130,8 @@ def table(
 
 
 def coverage(ids: list[str], grades: dict[str, int]) -> float:
-    return sum(1 for i in ids if i in grades) / max(len(ids), 1)
+    """Share of the results that are judged (1.0 for no results: nothing left to judge)."""
+    return sum(1 for i in ids if i in grades) / len(ids) if ids else 1.0
 
 
 def print_pool(library: Library, query: dict, rankings: list[list[tuple[int, float]]]) -> None:
