@@ -231,7 +231,7 @@ def groups(
 ) -> Response:
     """nivl: the members of a caption/near/event group, in date order, paged."""
     library = library_of(request)
-    if not group_id.isdigit() or int(group_id) >= 2**63:
+    if not (group_id.isascii() and group_id.isdigit()) or int(group_id) >= 2**63:
         raise RecordNotFound(f"No group {group_id!r}")
     paging = parse_request(_given(request, params), library.limits, require_one=False)
     page = library.group_page(int(group_id), page=paging.page, page_size=paging.page_size)
