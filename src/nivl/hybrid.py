@@ -12,9 +12,10 @@ parameters are filters.
 Fusion, pure and selectable by name: ``blend`` (min-max-scaled scores,
 ``DENSE_WEIGHT`` dense) or ``rrf`` (reciprocal rank fusion, k=60). Measured by
 bench/semantic_quality.py on 36 judged queries (nDCG@10, all / words that differ
-from the captions): blend 0.83 / 0.80, rrf 0.77 / 0.65, semantic alone 0.80 / 0.79,
-BM25 alone 0.54 / 0.22. RRF gives BM25's confident misses on paraphrases the same
-weight as the dense hits; the blend lets a strong dense score win. So: blend.
+from the captions): blend 0.78 / 0.70, rrf 0.73 / 0.57, semantic alone 0.75 / 0.69,
+BM25 alone 0.53 / 0.21; rrf is best only on the captions' own words (0.88 against
+0.86). RRF gives BM25's confident misses on paraphrases the same weight as the dense
+hits; the blend lets a strong dense score win. So: blend.
 """
 
 from __future__ import annotations
