@@ -75,8 +75,11 @@ def test_without_the_extra_the_api_says_so_with_a_400(api_without_extra: httpx.C
         response = api_without_extra.get("/search", params=params)
         assert response.status_code == 400
         assert "nivl[semantic]" in response.json()["reason"]
-    response = api_without_extra.get("/similar/GSFC_20171208_Archive_e000102")
-    assert response.status_code == 400 and "nivl[semantic]" in response.json()["reason"]
+    response = api_without_extra.get("/similar/0002272", params={"page_size": "5"})
+    assert response.status_code == 200  # falls back to shared title and keyword words
+    titles = [i["data"][0]["title"] for i in response.json()["collection"]["items"]]
+    assert "History of Chandra X-Ray Observatory" not in titles  # never itself
+    assert sum("chandra" in t.lower() or "x-ray" in t.lower() for t in titles) >= 2
     lexical = api_without_extra.get("/search", params={"q": "mars"})
     assert lexical.status_code == 200 and lexical.json()["collection"]["items"]
     health = api_without_extra.get("/healthz").json()

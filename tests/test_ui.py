@@ -420,3 +420,12 @@ def test_an_empty_mirror_says_how_to_fill_it(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert "This mirror holds no records yet" in response.text
     assert_safe(response.text)
+
+
+def test_item_page_shows_more_like_this(http: httpx.Client) -> None:
+    response = http.get("/item/0002272")  # "History of Chandra X-Ray Observatory"
+    assert response.status_code == 200
+    section = response.text.split('id="like-h"', 1)[1].split("</section>", 1)[0]
+    ids = re.findall(r'data-nasa-id="([^"]+)"', section)
+    assert ids and "0002272" not in ids
+    assert section.count("Chandra") + section.count("X-Ray") >= 2

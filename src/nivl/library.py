@@ -95,7 +95,8 @@ class Library:
         from .hybrid import rank
         from .records import parse_item
 
-        embeddings.require("similar records")
+        if not embeddings.available():
+            return self._similar_by_words(nasa_id, request)
         hits = self.index.search(Query.term_query(self.index.schema, "nasa_id", nasa_id), limit=1)
         if not hits.row_ids:
             raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
@@ -107,6 +108,19 @@ class Library:
             vector = self.embedder().embed_query(embeddings.record_text(parse_item(_loads(raw))))
         request = dataclasses.replace(request, q="", mode="semantic")
         ranking = rank(self.index, vectors, vector, request, mode="semantic", exclude={row_id})
+        return search(self.store, self.index, request, ranking=ranking)
+
+    def _similar_by_words(self, nasa_id: str, request: SearchRequest) -> SearchResult:
+        """Without the semantic extra: the records sharing most title and keyword words."""
+        from .query import plan_query, text_terms
+        from .records import parse_item
+
+        record = parse_item(_loads(self.store.get_raw(nasa_id)))
+        words = text_terms(" ".join((record.title, *record.keywords)).replace('"', " "))
+        request = dataclasses.replace(request, q="", mode="lexical")
+        ranking = self.index.similar_rows(
+            words[:24], plan_query(request), exclude_nasa_id=nasa_id, limit=200
+        )
         return search(self.store, self.index, request, ranking=ranking)
 
     # --- the semantic stage (needs the [semantic] extra) ------------------------

@@ -22,7 +22,7 @@ import tantivy
 from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
 from .errors import SearchIndexError
-from .query import QueryPlan, TextClause
+from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
 
@@ -285,6 +285,24 @@ class SearchIndex:
             addresses=addresses,
             scores=[float(score) if sort not in SORT_FIELDS else 0.0 for score, _ in result.hits],
         )
+
+    def similar_rows(
+        self, terms: Sequence[str], plan: QueryPlan, *, exclude_nasa_id: str, limit: int
+    ) -> list[tuple[int, float]]:
+        """Rows sharing the most (weighted) words with ``terms``: lexical "more like this"."""
+        if not terms:
+            return []
+        with tantivy_errors("parsing the query"):
+            text = self.index.parse_query(" ".join(terms), list(Q_FIELDS), field_boosts=Q_FIELDS)
+        query = Query.boolean_query(
+            [
+                (Occur.Must, text),
+                (Occur.Must, self.compile(plan)),
+                (Occur.MustNot, Query.term_query(self.schema, "nasa_id", exclude_nasa_id)),
+            ]
+        )
+        hits = self.search(query, limit=limit)
+        return list(zip(hits.row_ids, hits.scores, strict=False))
 
     def fast_values(self, field: str, addresses: Sequence[Any]) -> list[Any]:
         with tantivy_errors("reading fast fields"):

@@ -193,7 +193,8 @@ class SimilarParams(PageParams):
 def similar(
     request: Request, nasa_id: NasaId, params: Annotated[SimilarParams, Query()]
 ) -> Response:
-    """More like this: records nearest in meaning to one record (needs the [semantic] extra)."""
+    """More like this: records nearest in meaning to one record (with the [semantic] extra;
+    without it, the records sharing most of its title and keyword words)."""
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits, require_one=False)
     path = f"/similar/{_quote(nasa_id)}"

@@ -73,6 +73,7 @@ PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~th
 VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
 MEMBERS_ON_ITEM_PAGE = 24
+LIKE_THIS = 8  # "more like this" cards on an item page, beside its own event
 
 router = APIRouter(include_in_schema=False)
 
@@ -367,6 +368,11 @@ def item_page(request: Request, nasa_id: str) -> Response:
         members_total = result.total_hits
         members = [c for c in cards(result.hits) if c.record.nasa_id != nasa_id]
         members = members[:MEMBERS_ON_ITEM_PAGE]
+    like_this = [
+        c
+        for c in cards(library.similar(nasa_id, SearchRequest(page_size=LIKE_THIS + 12)).hits)
+        if c.record.nasa_id not in {m.record.nasa_id for m in members}
+    ][:LIKE_THIS]
     data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
@@ -385,6 +391,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "event": event,
         "members": members,
         "members_total": members_total,
+        "like_this": like_this,
         "media_labels": MEDIA_LABELS,
     }
     return page(request, "item.html", context, started=started)
