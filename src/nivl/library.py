@@ -95,7 +95,7 @@ class Library:
         from .hybrid import rank
         from .records import parse_item
 
-        if not embeddings.available():
+        if not self.semantic_status()["embedded"]:  # no extra, or nothing embedded yet
             return self._similar_by_words(nasa_id, request)
         hits = self.index.search(Query.term_query(self.index.schema, "nasa_id", nasa_id), limit=1)
         if not hits.row_ids:
