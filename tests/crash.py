@@ -47,10 +47,8 @@ def nivl_env(home: Path) -> dict[str, str]:
     return env
 
 
-def kill_import_and_rerun(
-    home: Path, corpus: Path, expected: int, rng: random.Random, *, max_delay: float = 3.5
-) -> TrialResult:
-    command = [sys.executable, "-m", "nivl", "import", str(corpus)]
+def run_and_kill(command: list[str], home: Path, rng: random.Random, max_delay: float) -> float:
+    """Start ``command`` on ``home``, SIGKILL it after a random delay; returns the delay."""
     process = subprocess.Popen(
         command, env=nivl_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -58,6 +56,14 @@ def kill_import_and_rerun(
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    return delay
+
+
+def kill_import_and_rerun(
+    home: Path, corpus: Path, expected: int, rng: random.Random, *, max_delay: float = 3.5
+) -> TrialResult:
+    command = [sys.executable, "-m", "nivl", "import", str(corpus)]
+    delay = run_and_kill(command, home, rng, max_delay)
     settings = Settings.from_env({}, home=str(home))
     with Library(settings) as library:  # opening repairs the derived index if needed
         records = library.store.count()
@@ -87,13 +93,7 @@ def kill_group_and_rerun(
     with Library(settings) as library:
         before = library.dupes(limit=1000)
     command = [sys.executable, "-m", "nivl", "group", "--rebuild"]
-    process = subprocess.Popen(
-        command, env=nivl_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    delay = rng.uniform(0.8, max_delay)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    delay = run_and_kill(command, home, rng, max_delay)
     with Library(settings) as library:
         integrity = library.store.integrity_check()
         agreed = library.index.agrees_with(library.store)
