@@ -23,7 +23,6 @@ from nivl.grouping import (
     LEVELS,
     Assignment,
     Thresholds,
-    features,
     group_records,
     score_pairs,
 )
@@ -95,15 +94,14 @@ def table(thresholds: Thresholds) -> str:
 def sweep() -> str:
     shared = load_records(SHARED)
     pairs = load_pairs()
-    feats = {r.nasa_id: features(r) for r in shared}  # thresholds below don't change them
-    out = [f"{'near':>6}{'event':>7}{'days':>6}  " + "".join(f"{lv:>9}" for lv in LEVELS)]
-    for near, event, days in itertools.product(
-        (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6, 0.7, 1.01), (None, 0, 1, 7)
+    out = [f"{'near':>6}{'event':>7}  " + "".join(f"{lv:>9}" for lv in LEVELS)]
+    for near, event in itertools.product(
+        (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6, 0.7, 1.01)
     ):
-        thresholds = replace(Thresholds(), near=near, event=event, near_days=days)
-        grouping = group_records(shared, thresholds, feats=feats)
+        thresholds = replace(Thresholds(), near=near, event=event)
+        grouping = group_records(shared, thresholds)
         scores = score_pairs(grouping.assignments, pairs)
-        out.append(f"{near:>6}{event:>7}{days!s:>6}  " + "".join(f"{s.f1:>9.3f}" for s in scores))
+        out.append(f"{near:>6}{event:>7}  " + "".join(f"{s.f1:>9.3f}" for s in scores))
     return "\n".join(out)
 
 
@@ -112,15 +110,14 @@ def holdout() -> str:
     on the other half."""
     shared = load_records(SHARED)
     pairs = load_pairs()
-    feats = {r.nasa_id: features(r) for r in shared}
     grid = list(itertools.product((0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6, 0.7)))
     out = []
     for fold in (0, 1):
         train, test = pairs[fold::2], pairs[1 - fold :: 2]
         best: tuple[float, Thresholds, dict[str, Assignment]] | None = None
-        for (near, event), days in itertools.product(grid, (None, 0, 1)):
-            thresholds = replace(Thresholds(), near=near, event=event, near_days=days)
-            assignments = group_records(shared, thresholds, feats=feats).assignments
+        for near, event in grid:
+            thresholds = replace(Thresholds(), near=near, event=event)
+            assignments = group_records(shared, thresholds).assignments
             f1 = sum(score.f1 for score in score_pairs(assignments, train))
             if best is None or f1 > best[0]:
                 best = (f1, thresholds, assignments)
@@ -128,8 +125,7 @@ def holdout() -> str:
         _, chosen, assignments = best
         scores = " ".join(f"{s.level}={s.f1:.3f}" for s in score_pairs(assignments, test))
         out.append(
-            f"fold {fold}: chose near={chosen.near} event={chosen.event} "
-            f"near_days={chosen.near_days}; held-out F1 {scores}"
+            f"fold {fold}: chose near={chosen.near} event={chosen.event}; held-out F1 {scores}"
         )
     return "\n".join(out)
 

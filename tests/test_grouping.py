@@ -276,5 +276,3 @@ def test_near_identical_captions_on_different_days_are_different_events() -> Non
     ids = group_records([a, b, c]).assignments
     assert ids["NHQ-a"].near == ids["NHQ-c"].near
     assert ids["NHQ-a"].event != ids["NHQ-b"].event
-    anyday = group_records([a, b], Thresholds(near_days=None)).assignments
-    assert anyday["NHQ-a"].near == anyday["NHQ-b"].near

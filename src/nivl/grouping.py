@@ -6,12 +6,19 @@ under those edges gives the same groups as grouping everything (which is what le
 ``groups.py`` regroup only the neighbourhood of new records):
 
 - ``caption``: equal normalised descriptions (stamps such as
-  ``JSC2000-E-29123 (27 November 2000) ---``, case, punctuation and spacing ignored);
-- ``near``: caption edges, plus pairs whose word-shingle Jaccard of title + description
-  reaches ``Thresholds.near``; candidates come from MinHash-LSH bands, never all pairs;
+  ``JSC2000-E-29123 (27 November 2000) ---``, case, punctuation and spacing ignored),
+  on any day;
+- ``near``: caption edges, plus pairs on the same day whose word-shingle Jaccard of
+  title + description reaches ``Thresholds.near``;
 - ``event``: near edges, plus pairs on the same day at the same center whose content
   words overlap (``Thresholds.event``), plus consecutive photo numbers (same series,
   same day, at most ``Thresholds.run_gap`` apart).
+
+Every rule but the caption one pairs records of one day (undated records form a day
+of their own), so ``Grouper`` takes records a day at a time and compares all pairs of
+a day exactly, at once: one sparse matrix product of the day's shingle (or word) sets
+gives every pair's intersection. That is exact where MinHash-LSH was approximate, and
+vectorised where it was a Python loop per record.
 
 Group ids are a 63-bit hash of the level and the group's smallest ``nasa_id``: the same
 input always gives the same ids, in any order, they fit SQLite's INTEGER and tantivy's
@@ -25,26 +32,14 @@ import re
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse  # type: ignore[import-untyped]
+from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
 from .records import Record
-
-if TYPE_CHECKING:
-    from datasketch import MinHash  # type: ignore[import-untyped]
-
-
-def _datasketch() -> Any:
-    """datasketch imports scipy (over a second): load it only when grouping runs."""
-    import datasketch
-
-    return datasketch
-
 
 LEVELS = ("caption", "near", "event")
 
@@ -64,6 +59,8 @@ _STOPWORDS = frozenset(
     that the their they this to was were will with who while after before during into
     photo credit nasa image""".split()
 )
+#: Odd 64-bit multipliers that fold a shingle's word hashes into one.
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,8 @@ class Thresholds:
 
     near: float = 0.5  # Jaccard of word shingles for a near-duplicate pair
     shingle: int = 3  # words per shingle
-    num_perm: int = 64  # MinHash permutations
     event: float = 0.5  # Jaccard of content words for a same-day, same-center pair
     run_gap: int = 12  # largest step between photo numbers of one run
-    near_days: int | None = 0  # near pairs at most this many days apart (None: any)
 
 
 @dataclass(frozen=True)
@@ -129,34 +124,52 @@ def caption_key(record: Record) -> str:
 
     Past ``MAX_CHARS`` the rest is compared verbatim, by a digest.
     """
-    text = record.description
-    key = normalise_text(text[:MAX_CHARS])
-    if len(text) > MAX_CHARS:
-        tail = hashlib.blake2b(text[MAX_CHARS:].encode(), digest_size=8).hexdigest()
-        key = f"{key} {tail}"
-    return key
+    return _caption_key(record.description, normalise_text(record.description[:MAX_CHARS]))
 
 
-def shingles(text: str, size: int) -> set[str]:
-    """Word ``size``-grams of normalised text (the whole text when shorter)."""
-    words = normalise_text(text[:MAX_CHARS]).split()
+def _caption_key(description: str, normalised: str) -> str:
+    if normalised and len(description) > MAX_CHARS:
+        tail = hashlib.blake2b(description[MAX_CHARS:].encode(), digest_size=8).hexdigest()
+        return f"{normalised} {tail}"
+    return normalised
+
+
+def word_hashes(words: Sequence[str]) -> np.ndarray:
+    """crc32 of each word, in order: stable across processes, unlike ``hash``."""
+    return np.fromiter(map(zlib.crc32, map(str.encode, words)), np.uint64, len(words))
+
+
+def shingle_hashes(words: Sequence[str], size: int) -> np.ndarray:
+    """Sorted, distinct 64-bit hashes of word ``size``-grams (the whole text when shorter)."""
+    if not words:
+        return np.empty(0, np.uint64)
+    hashes = word_hashes(words)
     if len(words) <= size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+        mixed = np.array([np.bitwise_xor.reduce(hashes * _mix(len(words)))], dtype=np.uint64)
+        return mixed + np.uint64(len(words))
+    count = len(words) - size + 1
+    mix = _mix(size)
+    mixed = hashes[:count] * mix[0]
+    for offset in range(1, size):
+        mixed ^= hashes[offset : offset + count] * mix[offset]
+    return np.unique(mixed)
 
 
-def content_words(record: Record) -> frozenset[str]:
-    words = normalise_text(f"{record.title} {record.description[:MAX_CHARS]}").split()
-    return frozenset(w for w in words if len(w) > 2 and w not in _STOPWORDS and not w.isdigit())
+def _mix(size: int) -> np.ndarray:
+    if size <= len(_MIX):
+        return _MIX[:size]
+    extra = np.arange(len(_MIX), size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) | 1
+    return np.concatenate([_MIX, extra])
 
 
-def hashed(strings: Iterable[str]) -> np.ndarray:
-    """Sorted, distinct 32-bit hashes of strings: a set in 4 bytes an element."""
-    return np.unique(np.fromiter((zlib.crc32(s.encode()) for s in strings), dtype=np.uint32))
+def content_words(words: Iterable[str]) -> np.ndarray:
+    """Sorted hashes of the distinct words that say what a record is about."""
+    chosen = [w for w in set(words) if len(w) > 2 and w not in _STOPWORDS and not w.isdigit()]
+    return np.unique(word_hashes(chosen))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two ``hashed`` sets."""
+    """Jaccard similarity of two sorted hash sets."""
     if not a.size or not b.size:
         return 0.0
     common = np.intersect1d(a, b, assume_unique=True).size
@@ -191,227 +204,223 @@ def representative(records: Iterable[Record]) -> Record:
     return min(records, key=lambda r: (-len(r.description), not r.keywords, r.nasa_id))
 
 
-# --- MinHash -------------------------------------------------------------------
-
-
-@cache
-def _permutations(num_perm: int) -> np.ndarray:
-    return np.asarray(_datasketch().MinHash(num_perm, seed=1).permutations)
-
-
-@cache
-def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    lsh = _datasketch().MinHashLSH(threshold=threshold, num_perm=num_perm)
-    return lsh.b, lsh.r
-
-
-def minhash(hashes: np.ndarray, num_perm: int) -> MinHash:
-    """Over ``hashed`` shingles: crc32 and a fixed seed, so band keys survive restarts."""
-    m = _datasketch().MinHash(
-        num_perm, hashfunc=int, permutations=_permutations(num_perm), scheme="affine32"
-    )
-    m.update_batch(hashes.tolist())
-    return m
-
-
-def near_text(record: Record) -> str:
-    return f"{record.title} {strip_stamp(record.description)}"
+# --- features -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Features:
     """What the rules compare, computed once per record."""
 
-    caption: str
-    shingles: np.ndarray  # ``hashed``
-    words: np.ndarray  # ``hashed`` content words
-    signature: MinHash | None
+    caption: int  # ``key_hash`` of the caption key; 0 when there is no description
+    shingles: np.ndarray  # ``shingle_hashes`` of title + description
+    words: np.ndarray  # ``content_words`` of title + description
+    run: tuple[str, int] | None  # ``photo_number``
 
 
 def features(record: Record, thresholds: Thresholds = Thresholds()) -> Features:
-    shingle_hashes = hashed(shingles(near_text(record), thresholds.shingle))
-    signature = minhash(shingle_hashes, thresholds.num_perm) if shingle_hashes.size else None
-    words = hashed(content_words(record))
-    return Features(caption_key(record), shingle_hashes, words, signature)
+    normalised = normalise_text(record.description[:MAX_CHARS])
+    key = _caption_key(record.description, normalised)
+    desc_words = normalised.split()
+    words = normalise_text(record.title).split() + desc_words
+    return Features(
+        key_hash("caption", key) if key else 0,
+        shingle_hashes(words, thresholds.shingle),
+        content_words(words),
+        photo_number(record) if record.date else None,
+    )
 
 
-def blocking_keys(
-    record: Record, thresholds: Thresholds = Thresholds(), feats: Features | None = None
-) -> set[int]:
-    """Keys any record that could share a group with this one also has.
+def day_key(record: Record) -> str:
+    """The bucket every rule but the caption one stays within; undated records share one."""
+    return record.date or ""
 
-    Caption text, each LSH band, the (day, center) pair and the photo-number bucket
-    and its neighbours: a pair joined by any rule shares at least one key.
-    """
-    feats = feats or features(record, thresholds)
-    keys: set[int] = set()
-    if feats.caption:
-        keys.add(key_hash("caption", feats.caption))
-    if feats.signature is not None:
-        values = feats.signature.hashvalues
-        bands, rows = _bands(thresholds.near, thresholds.num_perm)
-        for band in range(bands):
-            chunk = values[band * rows : (band + 1) * rows]
-            keys.add(key_hash("band", band, chunk.tobytes().hex()))
-    if record.date:
-        keys.add(key_hash("day", record.date, record.center.upper()))
-        number = photo_number(record)
-        if number is not None:
-            bucket = number[1] // max(thresholds.run_gap, 1)
-            for b in (bucket - 1, bucket, bucket + 1):
-                keys.add(key_hash("run", number[0], record.date, b))
-    return keys
+
+def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[int]:
+    """Keys any record that could share a group with this one also has: its caption
+    and its day (every other rule pairs records of one day)."""
+    grouper = Grouper(thresholds)
+    grouper.add([record])
+    return next(grouper.blocking_keys())
 
 
 # --- grouping ------------------------------------------------------------------
 
 
-class _UnionFind:
-    def __init__(self, size: int) -> None:
-        self.parent = list(range(size))
+@dataclass
+class Grouper:
+    """Groups records fed to it whole days at a time (every record of a day in one ``add``).
 
-    def find(self, item: int) -> int:
-        parent = self.parent
-        root = item
-        while parent[root] != root:
-            root = parent[root]
-        while parent[item] != root:
-            parent[item], item = root, parent[item]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def copy(self) -> _UnionFind:
-        other = _UnionFind(0)
-        other.parent = list(self.parent)
-        return other
-
-
-def group_records(
-    records: Sequence[Record],
-    thresholds: Thresholds = Thresholds(),
-    *,
-    feats: Mapping[str, Features] | None = None,
-) -> Grouping:
-    """Assign caption, near and event groups to every record (one per ``nasa_id``).
-
-    ``feats`` (by nasa_id) saves recomputing what a caller already has.
+    It keeps a few numbers per record and the edges found; the text features of a
+    batch are dropped once its days are compared, so grouping a million records needs
+    the memory of one batch, not of the library.
     """
-    unique = {r.nasa_id: r for r in records}
-    ordered = [unique[k] for k in sorted(unique)]  # input order never matters
-    known = feats or {}
-    prepared = [known.get(r.nasa_id) or features(r, thresholds) for r in ordered]
-    n = len(ordered)
-    uf = _UnionFind(n)
-    _join_captions(prepared, uf)
-    caption_uf = uf.copy()
-    _join_near(ordered, prepared, uf, thresholds)
-    near_uf = uf.copy()
-    _join_events(ordered, prepared, uf, thresholds)
-    ids: dict[str, list[int]] = {r.nasa_id: [] for r in ordered}
-    groups: list[Group] = []
-    for level, finder in (("caption", caption_uf), ("near", near_uf), ("event", uf)):
-        members: dict[int, list[int]] = defaultdict(list)
-        for i in range(n):
-            members[finder.find(i)].append(i)
-        for indices in members.values():
-            smallest = ordered[indices[0]].nasa_id  # indices ascend, ids are sorted
-            gid = group_id(level, smallest)
-            for i in indices:
-                ids[ordered[i].nasa_id].append(gid)
-            if len(indices) > 1:
-                rep = representative(ordered[i] for i in indices)
-                groups.append(
-                    Group(gid, level, tuple(ordered[i].nasa_id for i in indices), rep.nasa_id)
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    nasa_ids: list[str] = field(default_factory=list)
+    keys: list[int] = field(default_factory=list)  # the caller's id per record (row ids)
+    _captions: list[int] = field(default_factory=list)
+    _days: list[str] = field(default_factory=list)
+    _weights: list[tuple[int, bool]] = field(default_factory=list)  # representative order
+    _near: list[np.ndarray] = field(default_factory=list)  # edges as (2, n) index arrays
+    _event: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, records: Sequence[Record], keys: Sequence[int] | None = None) -> None:
+        base = len(self.nasa_ids)
+        self.nasa_ids.extend(r.nasa_id for r in records)
+        self.keys.extend(keys if keys is not None else range(base, base + len(records)))
+        feats = [features(r, self.thresholds) for r in records]
+        self._captions.extend(f.caption for f in feats)
+        self._weights.extend((len(r.description), not r.keywords) for r in records)
+        days = [day_key(r) for r in records]
+        self._days.extend(days)
+        self._near.append(
+            base + _similar_pairs([f.shingles for f in feats], days, self.thresholds.near)
+        )
+        day_centers = [
+            f"{d}\x00{r.center.upper()}" if d else "" for d, r in zip(days, records, strict=True)
+        ]
+        self._event.append(
+            base + _similar_pairs([f.words for f in feats], day_centers, self.thresholds.event)
+        )
+        self._event.append(base + _run_pairs(feats, days, self.thresholds.run_gap))
+
+    def blocking_keys(self) -> Iterator[set[int]]:
+        """Each record's ``blocking_keys``, from what ``add`` kept."""
+        for day, caption in zip(self._days, self._captions, strict=True):
+            yield {key_hash("day", day), caption} if caption else {key_hash("day", day)}
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """Component labels per level (caption, near, event), one per record added."""
+        size = len(self.nasa_ids)
+        edges = [_caption_pairs(np.asarray(self._captions, dtype=np.int64))]
+        result = {}
+        for level, more in (("caption", []), ("near", self._near), ("event", self._event)):
+            edges.extend(more)
+            pairs = np.concatenate(edges, axis=1) if edges else np.empty((2, 0), np.int64)
+            graph = sparse.coo_matrix(
+                (np.ones(pairs.shape[1], np.int8), (pairs[0], pairs[1])), shape=(size, size)
+            )
+            result[level] = connected_components(graph, directed=False)[1]
+        return result
+
+    def groups(self) -> Iterator[tuple[str, int, np.ndarray, int]]:
+        """(level, group id, member indices, representative index) of every group,
+        singletons included, members in ``nasa_id`` order."""
+        order = np.array(
+            sorted(range(len(self.nasa_ids)), key=self.nasa_ids.__getitem__), dtype=np.int64
+        )
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        if not order.size:
+            return
+        weights = self._weights
+        for level, labels in self.labels().items():
+            by_label = order[np.argsort(labels[order], kind="stable")]  # nasa_id order within
+            bounds = np.flatnonzero(np.diff(labels[by_label])) + 1
+            for members in np.split(by_label, bounds):
+                first = int(members[0])
+                gid = group_id(level, self.nasa_ids[first])
+                if members.size == 1:
+                    yield level, gid, members, first
+                    continue
+                best = min(
+                    members.tolist(), key=lambda i: (-weights[i][0], weights[i][1], int(rank[i]))
                 )
-    assignments = {nasa_id: Assignment(*v) for nasa_id, v in ids.items()}
-    groups.sort(key=lambda g: (LEVELS.index(g.level), -len(g.members), g.id))
-    return Grouping(assignments, groups)
+                yield level, gid, members, best
+
+    def grouping(self) -> Grouping:
+        ids: dict[str, list[int]] = {n: [0, 0, 0] for n in self.nasa_ids}
+        groups = []
+        for level, gid, members, best in self.groups():
+            position = LEVELS.index(level)
+            names = tuple(self.nasa_ids[i] for i in members.tolist())
+            for name in names:
+                ids[name][position] = gid
+            if len(names) > 1:
+                groups.append(Group(gid, level, names, self.nasa_ids[best]))
+        groups.sort(key=lambda g: (LEVELS.index(g.level), -len(g.members), g.id))
+        return Grouping({n: Assignment(*v) for n, v in ids.items()}, groups)
 
 
-def _join_captions(prepared: Sequence[Features], uf: _UnionFind) -> None:
-    first: dict[str, int] = {}
-    for i, feats in enumerate(prepared):
-        if feats.caption:
-            uf.union(first.setdefault(feats.caption, i), i)
+def by_day(records: Iterable[Record]) -> list[list[Record]]:
+    """Records bucketed by ``day_key``, in day order."""
+    buckets: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        buckets[day_key(record)].append(record)
+    return [buckets[day] for day in sorted(buckets)]
 
 
-def _join_near(
-    records: Sequence[Record],
-    prepared: Sequence[Features],
-    uf: _UnionFind,
-    thresholds: Thresholds,
-) -> None:
-    """LSH candidates, each confirmed by the exact shingle Jaccard."""
-    sets = [feats.shingles for feats in prepared]
-    bands, rows = _bands(thresholds.near, thresholds.num_perm)
-    lsh = _datasketch().MinHashLSH(num_perm=thresholds.num_perm, params=(bands, rows))
-    seen_text: dict[bytes, int] = {}
-    for i, shingle_set in enumerate(sets):
-        m = prepared[i].signature
-        if m is None:
+def group_records(records: Sequence[Record], thresholds: Thresholds = Thresholds()) -> Grouping:
+    """Assign caption, near and event groups to every record (one per ``nasa_id``)."""
+    unique = {r.nasa_id: r for r in records}
+    grouper = Grouper(thresholds)
+    for day in by_day(unique[k] for k in sorted(unique)):  # input order never matters
+        grouper.add(day)
+    return grouper.grouping()
+
+
+def _caption_pairs(captions: np.ndarray) -> np.ndarray:
+    """Each captioned record joined to the next with the same caption."""
+    order = np.argsort(captions, kind="stable")
+    ordered = captions[order]
+    same = (ordered[1:] == ordered[:-1]) & (ordered[1:] != 0)
+    return np.stack([order[:-1][same], order[1:][same]]).astype(np.int64)
+
+
+def _similar_pairs(
+    sets: Sequence[np.ndarray], buckets: Sequence[str], threshold: float
+) -> np.ndarray:
+    """Pairs within a bucket whose sets' Jaccard reaches ``threshold``, as (2, n) indices.
+
+    Equal sets are joined directly; the distinct ones become rows of a sparse 0/1
+    matrix whose columns are (bucket, hash) pairs, so its product with its transpose
+    counts the intersection of every pair in the same bucket, and only those.
+    """
+    firsts: dict[tuple[str, bytes], int] = {}
+    same: list[tuple[int, int]] = []
+    rows: list[int] = []
+    for i, (values, bucket) in enumerate(zip(sets, buckets, strict=True)):
+        if not values.size:
             continue
-        text_key = shingle_set.tobytes()
-        if text_key in seen_text:  # identical text: same group, nothing new to index
-            uf.union(seen_text[text_key], i)
-            continue
-        seen_text[text_key] = i
-        for j in lsh.query(m):
-            if (
-                uf.find(i) != uf.find(j)
-                and _close_in_time(records[i], records[j], thresholds.near_days)
-                and jaccard(shingle_set, sets[j]) >= thresholds.near
-            ):
-                uf.union(i, j)
-        lsh.insert(i, m)
+        first = firsts.setdefault((bucket, values.tobytes()), i)
+        if first != i:
+            same.append((first, i))
+        else:
+            rows.append(i)
+    pairs = [np.array(same, dtype=np.int64).reshape(-1, 2).T]
+    if len(rows) > 1:
+        bucket_ids = {b: n for n, b in enumerate(dict.fromkeys(buckets[i] for i in rows))}
+        lengths = np.array([sets[i].size for i in rows])
+        tags = np.repeat(np.array([bucket_ids[buckets[i]] for i in rows], np.uint64), lengths)
+        hashes = np.concatenate([sets[i] for i in rows]) ^ (tags * np.uint64(0x9E3779B97F4A7C15))
+        _, columns = np.unique(hashes, return_inverse=True)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        matrix = sparse.csr_matrix(
+            (np.ones(columns.size, np.int32), columns.ravel(), indptr),
+            shape=(len(rows), int(columns.max()) + 1),
+        )
+        common = sparse.triu(matrix @ matrix.T, k=1).tocoo()
+        a, b, shared = common.row, common.col, common.data
+        union = lengths[a] + lengths[b] - shared
+        keep = shared >= threshold * union
+        index = np.array(rows, dtype=np.int64)
+        pairs.append(np.stack([index[a[keep]], index[b[keep]]]))
+    return np.concatenate(pairs, axis=1)
 
 
-def _close_in_time(a: Record, b: Record, days: int | None) -> bool:
-    """Dates at most ``days`` apart; a record without a date is close to any."""
-    if days is None or not a.date or not b.date or a.date == b.date:
-        return True
-    gap = date.fromisoformat(a.date).toordinal() - date.fromisoformat(b.date).toordinal()
-    return abs(gap) <= days
-
-
-def _join_events(
-    records: Sequence[Record],
-    prepared: Sequence[Features],
-    uf: _UnionFind,
-    thresholds: Thresholds,
-) -> None:
-    by_day: dict[tuple[str, str], list[int]] = defaultdict(list)
+def _run_pairs(feats: Sequence[Features], days: Sequence[str], gap: int) -> np.ndarray:
+    """Consecutive photo numbers of one series on one day, at most ``gap`` apart."""
     runs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for i, record in enumerate(records):
-        if not record.date:
-            continue
-        by_day[(record.date, record.center.upper())].append(i)
-        number = photo_number(record)
-        if number is not None:
-            runs[(number[0], record.date)].append((number[1], i))
-    for indices in by_day.values():
-        # Compare distinct word sets once each: a day of 90 copies is one comparison.
-        distinct: dict[bytes, int] = {}
-        for i in indices:
-            words = prepared[i].words
-            if not words.size:
-                continue
-            first = distinct.setdefault(words.tobytes(), i)
-            if first != i:
-                uf.union(first, i)
-        firsts = list(distinct.values())
-        for a, i in enumerate(firsts):
-            for j in firsts[a + 1 :]:
-                if jaccard(prepared[i].words, prepared[j].words) >= thresholds.event:
-                    uf.union(i, j)
+    for i, (feat, day) in enumerate(zip(feats, days, strict=True)):
+        if feat.run is not None:
+            runs[(feat.run[0], day)].append((feat.run[1], i))
+    pairs = []
     for numbered in runs.values():
         numbered.sort()
         for (n1, i), (n2, j) in zip(numbered, numbered[1:], strict=False):
-            if n2 - n1 <= thresholds.run_gap:
-                uf.union(i, j)
+            if n2 - n1 <= gap:
+                pairs.append((i, j))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2).T
 
 
 # --- quality -------------------------------------------------------------------

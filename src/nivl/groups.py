@@ -11,14 +11,15 @@ neighbourhood, not of the library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import LEVELS, Features, Thresholds, blocking_keys, features, group_records
-from .records import Record, parse_item
+from .grouping import LEVELS, Grouper, Thresholds, blocking_keys, by_day
+from .records import Record, parse_date, parse_item
 from .store import Store, StoredRow
 
 
@@ -77,66 +78,82 @@ def update_groups(
     if since == top:
         return GroupUpdate(0, 0, False)
     changed = {row.id: _record(row) for row in store.iter_rows(since_rev=since)}
-    feats = {record.nasa_id: features(record, thresholds) for record in changed.values()}
-    keys = {
-        rid: blocking_keys(record, thresholds, feats[record.nasa_id])
-        for rid, record in changed.items()
-    }
-    neighbours = store.rows_sharing_keys(k for row_keys in keys.values() for k in row_keys)
+    keys = [k for record in changed.values() for k in blocking_keys(record, thresholds)]
+    neighbours = store.rows_sharing_keys(keys)
     old = store.groups_by_row_ids(sorted(neighbours | set(changed)))
     members = store.rows_in_events(ids[2] for ids in old.values())
     subset = dict(changed)
     missing = sorted((neighbours | members) - set(subset))
     subset.update((row.id, _record(row)) for row in store.rows_by_ids(missing))
     old = store.groups_by_row_ids(sorted(subset))
-    count = _write(store, subset, keys, thresholds, top, drop=old.values(), full=False, feats=feats)
+    grouper = Grouper(thresholds)
+    by_row = {record.nasa_id: rid for rid, record in subset.items()}
+    for day in by_day(subset[rid] for rid in sorted(subset)):
+        grouper.add(day, [by_row[record.nasa_id] for record in day])
+    count = _write(store, grouper, top, drop=old.values(), full=False)
     if progress is not None:
         progress(len(subset))
     return GroupUpdate(len(subset), count, False)
 
 
+#: Rows read and compared at a time by a full regrouping (whole days, so a batch can be
+#: a little larger): this bounds its memory, not its result.
+BATCH_ROWS = 20_000
+
+
 def _full(
     store: Store, top: int, thresholds: Thresholds, progress: Callable[[int], object] | None
 ) -> GroupUpdate:
-    records: dict[int, Record] = {}
-    for row in store.iter_rows():
-        records[row.id] = _record(row)
-    feats = {record.nasa_id: features(record, thresholds) for record in records.values()}
-    keys = {
-        rid: blocking_keys(record, thresholds, feats[record.nasa_id])
-        for rid, record in records.items()
-    }
-    count = _write(store, records, keys, thresholds, top, drop=(), full=True, feats=feats)
-    if progress is not None:
-        progress(len(records))
-    return GroupUpdate(len(records), count, True)
+    grouper = Grouper(thresholds)
+    for batch in _day_batches(store, BATCH_ROWS):
+        rows = store.rows_by_ids(batch)
+        grouper.add([_record(row) for row in rows], [row.id for row in rows])
+        if progress is not None:
+            progress(len(rows))
+    count = _write(store, grouper, top, drop=(), full=True)
+    return GroupUpdate(len(grouper.keys), count, True)
+
+
+def _day_batches(store: Store, size: int) -> Iterator[list[int]]:
+    """Row ids in batches of whole days (by the date grouping sees), in day order."""
+    days: dict[str, list[int]] = defaultdict(list)
+    day_of: dict[str, str] = {}
+    for row_id, date_created in store.iter_dates():
+        day = day_of.get(date_created)
+        if day is None:
+            day = day_of[date_created] = parse_date(date_created)[1] or ""
+        days[day].append(row_id)
+    batch: list[int] = []
+    for day in sorted(days):
+        batch.extend(days[day])
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _write(
     store: Store,
-    records: dict[int, Record],
-    keys: dict[int, set[int]],
-    thresholds: Thresholds,
+    grouper: Grouper,
     seen_rev: int,
     *,
     drop: Iterable[tuple[int, int, int]],
     full: bool,
-    feats: Mapping[str, Features] | None = None,
 ) -> int:
-    grouping = group_records(list(records.values()), thresholds, feats=feats)
-    row_of = {record.nasa_id: rid for rid, record in records.items()}
-    assignments = {
-        row_of[nasa_id]: assignment.as_tuple()
-        for nasa_id, assignment in grouping.assignments.items()
-    }
-    groups = [
-        (group.id, group.level, len(group.members), row_of[group.representative])
-        for group in grouping.groups
-    ]
+    row_ids = grouper.keys
+    assignments: dict[int, list[int]] = {rid: [0, 0, 0] for rid in row_ids}
+    groups = []
+    for level, gid, members, best in grouper.groups():
+        position = LEVELS.index(level)
+        for i in members.tolist():
+            assignments[row_ids[i]][position] = gid
+        if members.size > 1:
+            groups.append((gid, level, int(members.size), row_ids[best]))
     return store.write_groups(
-        assignments,
+        {rid: (ids[0], ids[1], ids[2]) for rid, ids in assignments.items()},
         groups,
-        keys=keys,
+        keys=dict(zip(row_ids, grouper.blocking_keys(), strict=True)),
         drop_groups={gid for ids in drop for gid in ids},
         seen_rev=seen_rev,
         full=full,
@@ -145,7 +162,7 @@ def _write(
 
 def _record(row: StoredRow) -> Record:
     """The parsed record without its raw text: grouping never needs it, memory does."""
-    return replace(parse_item(orjson.loads(row.raw), raw=""), raw="")
+    return parse_item(orjson.loads(row.raw), raw="")
 
 
 def group_page(store: Store, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:

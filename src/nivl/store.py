@@ -298,6 +298,11 @@ class Store:
                 yield StoredRow(*row)
             last_id = rows[-1][0]
 
+    def iter_dates(self) -> Iterator[tuple[int, str]]:
+        """(row id, date_created) of every row: what bucketing by day needs, without raw."""
+        with sqlite_errors("reading the store"):
+            yield from self._reader.execute("SELECT id, date_created FROM records ORDER BY id")
+
     def iter_raw_by_nasa_id(self) -> Iterator[str]:
         """Every raw item in nasa_id order (for exports)."""
         last = ""  # nasa_ids are never empty, so "" sorts before every one of them
