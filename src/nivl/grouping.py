@@ -34,6 +34,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 from scipy import sparse  # type: ignore[import-untyped]
@@ -49,6 +50,15 @@ _STAMP = re.compile(
     r"^\s*(?:[A-Za-z0-9][\w.]*\d[\w.-]*\s*)?(?:\([^()]{1,40}\)\s*)?(?:-{2,}|\u2014|\u2013)\s*"
 )
 _NON_WORD = re.compile(r"[\W_]+")
+#: Bytes to themselves (a-z, 0-9), lowercased (A-Z) or to a space (everything else).
+_ASCII_WORDS = bytes(
+    c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256)
+)
+#: Common non-ASCII punctuation, mapped as the slow path would treat it (a right single
+#: quote is an apostrophe, the rest separate words).
+_PUNCTUATION = str.maketrans(
+    {"\u2019": None, **{c: " " for c in "\u2018\u201c\u201d\u2013\u2014\u00a0\u2026\u00b0"}}
+)
 _COMBINING = re.compile(r"[\u0300-\u036f]+")
 #: Characters of a text that are normalised: enough for any caption, while a podcast
 #: transcript pasted into a description (some are 90 kB) costs no more than a long caption.
@@ -60,6 +70,7 @@ _STOPWORDS = frozenset(
     photo credit nasa image""".split()
 )
 #: Odd 64-bit multipliers that fold a shingle's word hashes into one.
+_STOP_HASHES = np.array(sorted(zlib.crc32(w.encode()) for w in _STOPWORDS), dtype=np.uint64)
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
 
@@ -108,15 +119,28 @@ class Grouping:
 
 def strip_stamp(text: str) -> str:
     """Drop a leading photo-id/date stamp ("ISS027-E-015441 (22 April 2011) --- ")."""
-    return _STAMP.sub("", text, count=1)
+    stamp = _STAMP.match(text)  # match, not sub: sub would try ^ at every position
+    return text[stamp.end() :] if stamp else text
+
+
+def normalised_words(text: str) -> list[bytes]:
+    """Lowercase words only: stamp, accents, punctuation and spacing ignored.
+
+    Bytes, because hashing them needs bytes, and ASCII text (nearly all of it) is
+    normalised by one ``bytes.translate``, several times faster than a regex.
+    """
+    text = strip_stamp(text)
+    if not text.isascii():
+        text = text.translate(_PUNCTUATION)  # usually all that stops the fast path
+    if text.isascii():
+        return text.encode().translate(_ASCII_WORDS, b"'").split()
+    text = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).replace("\u2019", "")
+    return _NON_WORD.sub(" ", text.replace("'", "").lower()).encode().split()
 
 
 def normalise_text(text: str) -> str:
-    """Lowercase words only: stamp, accents, punctuation and spacing ignored."""
-    text = strip_stamp(text)
-    if not text.isascii():
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).replace("\u2019", "")
-    return _NON_WORD.sub(" ", text.replace("'", "").lower()).strip()
+    """``normalised_words`` as one string."""
+    return b" ".join(normalised_words(text)).decode()
 
 
 def caption_key(record: Record) -> str:
@@ -124,56 +148,15 @@ def caption_key(record: Record) -> str:
 
     Past ``MAX_CHARS`` the rest is compared verbatim, by a digest.
     """
-    return _caption_key(record.description, normalise_text(record.description[:MAX_CHARS]))
+    return _caption_key(record.description, normalised_words(record.description[:MAX_CHARS]))
 
 
-def _caption_key(description: str, normalised: str) -> str:
+def _caption_key(description: str, words: list[bytes]) -> str:
+    normalised = b" ".join(words).decode()
     if normalised and len(description) > MAX_CHARS:
         tail = hashlib.blake2b(description[MAX_CHARS:].encode(), digest_size=8).hexdigest()
         return f"{normalised} {tail}"
     return normalised
-
-
-def word_hashes(words: Sequence[str]) -> np.ndarray:
-    """crc32 of each word, in order: stable across processes, unlike ``hash``."""
-    return np.fromiter(map(zlib.crc32, map(str.encode, words)), np.uint64, len(words))
-
-
-def shingle_hashes(words: Sequence[str], size: int) -> np.ndarray:
-    """Sorted, distinct 64-bit hashes of word ``size``-grams (the whole text when shorter)."""
-    if not words:
-        return np.empty(0, np.uint64)
-    hashes = word_hashes(words)
-    if len(words) <= size:
-        mixed = np.array([np.bitwise_xor.reduce(hashes * _mix(len(words)))], dtype=np.uint64)
-        return mixed + np.uint64(len(words))
-    count = len(words) - size + 1
-    mix = _mix(size)
-    mixed = hashes[:count] * mix[0]
-    for offset in range(1, size):
-        mixed ^= hashes[offset : offset + count] * mix[offset]
-    return np.unique(mixed)
-
-
-def _mix(size: int) -> np.ndarray:
-    if size <= len(_MIX):
-        return _MIX[:size]
-    extra = np.arange(len(_MIX), size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) | 1
-    return np.concatenate([_MIX, extra])
-
-
-def content_words(words: Iterable[str]) -> np.ndarray:
-    """Sorted hashes of the distinct words that say what a record is about."""
-    chosen = [w for w in set(words) if len(w) > 2 and w not in _STOPWORDS and not w.isdigit()]
-    return np.unique(word_hashes(chosen))
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two sorted hash sets."""
-    if not a.size or not b.size:
-        return 0.0
-    common = np.intersect1d(a, b, assume_unique=True).size
-    return common / (a.size + b.size - common)
 
 
 def photo_number(record: Record) -> tuple[str, int] | None:
@@ -209,25 +192,75 @@ def representative(records: Iterable[Record]) -> Record:
 
 @dataclass(frozen=True)
 class Features:
-    """What the rules compare, computed once per record."""
+    """What the rules compare, for a batch of records, as flat arrays.
 
-    caption: int  # ``key_hash`` of the caption key; 0 when there is no description
-    shingles: np.ndarray  # ``shingle_hashes`` of title + description
-    words: np.ndarray  # ``content_words`` of title + description
-    run: tuple[str, int] | None  # ``photo_number``
+    ``shingles`` and ``words`` hold hashes (not yet distinct) with, in ``*_rows``, the
+    record each belongs to: one array for the batch instead of one per record, so the
+    work is a few numpy calls however many records there are.
+    """
+
+    captions: list[int]  # ``key_hash`` of each caption key; 0 when there is no description
+    shingle_rows: np.ndarray
+    shingles: np.ndarray  # word ``Thresholds.shingle``-grams of title + description
+    word_rows: np.ndarray
+    words: np.ndarray  # content words of title + description (no stopwords, digits)
+    runs: list[tuple[str, int] | None]  # ``photo_number`` of dated records
 
 
-def features(record: Record, thresholds: Thresholds = Thresholds()) -> Features:
-    normalised = normalise_text(record.description[:MAX_CHARS])
-    key = _caption_key(record.description, normalised)
-    desc_words = normalised.split()
-    words = normalise_text(record.title).split() + desc_words
+def features(records: Sequence[Record], thresholds: Thresholds = Thresholds()) -> Features:
+    captions, texts = [], []
+    for record in records:
+        words = normalised_words(record.description[:MAX_CHARS])
+        key = _caption_key(record.description, words) if words else ""
+        captions.append(key_hash("caption", key) if key else 0)
+        texts.append(normalised_words(record.title) + words)
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    flat = list(chain.from_iterable(texts))
+    hashes = np.fromiter(map(zlib.crc32, flat), np.uint64, len(flat))
+    rows = np.repeat(np.arange(len(texts)), lengths)
+    shingle_rows, shingles = _shingles(hashes, rows, lengths, thresholds.shingle)
+    keep = (np.fromiter(map(len, flat), np.int64, len(flat)) > 2) & ~np.isin(hashes, _STOP_HASHES)
+    keep &= ~np.fromiter(map(bytes.isdigit, flat), np.bool_, len(flat))
     return Features(
-        key_hash("caption", key) if key else 0,
-        shingle_hashes(words, thresholds.shingle),
-        content_words(words),
-        photo_number(record) if record.date else None,
+        captions,
+        shingle_rows,
+        shingles,
+        rows[keep],
+        hashes[keep],
+        [photo_number(r) if r.date else None for r in records],
     )
+
+
+def _shingles(
+    hashes: np.ndarray, rows: np.ndarray, lengths: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, hashes) of every word ``size``-gram; a text shorter than that is one shingle."""
+    mix = _mix(size)
+    count = max(hashes.size - size + 1, 0)
+    mixed = hashes[:count] * mix[0]
+    for offset in range(1, size):
+        mixed ^= hashes[offset : offset + count] * mix[offset]
+    starts = np.cumsum(lengths) - lengths
+    position = np.arange(hashes.size) - np.repeat(starts, lengths)
+    regular = np.flatnonzero(position[:count] + size <= lengths[rows[:count]])
+    out_rows, out = [rows[regular]], [mixed[regular]]
+    short = np.flatnonzero((lengths > 0) & (lengths < size))
+    if short.size:
+        whole = [
+            np.bitwise_xor.reduce(hashes[starts[i] : starts[i] + lengths[i]] * mix[: lengths[i]])
+            + np.uint64(lengths[i])
+            for i in short.tolist()
+        ]
+        out_rows.append(short)
+        out.append(np.array(whole, dtype=np.uint64))
+    return np.concatenate(out_rows), np.concatenate(out)
+
+
+def _mix(size: int) -> np.ndarray:
+    if size <= len(_MIX):
+        return _MIX[:size]
+    extra = np.arange(len(_MIX), size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) | 1
+    return np.concatenate([_MIX, extra])
 
 
 def day_key(record: Record) -> str:
@@ -268,21 +301,19 @@ class Grouper:
         base = len(self.nasa_ids)
         self.nasa_ids.extend(r.nasa_id for r in records)
         self.keys.extend(keys if keys is not None else range(base, base + len(records)))
-        feats = [features(r, self.thresholds) for r in records]
-        self._captions.extend(f.caption for f in feats)
+        feats = features(records, self.thresholds)
+        self._captions.extend(feats.captions)
         self._weights.extend((len(r.description), not r.keywords) for r in records)
         days = [day_key(r) for r in records]
         self._days.extend(days)
-        self._near.append(
-            base + _similar_pairs([f.shingles for f in feats], days, self.thresholds.near)
-        )
+        near = _similar_pairs(feats.shingle_rows, feats.shingles, days, self.thresholds.near)
+        self._near.append(base + near)
         day_centers = [
-            f"{d}\x00{r.center.upper()}" if d else "" for d, r in zip(days, records, strict=True)
+            f"{d}\x00{r.center.upper()}" if d else None for d, r in zip(days, records, strict=True)
         ]
-        self._event.append(
-            base + _similar_pairs([f.words for f in feats], day_centers, self.thresholds.event)
-        )
-        self._event.append(base + _run_pairs(feats, days, self.thresholds.run_gap))
+        event = _similar_pairs(feats.word_rows, feats.words, day_centers, self.thresholds.event)
+        self._event.append(base + event)
+        self._event.append(base + _run_pairs(feats.runs, days, self.thresholds.run_gap))
 
     def blocking_keys(self) -> Iterator[set[int]]:
         """Each record's ``blocking_keys``, from what ``add`` kept."""
@@ -368,54 +399,66 @@ def _caption_pairs(captions: np.ndarray) -> np.ndarray:
 
 
 def _similar_pairs(
-    sets: Sequence[np.ndarray], buckets: Sequence[str], threshold: float
+    rows: np.ndarray, values: np.ndarray, buckets: Sequence[str | None], threshold: float
 ) -> np.ndarray:
     """Pairs within a bucket whose sets' Jaccard reaches ``threshold``, as (2, n) indices.
 
-    Equal sets are joined directly; the distinct ones become rows of a sparse 0/1
-    matrix whose columns are (bucket, hash) pairs, so its product with its transpose
-    counts the intersection of every pair in the same bucket, and only those.
+    ``values[k]`` belongs to the set of record ``rows[k]``; a record whose bucket is
+    None is compared with nothing. Equal sets are joined directly; the distinct ones
+    become rows of a sparse 0/1 matrix whose columns are (bucket, hash) pairs, so its
+    product with its transpose counts the intersection of every pair in the same
+    bucket, and only those.
     """
-    firsts: dict[tuple[str, bytes], int] = {}
-    same: list[tuple[int, int]] = []
-    rows: list[int] = []
-    for i, (values, bucket) in enumerate(zip(sets, buckets, strict=True)):
-        if not values.size:
-            continue
-        first = firsts.setdefault((bucket, values.tobytes()), i)
-        if first != i:
-            same.append((first, i))
-        else:
-            rows.append(i)
-    pairs = [np.array(same, dtype=np.int64).reshape(-1, 2).T]
-    if len(rows) > 1:
-        bucket_ids = {b: n for n, b in enumerate(dict.fromkeys(buckets[i] for i in rows))}
-        lengths = np.array([sets[i].size for i in rows])
-        tags = np.repeat(np.array([bucket_ids[buckets[i]] for i in rows], np.uint64), lengths)
-        hashes = np.concatenate([sets[i] for i in rows]) ^ (tags * np.uint64(0x9E3779B97F4A7C15))
-        _, columns = np.unique(hashes, return_inverse=True)
-        indptr = np.concatenate([[0], np.cumsum(lengths)])
-        matrix = sparse.csr_matrix(
-            (np.ones(columns.size, np.int32), columns.ravel(), indptr),
-            shape=(len(rows), int(columns.max()) + 1),
-        )
-        common = sparse.triu(matrix @ matrix.T, k=1).tocoo()
+    bucket_ids = {b: n for n, b in enumerate(dict.fromkeys(b for b in buckets if b is not None))}
+    tag = np.array([bucket_ids.get(b, -1) if b is not None else -1 for b in buckets], np.int64)
+    keep = tag[rows] >= 0
+    rows, values = (
+        rows[keep],
+        values[keep] ^ (tag[rows[keep]].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)),
+    )
+    if not rows.size:
+        return np.empty((2, 0), np.int64)
+    _, columns = np.unique(values, return_inverse=True)
+    matrix = sparse.csr_matrix(
+        (np.ones(rows.size, np.int32), (rows, columns.ravel())),
+        shape=(len(buckets), int(columns.max()) + 1),
+    )
+    matrix.sum_duplicates()  # now each row's columns are distinct and sorted
+    matrix.data[:] = 1
+    lengths = np.diff(matrix.indptr)
+    members = np.flatnonzero(lengths)  # records with a non-empty set, ascending
+    lengths = lengths[members]
+    indices = matrix.indices.astype(np.uint64)
+    scrambled = (indices ^ (indices >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
+    digests = np.add.reduceat(scrambled, matrix.indptr[members])
+    # Equal sets (same bucket, digest and size) join the first of them; the rest compare.
+    keys = (tag[members], digests, lengths)
+    order = np.lexsort((members, *keys))
+    ordered = [key[order] for key in keys]
+    new_key = np.ones(order.size, np.bool_)
+    new_key[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in ordered])
+    first = order[np.maximum.accumulate(np.where(new_key, np.arange(order.size), 0))]
+    repeat = ~new_key
+    pairs = [np.stack([members[first[repeat]], members[order[repeat]]]).astype(np.int64)]
+    distinct = members[np.sort(order[new_key])]
+    if distinct.size > 1:
+        chosen = matrix[distinct]
+        sizes = np.diff(chosen.indptr)
+        common = sparse.triu(chosen @ chosen.T, k=1).tocoo()
         a, b, shared = common.row, common.col, common.data
-        union = lengths[a] + lengths[b] - shared
-        keep = shared >= threshold * union
-        index = np.array(rows, dtype=np.int64)
-        pairs.append(np.stack([index[a[keep]], index[b[keep]]]))
+        close = shared >= threshold * (sizes[a] + sizes[b] - shared)
+        pairs.append(np.stack([distinct[a[close]], distinct[b[close]]]).astype(np.int64))
     return np.concatenate(pairs, axis=1)
 
 
-def _run_pairs(feats: Sequence[Features], days: Sequence[str], gap: int) -> np.ndarray:
+def _run_pairs(runs: Sequence[tuple[str, int] | None], days: Sequence[str], gap: int) -> np.ndarray:
     """Consecutive photo numbers of one series on one day, at most ``gap`` apart."""
-    runs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for i, (feat, day) in enumerate(zip(feats, days, strict=True)):
-        if feat.run is not None:
-            runs[(feat.run[0], day)].append((feat.run[1], i))
+    by_series: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for i, (run, day) in enumerate(zip(runs, days, strict=True)):
+        if run is not None:
+            by_series[(run[0], day)].append((run[1], i))
     pairs = []
-    for numbered in runs.values():
+    for numbered in by_series.values():
         numbered.sort()
         for (n1, i), (n2, j) in zip(numbered, numbered[1:], strict=False):
             if n2 - n1 <= gap:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 import orjson
 
 from .errors import RecordNotFound
 from .grouping import LEVELS, Grouper, Thresholds, blocking_keys, by_day
-from .records import Record, parse_date, parse_item
+from .records import Record, normalise_list, parse_date, parse_item
 from .store import Store, StoredRow
 
 
@@ -117,12 +119,8 @@ def _full(
 def _day_batches(store: Store, size: int) -> Iterator[list[int]]:
     """Row ids in batches of whole days (by the date grouping sees), in day order."""
     days: dict[str, list[int]] = defaultdict(list)
-    day_of: dict[str, str] = {}
     for row_id, date_created in store.iter_dates():
-        day = day_of.get(date_created)
-        if day is None:
-            day = day_of[date_created] = parse_date(date_created)[1] or ""
-        days[day].append(row_id)
+        days[_day(date_created) or ""].append(row_id)
     batch: list[int] = []
     for day in sorted(days):
         batch.extend(days[day])
@@ -161,8 +159,28 @@ def _write(
 
 
 def _record(row: StoredRow) -> Record:
-    """The parsed record without its raw text: grouping never needs it, memory does."""
-    return parse_item(orjson.loads(row.raw), raw="")
+    """The fields grouping reads, from a stored (so already validated) item; no raw text."""
+    data = orjson.loads(row.raw)["data"][0]
+    return Record(
+        nasa_id=row.nasa_id,
+        media_type=data["media_type"],
+        raw="",
+        title=_text(data, "title"),
+        description=_text(data, "description"),
+        keywords=normalise_list(data.get("keywords")),
+        center=_text(data, "center"),
+        date=_day(_text(data, "date_created")),
+    )
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+@lru_cache(maxsize=65536)
+def _day(date_created: str) -> str | None:
+    return parse_date(date_created)[1]
 
 
 def group_page(store: Store, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
