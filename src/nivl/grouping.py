@@ -54,11 +54,8 @@ _NON_WORD = re.compile(r"[\W_]+")
 _ASCII_WORDS = bytes(
     c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256)
 )
-#: Common non-ASCII punctuation, mapped as the slow path would treat it (a right single
-#: quote is an apostrophe, the rest separate words).
-_PUNCTUATION = str.maketrans(
-    {"\u2019": None, **{c: " " for c in "\u2018\u201c\u201d\u2013\u2014\u00a0\u2026\u00b0"}}
-)
+#: Common non-ASCII punctuation: each separates words, as in the slow path.
+_SEPARATING_MARKS = "\u2018\u201c\u201d\u2013\u2014\u00a0\u2026\u00b0"
 _COMBINING = re.compile(r"[\u0300-\u036f]+")
 #: Characters of a text that are normalised: enough for any caption, while a podcast
 #: transcript pasted into a description (some are 90 kB) costs no more than a long caption.
@@ -130,8 +127,11 @@ def normalised_words(text: str) -> list[bytes]:
     normalised by one ``bytes.translate``, several times faster than a regex.
     """
     text = strip_stamp(text)
-    if not text.isascii():
-        text = text.translate(_PUNCTUATION)  # usually all that stops the fast path
+    if not text.isascii():  # usually only punctuation stops the fast path: replace it
+        text = text.replace("\u2019", "")  # a right single quote is an apostrophe
+        for mark in _SEPARATING_MARKS:
+            if mark in text:
+                text = text.replace(mark, " ")
     if text.isascii():
         return text.encode().translate(_ASCII_WORDS, b"'").split()
     text = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).replace("\u2019", "")
