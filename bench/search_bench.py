@@ -58,6 +58,7 @@ from rich.table import Table
 from nivl import Library, Settings
 from nivl.query import Q_FIELDS, parse_request
 from nivl.records import normalise_list, parse_date
+from nivl.search_index import WRITER_HEAP, indexing_threads
 
 #: Text fields of the baselines, in FTS5 column order; weights are nivl's ``q`` boosts.
 TEXT_FIELDS = tuple(Q_FIELDS)
@@ -69,7 +70,7 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z]{2,}")
 CENTERS = ("JPL", "HQ", "JSC", "GSFC", "GRC", "KSC", "ARC", "MSFC", "AFRC", "LRC")
 HAS_GROUPING = importlib.util.find_spec("nivl.grouping") is not None
-TANTIVY_HEAP = 128_000_000  # the same writer heap and thread count nivl uses
+TANTIVY_HEAP = WRITER_HEAP  # the same writer heap and thread count nivl uses
 BATCH = 1000
 
 
@@ -241,7 +242,7 @@ def import_tantivy(path: Path, where: Path) -> dict[str, Any]:
     started = time.perf_counter()
     where.mkdir(parents=True)
     index = tantivy.Index(tantivy_schema(), path=str(where))
-    writer = index.writer(heap_size=TANTIVY_HEAP, num_threads=1)
+    writer = index.writer(heap_size=TANTIVY_HEAP, num_threads=indexing_threads())
     records = 0
     for doc in read_docs(path):
         document = tantivy.Document()
