@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nivl import Library, Settings
+from nivl import Library, Settings, groups
 from nivl.errors import RecordNotFound
+from nivl.groups import update_groups
 from nivl.query import SearchRequest
 
 DEPARTURE = Path(__file__).parent / "fixtures" / "departure.jsonl"
@@ -117,6 +118,22 @@ def test_incremental_grouping_equals_a_full_rebuild(
         assert update.full and update.changed == 0
         assert lib.store.groups_by_row_ids(rows) == incremental
         assert len(incremental) == len(rows)
+
+
+def test_grouping_in_worker_processes_equals_grouping_in_one(
+    settings: Settings, records_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(groups, "BATCH_ROWS", 150)  # about ten batches of whole days
+    with Library(settings) as lib:
+        lib.import_paths([records_path, DEPARTURE])
+        rows = list(range(1, lib.store.count() + 1))
+        single = update_groups(lib.store, rebuild=True, workers=1)
+        one_process = lib.store.groups_by_row_ids(rows), lib.dupes(limit=50)
+        several = update_groups(lib.store, rebuild=True, workers=2)
+        assert (single.records, several.records) == (len(rows), len(rows))
+        assert several.changed == 0  # the same ids for every row
+        assert (lib.store.groups_by_row_ids(rows), lib.dupes(limit=50)) == one_process
+        assert len({ids[2] for ids in one_process[0].values()}) < len(rows) - 300
 
 
 def test_a_changed_record_moves_to_its_new_group_and_the_index_follows(

@@ -279,6 +279,39 @@ def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[
 # --- grouping ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Compared:
+    """What ``compare`` found in a batch of whole days: a few values per record, and
+    the pairs each rule joins, as (2, n) positions in the batch."""
+
+    nasa_ids: list[str]
+    captions: list[int]
+    days: list[str]
+    weights: list[tuple[int, bool]]  # what picks a group's representative
+    near: np.ndarray  # near-duplicate pairs (caption pairs are found across batches)
+    event: np.ndarray  # same-day, same-center and photo-run pairs
+
+
+def compare(records: Sequence[Record], thresholds: Thresholds = Thresholds()) -> Compared:
+    """Compare every pair of records of each day in ``records`` (which holds whole days)."""
+    feats = features(records, thresholds)
+    days = [day_key(r) for r in records]
+    near = _similar_pairs(feats.shingle_rows, feats.shingles, days, thresholds.near)
+    day_centers = [
+        f"{d}\x00{r.center.upper()}" if d else None for d, r in zip(days, records, strict=True)
+    ]
+    event = _similar_pairs(feats.word_rows, feats.words, day_centers, thresholds.event)
+    runs = _run_pairs(feats.runs, days, thresholds.run_gap)
+    return Compared(
+        nasa_ids=[r.nasa_id for r in records],
+        captions=feats.captions,
+        days=days,
+        weights=[(len(r.description), not r.keywords) for r in records],
+        near=near,
+        event=np.concatenate([event, runs], axis=1),
+    )
+
+
 @dataclass
 class Grouper:
     """Groups records fed to it whole days at a time (every record of a day in one ``add``).
@@ -298,22 +331,19 @@ class Grouper:
     _event: list[np.ndarray] = field(default_factory=list)
 
     def add(self, records: Sequence[Record], keys: Sequence[int] | None = None) -> None:
+        self.extend(compare(records, self.thresholds), keys)
+
+    def extend(self, compared: Compared, keys: Sequence[int] | None = None) -> None:
+        """Take in what ``compare`` found in a batch (possibly in another process)."""
         base = len(self.nasa_ids)
-        self.nasa_ids.extend(r.nasa_id for r in records)
-        self.keys.extend(keys if keys is not None else range(base, base + len(records)))
-        feats = features(records, self.thresholds)
-        self._captions.extend(feats.captions)
-        self._weights.extend((len(r.description), not r.keywords) for r in records)
-        days = [day_key(r) for r in records]
-        self._days.extend(days)
-        near = _similar_pairs(feats.shingle_rows, feats.shingles, days, self.thresholds.near)
-        self._near.append(base + near)
-        day_centers = [
-            f"{d}\x00{r.center.upper()}" if d else None for d, r in zip(days, records, strict=True)
-        ]
-        event = _similar_pairs(feats.word_rows, feats.words, day_centers, self.thresholds.event)
-        self._event.append(base + event)
-        self._event.append(base + _run_pairs(feats.runs, days, self.thresholds.run_gap))
+        size = len(compared.nasa_ids)
+        self.nasa_ids.extend(compared.nasa_ids)
+        self.keys.extend(keys if keys is not None else range(base, base + size))
+        self._captions.extend(compared.captions)
+        self._weights.extend(compared.weights)
+        self._days.extend(compared.days)
+        self._near.append(base + compared.near)
+        self._event.append(base + compared.event)
 
     def blocking_keys(self) -> Iterator[set[int]]:
         """Each record's ``blocking_keys``, from what ``add`` kept."""

@@ -11,18 +11,23 @@ neighbourhood, not of the library.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import LEVELS, Grouper, Thresholds, blocking_keys, by_day
+from .grouping import LEVELS, Compared, Grouper, Thresholds, blocking_keys, by_day, compare
 from .records import Record, normalise_list, parse_date, parse_item
-from .store import Store, StoredRow
+from .store import Store, StoredRow, read_rows
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,18 @@ def update_groups(
     rebuild: bool = False,
     thresholds: Thresholds | None = None,
     progress: Callable[[int], object] | None = None,
+    workers: int | None = None,
 ) -> GroupUpdate:
-    """Group the rows changed since the last update (all rows on the first or a rebuild)."""
+    """Group the rows changed since the last update (all rows on the first or a rebuild).
+
+    A full grouping of more than one batch compares batches in ``workers`` processes
+    (default: one per core).
+    """
     thresholds = thresholds or Thresholds()
     since = int(store.get_meta("grouped_rev", "0") or 0)
     top = store.max_rev()
     if rebuild or since == 0 or since > top:
-        return _full(store, top, thresholds, progress)
+        return _full(store, top, thresholds, progress, workers or os.cpu_count() or 1)
     if since == top:
         return GroupUpdate(0, 0, False)
     changed = {row.id: _record(row) for row in store.iter_rows(since_rev=since)}
@@ -104,16 +114,41 @@ BATCH_ROWS = 20_000
 
 
 def _full(
-    store: Store, top: int, thresholds: Thresholds, progress: Callable[[int], object] | None
+    store: Store,
+    top: int,
+    thresholds: Thresholds,
+    progress: Callable[[int], object] | None,
+    workers: int,
 ) -> GroupUpdate:
     grouper = Grouper(thresholds)
-    for batch in _day_batches(store, BATCH_ROWS):
-        rows = store.rows_by_ids(batch)
-        grouper.add([_record(row) for row in rows], [row.id for row in rows])
-        if progress is not None:
-            progress(len(rows))
+    batches = list(_day_batches(store, BATCH_ROWS))
+    if workers > 1 and len(batches) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # Batches hold whole days, so they compare independently: in parallel, each
+        # worker reading its rows itself; caption pairs and components are found here.
+        # Fork, not spawn: spawn re-imports the caller's main module, which a script
+        # using the library need not guard; the children touch no inherited connection.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(batches)), mp_context=context) as pool:
+            compared = pool.map(_compare_rows, repeat(store.path), batches, repeat(thresholds))
+            for row_ids, result in compared:
+                grouper.extend(result, row_ids)
+                if progress is not None:
+                    progress(len(row_ids))
+    else:
+        for batch in batches:
+            row_ids, result = _compare_rows(store.path, batch, thresholds)
+            grouper.extend(result, row_ids)
+            if progress is not None:
+                progress(len(row_ids))
     count = _write(store, grouper, top, drop=(), full=True)
     return GroupUpdate(len(grouper.keys), count, True)
+
+
+def _compare_rows(
+    path: Path, row_ids: Sequence[int], thresholds: Thresholds
+) -> tuple[list[int], Compared]:
+    rows = read_rows(path, row_ids)
+    return [row.id for row in rows], compare([_record(row) for row in rows], thresholds)
 
 
 def _day_batches(store: Store, size: int) -> Iterator[list[int]]:

@@ -263,13 +263,7 @@ class Store:
 
     def rows_by_ids(self, ids: Sequence[int]) -> list[StoredRow]:
         with sqlite_errors("reading the store"):
-            rows = _select_in(
-                self._reader,
-                "SELECT id, nasa_id, raw, rev FROM records WHERE id IN ({})",
-                list(ids),
-            )
-        found = {row[0]: StoredRow(*row) for row in rows}
-        return [found[i] for i in ids if i in found]
+            return _rows_by_ids(self._reader, ids)
 
     def get_raw(self, nasa_id: str) -> str:
         with sqlite_errors("reading the store"):
@@ -562,6 +556,24 @@ class Store:
                 f"SELECT raw FROM records WHERE {sql} ORDER BY id", args
             ).fetchall()
         return [row[0] for row in rows]
+
+
+def read_rows(path: Path, ids: Sequence[int]) -> list[StoredRow]:
+    """``Store.rows_by_ids`` on a connection of its own, read-only: for worker processes."""
+    with sqlite_errors(f"reading {path}"):
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA busy_timeout=10000")
+            return _rows_by_ids(conn, ids)
+        finally:
+            conn.close()
+
+
+def _rows_by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> list[StoredRow]:
+    """Rows in the order of ``ids``; ids not found are left out."""
+    rows = _select_in(conn, "SELECT id, nasa_id, raw, rev FROM records WHERE id IN ({})", list(ids))
+    found = {row[0]: StoredRow(*row) for row in rows}
+    return [found[i] for i in ids if i in found]
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
