@@ -105,7 +105,7 @@ def collection_document(
 
 def item_bytes(hit: SearchHit) -> bytes:
     """The stored item, plus nivl's ``group``/``highlight`` keys only when asked for."""
-    raw = hit.raw.encode()
+    raw = hit.raw_json
     extra: dict[str, Any] = {}
     if hit.group is not None:
         extra["group"] = {"id": str(hit.group.id), "level": hit.group.level, "size": hit.group.size}

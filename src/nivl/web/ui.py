@@ -189,7 +189,7 @@ class Card:
 def cards(hits: list[SearchHit]) -> list[Card]:
     out = []
     for hit in hits:
-        record = parse_item(orjson.loads(hit.raw), raw=hit.raw)
+        record = parse_item(orjson.loads(hit.raw_json), raw=hit.raw)
         marks = hit.highlight or {}
         snippet: Markup | str | None = text.snippet(marks.get("description"))
         if snippet is None and record.description:
