@@ -66,6 +66,12 @@ class BodyCache:
                 self._bytes += grown_by
 
 
+def etag(data: bytes) -> str:
+    """A strong validator: 96 bits of SHA-1 (twice as fast as BLAKE2b where the CPU has SHA
+    instructions, as most x86-64 and ARM servers now do; about as fast where it has not)."""
+    return '"' + hashlib.sha1(data, usedforsecurity=False).hexdigest()[:24] + '"'
+
+
 def json_response(
     request: Request,
     build: Callable[[], bytes],
@@ -79,7 +85,7 @@ def json_response(
     body = cache.get(key) if cache is not None else None
     if body is None:
         data = build()
-        body = Body(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+        body = Body(data, etag(data))
         if cache is not None:
             body = cache.put(key, body)
     headers = {
