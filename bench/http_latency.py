@@ -65,9 +65,13 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+STATUS = {"VmRSS": "rss_mb", "VmHWM": "hwm_mb", "RssAnon": "anon_mb", "RssFile": "file_mb"}
+
+
 def memory(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM in MB, summed over ``pid`` and its children."""
-    out = {"rss_mb": 0.0, "hwm_mb": 0.0, "processes": 0}
+    """VmRSS, VmHWM (peak RSS), and RSS split into anonymous memory and mapped files (the
+    tantivy index, SQLite if mapped) in MB, summed over ``pid`` and its children."""
+    out = dict.fromkeys(STATUS.values(), 0.0) | {"processes": 0}
     for member in descendants(pid):
         try:
             lines = Path(f"/proc/{member}/status").read_text().splitlines()
@@ -75,10 +79,9 @@ def memory(pid: int) -> dict[str, float]:
             continue
         out["processes"] += 1
         for line in lines:
-            if line.startswith("VmRSS:"):
-                out["rss_mb"] += int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                out["hwm_mb"] += int(line.split()[1]) / 1024
+            name, _, value = line.partition(":")
+            if name in STATUS:
+                out[STATUS[name]] += int(value.split()[0]) / 1024
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -323,6 +326,8 @@ def main() -> None:
         "server_processes": idle["processes"],
         "server_rss_final_mb": final["rss_mb"],
         "server_hwm_final_mb": final["hwm_mb"],
+        "server_anon_final_mb": final["anon_mb"],
+        "server_file_final_mb": final["file_mb"],
         "levels": results,
         "load_start": load_start,
         "load_end": load_avg(),
@@ -346,7 +351,8 @@ def print_table(summary: dict[str, Any]) -> None:
         f"{'cached' if summary['cached'] else 'uncached'}; "
         f"Accept-Encoding: {summary['accept_encoding']}; "
         f"RSS idle {summary['server_rss_idle_mb']} MB, final {summary['server_rss_final_mb']} MB "
-        f"(peak {summary['server_hwm_final_mb']} MB); load {summary['load_start']} → "
+        f"(anon {summary['server_anon_final_mb']}, files {summary['server_file_final_mb']}; "
+        f"peak {summary['server_hwm_final_mb']} MB); load {summary['load_start']} → "
         f"{summary['load_end']}"
     )
     head = (
