@@ -155,7 +155,7 @@ async def drive(
     """``concurrency`` clients take the next URL until none is left (or time is up)."""
     level = Level(concurrency)
     queue = iter(urls if not duration else _cycle(urls))
-    stop_at = time.perf_counter() + duration if duration else float("inf")
+    stop_at = float("inf")  # set once the warm-up is done
 
     async def fetch(client: httpx.AsyncClient, params: dict[str, str]) -> None:
         started = time.perf_counter()
@@ -187,6 +187,8 @@ async def drive(
         level.latencies.clear()
         level.errors = 0
         started = time.perf_counter()
+        if duration:
+            stop_at = started + duration
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         level.elapsed = time.perf_counter() - started
     return level
