@@ -1,11 +1,27 @@
-"""HTTP latency and load of nivl's /search on loopback: p50/p99, requests/s, errors, RSS.
+"""nivl's /search over HTTP on loopback: startup, latency, requests/s, errors, server RSS.
 
-Usage: python bench/http_latency.py [--home DIR] [--requests 2000] [--concurrency 1,8]
-       python bench/http_latency.py --duration 60 --concurrency 32      # the load run
-Starts `nivl serve` (a real uvicorn process) on a free 127.0.0.1 port over DIR (default: a
-temporary home loaded with ../shared/data/nasa/records.jsonl) and drives it with a bounded
-async httpx loop over a fixed, seeded list of mixed queries (page of 100). Each run is
-bounded by --requests or, with --duration, by time; it stops by itself.
+Usage::
+
+    python bench/http_latency.py                                  # a temporary home, shared records
+    python bench/http_latency.py --home DIR --data /tmp/nivl-bench/synth-100k.jsonl
+    python bench/http_latency.py --home DIR --collapse none --no-gzip --cached
+    python bench/http_latency.py --duration 60 --concurrency 32   # a load run, bounded by time
+
+Starts ``nivl serve`` (a real uvicorn process) on a free 127.0.0.1 port over DIR (default: a
+temporary home loaded with ``--data``, else the shared records) and reports, in one run:
+
+- **startup**: seconds from spawning the process to the first 200 from ``/search``;
+- for each ``--concurrency`` level (default 1 and 8 clients): p50/p95/p99 latency,
+  requests/s, errors, the client's and the server's CPU seconds, and the server's RSS
+  (``VmRSS``/``VmHWM`` from /proc, the uvicorn process and its children) before and after.
+
+Queries are ``search_bench.make_queries`` drawn from the ``--data`` file's vocabulary (a
+page of 100, ``collapse=event`` by default). Every timed request is a distinct URL (an
+extra ``bench=N`` parameter, which the API ignores), so none is answered from the server's
+body cache; ``--cached`` instead repeats a few URLs that a warm-up pass has cached. The
+client sends httpx's default ``Accept-Encoding: gzip, deflate`` (``--no-gzip``: identity)
+and reads bodies without decompressing them. Results: a table on stdout and JSON in
+``bench/results/`` (git-ignored) or ``--out``.
 """
 
 from __future__ import annotations
@@ -14,160 +30,346 @@ import argparse
 import asyncio
 import json
 import os
-import random
+import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from common import RESULTS, percentile, shared_records
+from search_bench import make_queries
 
-ROOT = Path(__file__).resolve().parent.parent
-RECORDS = ROOT.parent / "shared/data/nasa/records.jsonl"
-WORDS = [
-    "apollo",
-    "moon",
-    "mars",
-    "launch",
-    "space station",
-    "hubble",
-    "astronaut",
-    "earth",
-    "sun",
-    "rocket",
-    "crew",
-    "nebula",
-    "galaxy",
-    "orion",
-    "artemis",
-    "shuttle",
-    "rover",
-    "saturn",
-    "jupiter",
-    "spacewalk",
-]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CACHED_URLS = 40  # --cached: this many distinct pages, all of them in the 64 MB body cache
 
 
-def queries(seed: int = 7, count: int = 200) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        params = {"q": " ".join(rng.sample(WORDS, rng.choice([1, 1, 2]))), "page_size": "100"}
-        if rng.random() < 0.3:
-            params["media_type"] = rng.choice(["image", "video", "image,video"])
-        if rng.random() < 0.2:
-            params["sort"] = "date_desc"
-        out.append(params)
-    return out
+# --- the server process ------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            found.extend(int(c) for c in children if int(c) not in found)
+    return found
+
+
+STATUS = {"VmRSS": "rss_mb", "VmHWM": "hwm_mb", "RssAnon": "anon_mb", "RssFile": "file_mb"}
+
+
+def memory(pid: int) -> dict[str, float]:
+    """VmRSS, VmHWM (peak RSS), and RSS split into anonymous memory and mapped files (the
+    tantivy index, SQLite if mapped) in MB, summed over ``pid`` and its children."""
+    out = dict.fromkeys(STATUS.values(), 0.0) | {"processes": 0}
+    for member in descendants(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        out["processes"] += 1
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name in STATUS:
+                out[STATUS[name]] += int(value.split()[0]) / 1024
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children so far."""
+    total = 0
+    for member in descendants(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(
+    home: Path, port: int, params: dict[str, str], headers: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], float]:
+    """Spawn ``nivl serve``; the seconds until its first 200 answer to ``/search``."""
+    env = {**os.environ, "NIVL_HOME": str(home)}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nivl", "serve", "--port", str(port)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/search"
+    with httpx.Client(timeout=30, headers=headers) as client:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"nivl serve exited with status {server.returncode}")
+            try:
+                if client.get(url, params=params).status_code == 200:
+                    return server, time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() - started > 300:
+                server.terminate()
+                raise SystemExit("nivl serve did not answer within 300 s")
+            time.sleep(0.01)
+
+
+# --- the load ----------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    bytes: int = 0
+    encodings: set[str] = field(default_factory=set)
+    elapsed: float = 0.0
 
 
 async def drive(
     base: str,
-    params: list[dict[str, str]],
-    total: int,
+    urls: list[dict[str, str]],
     concurrency: int,
+    headers: dict[str, str],
     duration: float = 0,
-) -> tuple[list[float], float, int]:
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(total if not duration else 10**9))
-    stop_at = time.perf_counter() + duration if duration else float("inf")
+    warmup: list[dict[str, str]] | None = None,
+) -> Level:
+    """``concurrency`` clients take the next URL until none is left (or time is up)."""
+    level = Level(concurrency)
+    queue = iter(urls if not duration else _cycle(urls))
+    stop_at = float("inf")  # set once the warm-up is done
+
+    async def fetch(client: httpx.AsyncClient, params: dict[str, str]) -> None:
+        started = time.perf_counter()
+        try:
+            async with client.stream("GET", "/search", params=params) as response:
+                size = 0
+                async for chunk in response.aiter_raw():  # as sent: not decompressed here
+                    size += len(chunk)
+            level.latencies.append(time.perf_counter() - started)
+            level.bytes += size
+            level.encodings.add(response.headers.get("content-encoding", "identity"))
+            level.errors += response.status_code != 200
+        except httpx.HTTPError:
+            level.latencies.append(time.perf_counter() - started)
+            level.errors += 1
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        for n in counter:
+        for params in queue:
             if time.perf_counter() > stop_at:
                 return
-            started = time.perf_counter()
-            response = await client.get("/search", params=params[n % len(params)])
-            latencies.append(time.perf_counter() - started)
-            errors += response.status_code != 200
+            await fetch(client, params)
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        await client.get("/search", params={"q": "warmup"})
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=60, headers=headers
+    ) as client:
+        for params in warmup or []:  # untimed; opens the connections too
+            await client.get("/search", params=params)
+        level.latencies.clear()
+        level.errors = 0
         started = time.perf_counter()
+        if duration:
+            stop_at = started + duration
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return latencies, elapsed, errors
+        level.elapsed = time.perf_counter() - started
+    return level
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+def _cycle(urls: list[dict[str, str]]) -> Any:
+    n = 0
+    while True:
+        params = dict(urls[n % len(urls)])
+        if "bench" in params:
+            params["bench"] = f"{params['bench']}.{n // len(urls)}"
+        yield params
+        n += 1
+
+
+def load_avg() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f}/{five:.2f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--home")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", default="1,8")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, help="an existing home (default: a temporary one)")
     parser.add_argument(
-        "--duration",
-        type=float,
-        default=0,
-        help="seconds per concurrency level (overrides --requests)",
+        "--data", type=Path, help="JSONL the queries' words come from (and the temporary home)"
     )
+    parser.add_argument("--requests", type=int, default=1000, help="timed requests per level")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed requests per level")
+    parser.add_argument("--concurrency", default="1,8", help="comma list of client counts")
+    parser.add_argument("--duration", type=float, default=0, help="seconds per level instead")
+    parser.add_argument("--collapse", choices=("event", "caption", "none"), default="event")
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--cached", action="store_true", help="repeat URLs the cache holds")
+    parser.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send httpx's default Accept-Encoding (gzip, deflate); --no-gzip: identity",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    home = args.home or tempfile.mkdtemp(prefix="nivl-bench-")
-    env = {**os.environ, "NIVL_HOME": home}
-    nivl = [sys.executable, "-m", "nivl"]
-    if not args.home:
-        subprocess.run([*nivl, "import", str(RECORDS)], env=env, check=True, capture_output=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [*nivl, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
-    )
+
+    data = args.data or shared_records()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    home = args.home or Path(tempfile.mkdtemp(prefix="nivl-http-bench-"))
+    if args.home is None:
+        print(f"importing {data} into {home} ...", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "nivl", "import", str(data)],
+            env={**os.environ, "NIVL_HOME": str(home)},
+            check=True,
+            capture_output=True,
+        )
+    headers = {} if args.gzip else {"Accept-Encoding": "identity"}
+    with httpx.Client(headers=headers) as client:  # what the client will send
+        sent_encoding = client.headers["accept-encoding"]
+
+    per_level = args.requests + args.warmup
+    count = CACHED_URLS if args.cached else per_level * len(levels) + 1
+    specs = make_queries(data, count, args.seed)
+    urls = []
+    for n, spec in enumerate(specs):
+        params = spec.params(args.collapse)
+        params["page_size"] = str(args.page_size)
+        if not args.cached:
+            params["bench"] = str(n)  # ignored by the API; keeps every URL distinct
+        urls.append(params)
+    probe, urls = urls[0], urls[1:] if not args.cached else urls
+
+    load_start = load_avg()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    port = free_port()
+    server, startup = start_server(home, port, probe, headers)
     base = f"http://127.0.0.1:{port}"
+    results: list[dict[str, Any]] = []
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        results = []
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
-            rss_before = rss_mb(server.pid)
-            latencies, elapsed, errors = asyncio.run(
-                drive(base, queries(), args.requests, concurrency, args.duration)
+        idle = memory(server.pid)
+        for number, concurrency in enumerate(levels):
+            if args.cached:
+                timed = [urls[n % len(urls)] for n in range(args.requests)]
+                warm = urls
+            else:
+                chunk = urls[number * per_level : (number + 1) * per_level]
+                warm, timed = chunk[: args.warmup], chunk[args.warmup :]
+            before = memory(server.pid)
+            server_cpu = cpu_seconds(server.pid)
+            client_cpu = time.process_time()
+            level = asyncio.run(
+                drive(base, timed, concurrency, headers, args.duration, warmup=warm)
             )
-            cuts = statistics.quantiles(latencies, n=100)
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = cpu_seconds(server.pid) - server_cpu
+            after = memory(server.pid)
+            cuts = sorted(level.latencies)
+            done = len(cuts)
             results.append(
                 {
                     "concurrency": concurrency,
-                    "requests": len(latencies),
-                    "p50_ms": round(cuts[49] * 1000, 2),
-                    "p99_ms": round(cuts[98] * 1000, 2),
-                    "rps": round(len(latencies) / elapsed, 1),
-                    "errors": errors,
-                    "rss_before_mb": rss_before,
-                    "rss_after_mb": rss_mb(server.pid),
+                    "requests": done,
+                    "errors": level.errors,
+                    "p50_ms": round(percentile(cuts, 50) * 1000, 2),
+                    "p95_ms": round(percentile(cuts, 95) * 1000, 2),
+                    "p99_ms": round(percentile(cuts, 99) * 1000, 2),
+                    "max_ms": round(cuts[-1] * 1000, 2) if cuts else None,
+                    "rps": round(done / level.elapsed, 1) if level.elapsed else None,
+                    "wall_s": round(level.elapsed, 2),
+                    "client_cpu_s": round(client_cpu, 2),
+                    "server_cpu_s": round(server_cpu, 2),
+                    "server_cpu_ms_per_request": round(server_cpu / done * 1000, 2)
+                    if done
+                    else None,
+                    "kb_per_response": round(level.bytes / done / 1024, 1) if done else None,
+                    "content_encoding": sorted(level.encodings),
+                    "rss_before_mb": before["rss_mb"],
+                    "rss_after_mb": after["rss_mb"],
+                    "hwm_after_mb": after["hwm_mb"],
+                    "load": load_avg(),
                 }
             )
-        print(
-            f"{'clients':>8} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
-            f"{'errors':>7}  RSS MB before/after"
-        )
-        for r in results:
-            print(
-                f"{r['concurrency']:>8} {r['requests']:>9} {r['p50_ms']:>8} {r['p99_ms']:>8} "
-                f"{r['rps']:>8} {r['errors']:>7}  {r['rss_before_mb']}/{r['rss_after_mb']}"
-            )
-        out = ROOT / "bench/results"
-        out.mkdir(exist_ok=True)
-        (out / "http_latency.json").write_text(json.dumps(results, indent=2))
+        final = memory(server.pid)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        server.wait(timeout=30)
+
+    summary = {
+        "benchmark": "http_latency",
+        "started": started_at,
+        "home": str(home),
+        "data": str(data),
+        "collapse": args.collapse,
+        "page_size": args.page_size,
+        "cached": args.cached,
+        "accept_encoding": sent_encoding,
+        "startup_s": round(startup, 3),
+        "server_rss_idle_mb": idle["rss_mb"],
+        "server_processes": idle["processes"],
+        "server_rss_final_mb": final["rss_mb"],
+        "server_hwm_final_mb": final["hwm_mb"],
+        "server_anon_final_mb": final["anon_mb"],
+        "server_file_final_mb": final["file_mb"],
+        "levels": results,
+        "load_start": load_start,
+        "load_end": load_avg(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    print_table(summary)
+    out = args.out or RESULTS / f"http-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    print(
+        f"startup to first answer {summary['startup_s']:.2f} s; "
+        f"collapse={summary['collapse']} page_size={summary['page_size']} "
+        f"{'cached' if summary['cached'] else 'uncached'}; "
+        f"Accept-Encoding: {summary['accept_encoding']}; "
+        f"RSS idle {summary['server_rss_idle_mb']} MB, final {summary['server_rss_final_mb']} MB "
+        f"(anon {summary['server_anon_final_mb']}, files {summary['server_file_final_mb']}; "
+        f"peak {summary['server_hwm_final_mb']} MB); load {summary['load_start']} → "
+        f"{summary['load_end']}"
+    )
+    head = (
+        f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'req/s':>7} {'srv CPU ms/req':>14} {'client CPU s':>12} "
+        f"{'KB/resp':>8} {'RSS MB before→after':>20}"
+    )
+    print(head)
+    for r in summary["levels"]:
+        print(
+            f"{r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>7} "
+            f"{r['p95_ms']:>7} {r['p99_ms']:>7} {r['rps']:>7} "
+            f"{r['server_cpu_ms_per_request']:>14} {r['client_cpu_s']:>12} "
+            f"{r['kb_per_response']:>8} {r['rss_before_mb']:>9}→{r['rss_after_mb']:<9}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class ResultsTable:
         if grouped:
             table.add_column("group", justify="right")
         for position, hit in enumerate(result.hits, start=result.request.offset + 1):
-            data = _data(hit.raw)
+            data = _data(hit.raw_json)
             row: list[str | Text] = [
                 str(position),
                 Text(str(data.get("nasa_id", ""))),
@@ -86,7 +86,7 @@ class ImportReport:
         return Group(*parts)
 
 
-def _data(raw: str) -> dict[str, Any]:
+def _data(raw: str | bytes) -> dict[str, Any]:
     item = orjson.loads(raw)
     data = item.get("data") if isinstance(item, dict) else None
     return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}

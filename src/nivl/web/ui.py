@@ -10,7 +10,6 @@ Security Policy forbids inline script and style.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from ..records import Record, parse_item
 from ..search import GroupInfo, SearchHit, SearchResult
 from . import text
 from .api import base_url, library_of
-from .responses import Body, BodyCache
+from .responses import Body, BodyCache, etag
 
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
@@ -146,7 +145,7 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
         if response.status_code != 200:
             return response
         data = bytes(response.body)
-        body = Body(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+        body = Body(data, etag(data))
         if cache is not None:
             body = cache.put(key, body)
     else:
@@ -189,7 +188,7 @@ class Card:
 def cards(hits: list[SearchHit]) -> list[Card]:
     out = []
     for hit in hits:
-        record = parse_item(orjson.loads(hit.raw), raw=hit.raw)
+        record = parse_item(orjson.loads(hit.raw_json), raw=hit.raw)
         marks = hit.highlight or {}
         snippet: Markup | str | None = text.snippet(marks.get("description"))
         if snippet is None and record.description:
