@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -13,43 +15,66 @@ import httpx
 from .servers import free_port
 
 
-def test_serve_on_an_empty_home_loads_the_sample_and_answers(tmp_path: Path) -> None:
+@contextmanager
+def serving(home: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """``nivl serve`` in a process of its own until the block ends; yields its URL, the
+    process and (filled in after the block) its standard error."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nivl",
-            "serve",
-            "--port",
-            str(port),
-            "--home",
-            str(tmp_path / "home"),
-        ],
+        [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--home", str(home), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    url, errors = f"http://127.0.0.1:{port}", []
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
                 break
             except httpx.TransportError:
                 assert process.poll() is None, process.communicate()
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        assert response.json()["records"] == 1538
-        found = httpx.get(f"http://127.0.0.1:{port}/search", params={"q": "apollo"}).json()
-        assert found["collection"]["metadata"]["total_hits"] > 0
+        yield url, process, errors
     finally:
         process.terminate()
-        _out, err = process.communicate(timeout=20)
-    assert "loading the bundled sample" in err
-    assert "Traceback" not in err
+        errors.append(process.communicate(timeout=20)[1])
+
+
+def test_serve_on_an_empty_home_loads_the_sample_and_answers(tmp_path: Path) -> None:
+    with serving(tmp_path / "home") as (url, _process, errors):
+        assert httpx.get(f"{url}/healthz").json()["records"] == 1538
+        found = httpx.get(f"{url}/search", params={"q": "apollo"}).json()
+        assert found["collection"]["metadata"]["total_hits"] > 0
+    assert "loading the bundled sample" in errors[0]
+    assert "Traceback" not in errors[0]
+
+
+def test_serve_with_two_workers_answers_from_two_processes(tmp_path: Path) -> None:
+    with serving(tmp_path / "home", "--workers", "2") as (url, process, errors):
+        children = [
+            stat.parent.name
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent_pid(stat) == process.pid
+        ]
+        with httpx.Client(base_url=url) as client:
+            answers = [client.get("/search", params={"q": f"apollo {i}"}) for i in range(20)]
+        assert {a.status_code for a in answers} == {200}
+        assert answers[0].json()["collection"]["metadata"]["total_hits"] > 0
+    assert len(children) >= 2  # uvicorn's workers (and its own helper process, if any)
+    assert "Traceback" not in errors[0]
+    assert process.returncode is not None
+
+
+def _parent_pid(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def test_a_running_server_sees_a_concurrent_import_at_once(

@@ -7,6 +7,7 @@ success, 1 when input was rejected or something failed, 2 for usage errors
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -287,6 +288,9 @@ def export_(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Server processes (default 1).")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the API and the web UI; an empty home gets the bundled sample first."""
@@ -294,7 +298,7 @@ def serve(
 
     from .web.app import create_app
 
-    with open_library(home, load_sample=True, host=host, port=port) as library:
+    with open_library(home, load_sample=True, host=host, port=port, workers=workers) as library:
         settings = library.settings
         semantic = library.semantic_status()
         records = library.store.count()
@@ -304,7 +308,21 @@ def serve(
     if semantic["available"]:
         rest = "" if semantic["embedded"] >= records else " (run 'nivl embed'; BM25 finds the rest)"
         err.print(f"semantic search: {semantic['embedded']} of {records} records embedded{rest}")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+        return
+    # Worker processes build their app from NIVL_* variables; the library is ready (above).
+    os.environ.update(settings.as_env())
+    uvicorn.run(
+        "nivl.web.app:app_from_env",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )
 
 
 class Level(StrEnum):

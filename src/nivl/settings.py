@@ -32,6 +32,7 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
+    ("workers", 1, "Processes nivl serve runs (one per core serves the most requests/s)"),
 )
 
 _INT_SETTINGS = {
@@ -41,6 +42,7 @@ _INT_SETTINGS = {
     "max_page_size",
     "max_result_window",
     "max_query_length",
+    "workers",
 }
 _BOOL_SETTINGS = {"load_sample"}
 
@@ -58,6 +60,7 @@ class Settings:
     public_url: str = ""
     load_sample: bool = True
     max_db_mb: int = 0
+    workers: int = 1
 
     @property
     def limits(self) -> Limits:
@@ -92,6 +95,15 @@ class Settings:
         home = values.pop("home", None)
         home_path = Path(home) if home else Path(platformdirs.user_data_dir("nivl"))
         return cls(home=home_path.expanduser(), **values)
+
+    def as_env(self) -> dict[str, str]:
+        """``NIVL_*`` variables that make ``from_env`` give these settings back."""
+        return {
+            f"NIVL_{name.upper()}": str(getattr(self, name)).lower()
+            if name in _BOOL_SETTINGS
+            else str(getattr(self, name))
+            for name, _default, _help in SETTINGS
+        }
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -26,6 +26,11 @@ from .responses import BodyCache
 log = logging.getLogger("nivl.web")
 
 
+def app_from_env() -> FastAPI:
+    """The app of one of ``nivl serve --workers N``'s processes (settings from NIVL_*)."""
+    return create_app(Settings.from_env())
+
+
 def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI:
     """Build the app; it opens the home's library on start-up unless one is passed in."""
 
