@@ -105,13 +105,13 @@ def free_port() -> int:
 
 
 def start_server(
-    home: Path, port: int, params: dict[str, str], headers: dict[str, str]
+    home: Path, port: int, params: dict[str, str], headers: dict[str, str], workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], float]:
     """Spawn ``nivl serve``; the seconds until its first 200 answer to ``/search``."""
     env = {**os.environ, "NIVL_HOME": str(home)}
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "nivl", "serve", "--port", str(port)],
+        [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stderr=subprocess.DEVNULL,
     )
@@ -228,6 +228,7 @@ def main() -> None:
         default=True,
         help="send httpx's default Accept-Encoding (gzip, deflate); --no-gzip: identity",
     )
+    parser.add_argument("--workers", type=int, default=1, help="nivl serve --workers N")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -262,7 +263,7 @@ def main() -> None:
     load_start = load_avg()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     port = free_port()
-    server, startup = start_server(home, port, probe, headers)
+    server, startup = start_server(home, port, probe, headers, args.workers)
     base = f"http://127.0.0.1:{port}"
     results: list[dict[str, Any]] = []
     try:
@@ -322,6 +323,7 @@ def main() -> None:
         "collapse": args.collapse,
         "page_size": args.page_size,
         "cached": args.cached,
+        "workers": args.workers,
         "accept_encoding": sent_encoding,
         "startup_s": round(startup, 3),
         "server_rss_idle_mb": idle["rss_mb"],
