@@ -207,7 +207,12 @@ def import_nivl(path: Path, where: Path) -> dict[str, Any]:
     summary = library.import_paths([path])
     seconds = time.perf_counter() - started
     library.close()
-    return {"seconds": seconds, "records": summary.read, "rejected": summary.rejected}
+    return {
+        "seconds": seconds,
+        "records": summary.read,
+        "rejected": summary.rejected,
+        "steps": {name: round(value, 1) for name, value in summary.seconds.items()},
+    }
 
 
 def query_nivl(
@@ -598,6 +603,9 @@ def render(result: dict[str, Any], console: Console) -> None:
             f"{row['disk_mb']:,.1f}",
         )
     console.print(imports)
+    steps = result["import"].get("nivl", {}).get("steps")
+    if steps:
+        console.print("nivl's steps (wall s): " + ", ".join(f"{k} {v}" for k, v in steps.items()))
     queries = Table(
         title=f"Query latency: {result['queries']} queries, top 100, seed {result['seed']}"
     )
