@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nivl import migrations
 from nivl.errors import RecordNotFound, StoreError
 from nivl.records import parse_item
 from nivl.store import Store
@@ -34,6 +35,34 @@ def test_wal_mode_and_migrations_recorded(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
     assert names and names[0] == "m001_records"
+
+
+def test_a_home_from_before_record_groups_keeps_its_groups(tmp_path: Path) -> None:
+    """m003 moves group ids out of ``records``; a home grouped before it loses nothing."""
+    path = tmp_path / "nivl.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, function in migrations.MIGRATIONS[:2]:  # the schema of an older nivl
+        function(conn)
+        conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+    raw = json.dumps(_item("old"))
+    conn.execute(
+        "INSERT INTO records (nasa_id, media_type, raw, rev, caption_group, near_group, "
+        "event_group) VALUES ('old', 'image', ?, 1, 11, 22, 33)",
+        (raw,),
+    )
+    conn.execute("INSERT INTO groups VALUES (33, 'event', 1, 1)")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.groups_by_row_ids([1]) == {1: (11, 22, 33)}
+        assert store.rows_in_events([33]) == {1}
+        assert store.group_level(22) == "near"
+        size, rows = store.group_members("event", 33, limit=10)
+        assert size == 1 and [row.nasa_id for row in rows] == ["old"]
+        assert store.get_raw("old") == raw
+    columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(records)")]
+    assert "event_group" not in columns
 
 
 def test_upsert_is_idempotent_and_counts_updates(tmp_path: Path) -> None:

@@ -364,43 +364,44 @@ class Grouper:
             result[level] = connected_components(graph, directed=False)[1]
         return result
 
-    def groups(self) -> Iterator[tuple[str, int, np.ndarray, int]]:
-        """(level, group id, member indices, representative index) of every group,
-        singletons included, members in ``nasa_id`` order."""
-        order = np.array(
-            sorted(range(len(self.nasa_ids)), key=self.nasa_ids.__getitem__), dtype=np.int64
-        )
+    def assign(self) -> tuple[np.ndarray, list[tuple[str, int, np.ndarray, int]]]:
+        """Every record's group ids, as an (n, 3) array in ``LEVELS`` order, and the groups
+        of two or more: (level, id, member indices in ``nasa_id`` order, representative)."""
+        size = len(self.nasa_ids)
+        ids = np.zeros((size, len(LEVELS)), dtype=np.int64)
+        multi: list[tuple[str, int, np.ndarray, int]] = []
+        if not size:
+            return ids, multi
+        order = np.array(sorted(range(size), key=self.nasa_ids.__getitem__), dtype=np.int64)
         rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        if not order.size:
-            return
+        rank[order] = np.arange(size)
         weights = self._weights
-        for level, labels in self.labels().items():
+        for position, (level, labels) in enumerate(self.labels().items()):
             by_label = order[np.argsort(labels[order], kind="stable")]  # nasa_id order within
-            bounds = np.flatnonzero(np.diff(labels[by_label])) + 1
-            for members in np.split(by_label, bounds):
-                first = int(members[0])
-                gid = group_id(level, self.nasa_ids[first])
-                if members.size == 1:
-                    yield level, gid, members, first
-                    continue
+            starts = np.flatnonzero(np.r_[True, np.diff(labels[by_label]) != 0])
+            ends = np.r_[starts[1:], size]
+            firsts = by_label[starts]  # each group's smallest nasa_id
+            gids = np.array([group_id(level, self.nasa_ids[i]) for i in firsts.tolist()])
+            ids[by_label, position] = np.repeat(gids, ends - starts)
+            for k in np.flatnonzero(ends - starts > 1).tolist():
+                members = by_label[starts[k] : ends[k]]
                 best = min(
                     members.tolist(), key=lambda i: (-weights[i][0], weights[i][1], int(rank[i]))
                 )
-                yield level, gid, members, best
+                multi.append((level, int(gids[k]), members, best))
+        return ids, multi
 
     def grouping(self) -> Grouping:
-        ids: dict[str, list[int]] = {n: [0, 0, 0] for n in self.nasa_ids}
-        groups = []
-        for level, gid, members, best in self.groups():
-            position = LEVELS.index(level)
-            names = tuple(self.nasa_ids[i] for i in members.tolist())
-            for name in names:
-                ids[name][position] = gid
-            if len(names) > 1:
-                groups.append(Group(gid, level, names, self.nasa_ids[best]))
+        ids, multi = self.assign()
+        assignments = {
+            name: Assignment(*row) for name, row in zip(self.nasa_ids, ids.tolist(), strict=True)
+        }
+        groups = [
+            Group(gid, level, tuple(self.nasa_ids[i] for i in members.tolist()), self.nasa_ids[b])
+            for level, gid, members, b in multi
+        ]
         groups.sort(key=lambda g: (LEVELS.index(g.level), -len(g.members), g.id))
-        return Grouping({n: Assignment(*v) for n, v in ids.items()}, groups)
+        return Grouping(assignments, groups)
 
 
 def by_day(records: Iterable[Record]) -> list[list[Record]]:

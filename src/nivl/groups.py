@@ -175,16 +175,10 @@ def _write(
     full: bool,
 ) -> int:
     row_ids = grouper.keys
-    assignments: dict[int, list[int]] = {rid: [0, 0, 0] for rid in row_ids}
-    groups = []
-    for level, gid, members, best in grouper.groups():
-        position = LEVELS.index(level)
-        for i in members.tolist():
-            assignments[row_ids[i]][position] = gid
-        if members.size > 1:
-            groups.append((gid, level, int(members.size), row_ids[best]))
+    ids, multi = grouper.assign()
+    groups = [(gid, level, int(members.size), row_ids[best]) for level, gid, members, best in multi]
     return store.write_groups(
-        {rid: (ids[0], ids[1], ids[2]) for rid, ids in assignments.items()},
+        dict(zip(row_ids, map(tuple, ids.tolist()), strict=True)),
         groups,
         keys=dict(zip(row_ids, grouper.blocking_keys(), strict=True)),
         drop_groups={gid for ids in drop for gid in ids},

@@ -87,3 +87,31 @@ def m002_groups(conn: sqlite3.Connection) -> None:
         CREATE INDEX groups_level_size ON groups (level, size);
         """
     )
+
+
+@migration
+def m003_record_groups(conn: sqlite3.Connection) -> None:
+    """Group ids move to a narrow table of their own: as columns after ``raw`` they cost
+    a walk of each row's overflow pages to read, and a rewrite of the whole row to set."""
+    conn.executescript(
+        """
+        CREATE TABLE record_groups (
+            id INTEGER PRIMARY KEY,
+            caption_group INTEGER NOT NULL,
+            near_group INTEGER NOT NULL,
+            event_group INTEGER NOT NULL
+        );
+        INSERT INTO record_groups (id, caption_group, near_group, event_group)
+            SELECT id, caption_group, near_group, event_group FROM records
+            WHERE event_group IS NOT NULL;
+        CREATE INDEX record_groups_caption ON record_groups (caption_group);
+        CREATE INDEX record_groups_near ON record_groups (near_group);
+        CREATE INDEX record_groups_event ON record_groups (event_group);
+        DROP INDEX records_caption_group;
+        DROP INDEX records_near_group;
+        DROP INDEX records_event_group;
+        ALTER TABLE records DROP COLUMN caption_group;
+        ALTER TABLE records DROP COLUMN near_group;
+        ALTER TABLE records DROP COLUMN event_group;
+        """
+    )

@@ -401,7 +401,7 @@ class Store:
         with sqlite_errors("reading the store"):
             rows = _select_in(
                 self._reader,
-                "SELECT id FROM records WHERE event_group IN ({})",
+                "SELECT id FROM record_groups WHERE event_group IN ({})",
                 sorted(set(event_ids)),
             )
         return {row[0] for row in rows}
@@ -411,8 +411,8 @@ class Store:
         with sqlite_errors("reading the store"):
             rows = _select_in(
                 self._reader,
-                "SELECT id, caption_group, near_group, event_group FROM records "
-                "WHERE id IN ({}) AND event_group IS NOT NULL",
+                "SELECT id, caption_group, near_group, event_group FROM record_groups "
+                "WHERE id IN ({})",
                 list(ids),
             )
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
@@ -445,7 +445,7 @@ class Store:
                 row[0]: (row[1], row[2], row[3])
                 for row in _select_in(
                     conn,
-                    "SELECT id, caption_group, near_group, event_group FROM records "
+                    "SELECT id, caption_group, near_group, event_group FROM record_groups "
                     "WHERE id IN ({})",
                     list(assignments),
                 )
@@ -455,9 +455,14 @@ class Store:
             if changed:
                 rev = self._bump(conn, "rev")
                 conn.executemany(
-                    "UPDATE records SET caption_group = ?, near_group = ?, event_group = ?, "
-                    "rev = ? WHERE id = ?",
-                    [(*assignments[rid], rev, rid) for rid in changed],
+                    "INSERT INTO record_groups (id, caption_group, near_group, event_group) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "caption_group = excluded.caption_group, near_group = excluded.near_group, "
+                    "event_group = excluded.event_group",
+                    [(rid, *assignments[rid]) for rid in changed],
+                )
+                conn.executemany(
+                    "UPDATE records SET rev = ? WHERE id = ?", [(rev, rid) for rid in changed]
                 )
             conn.executemany(
                 "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",
@@ -490,7 +495,7 @@ class Store:
                 return str(row[0])
             for level, column in GROUP_COLUMNS.items():
                 found = self._reader.execute(
-                    f"SELECT 1 FROM records WHERE {column} = ? LIMIT 1", (group_id,)
+                    f"SELECT 1 FROM record_groups WHERE {column} = ? LIMIT 1", (group_id,)
                 ).fetchone()
                 if found is not None:
                     return level
@@ -503,11 +508,12 @@ class Store:
         column = GROUP_COLUMNS[level]
         with sqlite_errors("reading the store"):
             size = self._reader.execute(
-                f"SELECT count(*) FROM records WHERE {column} = ?", (group_id,)
+                f"SELECT count(*) FROM record_groups WHERE {column} = ?", (group_id,)
             ).fetchone()[0]
             rows = self._reader.execute(
-                f"SELECT id, nasa_id, raw, rev FROM records WHERE {column} = ? "
-                "ORDER BY date_created, nasa_id LIMIT ? OFFSET ?",
+                "SELECT r.id, r.nasa_id, r.raw, r.rev FROM record_groups g "
+                f"JOIN records r ON r.id = g.id WHERE g.{column} = ? "
+                "ORDER BY r.date_created, r.nasa_id LIMIT ? OFFSET ?",
                 (group_id, limit, offset),
             ).fetchall()
         return int(size), [StoredRow(*row) for row in rows]
