@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from nivl.web.listener import TcpConfig
 
 from .servers import free_port
 
@@ -110,3 +114,30 @@ def test_a_running_server_sees_a_concurrent_import_at_once(
         after = httpx.get(f"{url}/search", params={"q": "zyzzyva"}).json()
         assert after["collection"]["metadata"]["total_hits"] == 1
         assert httpx.get(f"{url}/healthz").json()["records"] == 21
+
+
+def test_the_workers_listener_gets_tcp_nodelay_on_accepted_connections() -> None:
+    """Without it every keep-alive response waits for a delayed ACK (uvicorn issue 3149)."""
+    config = TcpConfig("nivl.web.app:app_from_env", factory=True, host="127.0.0.1", port=0)
+    listener = config.bind_socket()
+    assert listener.proto == socket.IPPROTO_TCP
+
+    async def accepted_nodelay() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        port = listener.getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0

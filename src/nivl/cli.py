@@ -315,14 +315,9 @@ def serve(
         return
     # Worker processes build their app from NIVL_* variables; the library is ready (above).
     os.environ.update(settings.as_env())
-    uvicorn.run(
-        "nivl.web.app:app_from_env",
-        factory=True,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-    )
+    from .web.listener import serve_workers
+
+    serve_workers("nivl.web.app:app_from_env", settings.host, settings.port, settings.workers)
 
 
 class Level(StrEnum):
