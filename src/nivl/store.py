@@ -441,15 +441,13 @@ class Store:
             else:
                 _delete_in(conn, "DELETE FROM group_keys WHERE row_id IN ({})", list(keys))
                 _delete_in(conn, "DELETE FROM groups WHERE id IN ({})", sorted(set(drop_groups)))
-            current = {
-                row[0]: (row[1], row[2], row[3])
-                for row in _select_in(
-                    conn,
-                    "SELECT id, caption_group, near_group, event_group FROM record_groups "
-                    "WHERE id IN ({})",
-                    list(assignments),
-                )
-            }
+            select = "SELECT id, caption_group, near_group, event_group FROM record_groups"
+            found = (
+                conn.execute(select).fetchall()  # one scan of a narrow table
+                if full
+                else _select_in(conn, select + " WHERE id IN ({})", list(assignments))
+            )
+            current = {row[0]: (row[1], row[2], row[3]) for row in found}
             changed = [rid for rid, ids in assignments.items() if current.get(rid) != tuple(ids)]
             latest = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
             if changed:
@@ -464,9 +462,9 @@ class Store:
                 conn.executemany(
                     "UPDATE records SET rev = ? WHERE id = ?", [(rev, rid) for rid in changed]
                 )
-            conn.executemany(
+            conn.executemany(  # in key order: appends to the B-tree instead of random inserts
                 "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",
-                [(key, rid) for rid, row_keys in keys.items() for key in row_keys],
+                sorted((key, rid) for rid, row_keys in keys.items() for key in row_keys),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO groups (id, level, size, representative) "
