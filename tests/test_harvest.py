@@ -8,8 +8,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,16 @@ def test_sigkill_then_rerun_ends_with_the_same_mirror(
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     tmp_path: Path, replay: Replay, source: dict[str, dict[str, Any]]
 ) -> None:
-    replay.reset(ReplayConfig(cap=100))
+    held = threading.Event()
+
+    def hold_after_30(_path: str, _params: Mapping[str, str]) -> bool:
+        """Stall the harvest at its 30th request until Ctrl-C is sent: on a fast machine it
+        could otherwise finish before the signal lands."""
+        if replay.requests >= 30:
+            held.wait(30)
+        return False
+
+    replay.reset(ReplayConfig(cap=100, fail=hold_after_30))
     home = tmp_path / "home"
     process = nivl_harvest(home, replay.url)
     deadline = time.monotonic() + 60
@@ -210,6 +220,8 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
         assert time.monotonic() < deadline
         time.sleep(0.002)
     process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # the signal lands while requests are held
+    held.set()
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err  # typer turns KeyboardInterrupt into Exit(130)
     rerun = nivl_harvest(home, replay.url)
