@@ -162,8 +162,19 @@ def nivl_harvest(home: Path, url: str, *extra: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "nivl", "harvest", "--all", "--home", str(home)]
     command += ["--base-url", url, "--page-size", "25", "--json", *extra]
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """As in a terminal: a test run from a background job inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.slow
