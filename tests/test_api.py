@@ -36,6 +36,14 @@ def test_search_is_upstream_shaped_with_verbatim_items(
     assert "page=2" in collection["links"][0]["href"]
 
 
+def test_links_follow_each_requests_host_even_from_the_cache(http: httpx.Client) -> None:
+    """Answers are cached per URL; the links in them are built from the Host asked for."""
+    params = {"q": "apollo host links", "page_size": "5"}
+    for host in ("one.example:8000", "two.example:8000", "one.example:8000"):
+        collection = http.get("/search", params=params, headers={"Host": host}).json()
+        assert collection["collection"]["href"].startswith(f"http://{host}/search?")
+
+
 def test_upstream_recorded_shape_matches(http: httpx.Client) -> None:
     """Our keys and nesting equal those of a real recorded upstream answer."""
     recorded = json.loads((RESPONSES / "search__q=helmet__src-RobEato.json").read_text())

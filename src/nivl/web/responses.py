@@ -81,7 +81,8 @@ def json_response(
     max_age: int = 300,
 ) -> Response:
     """The JSON ``build()`` makes (or the cached copy for this URL and revision)."""
-    key = (request.url.path, request.url.query, revision)
+    # The base URL too: bodies hold links built from the Host (and scheme) asked for.
+    key = (str(request.base_url), request.url.path, request.url.query, revision)
     body = cache.get(key) if cache is not None else None
     if body is None:
         data = build()
