@@ -29,3 +29,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_avg() -> str:
+    """The 1- and 5-minute load averages, as "1.23/0.98" (other work sharing the cores)."""
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f}/{five:.2f}"

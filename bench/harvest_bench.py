@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import REPO, RESULTS, shared_records
+from common import REPO, RESULTS, load_avg, shared_records
 
 sys.path.insert(0, str(REPO))
 from tests.replay import Replay, ReplayConfig, load_recorded, serving  # noqa: E402
@@ -49,11 +49,6 @@ def read_items(path: Path, limit: int) -> list[dict[str, Any]]:
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def load_avg() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f}/{five:.2f}"
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import RESULTS, percentile, shared_records
+from common import RESULTS, load_avg, percentile, shared_records
 from search_bench import make_queries
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -202,11 +202,6 @@ def _cycle(urls: list[dict[str, str]]) -> Any:
             params["bench"] = f"{params['bench']}.{n // len(urls)}"
         yield params
         n += 1
-
-
-def load_avg() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f}/{five:.2f}"
 
 
 def main() -> None:
