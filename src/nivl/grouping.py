@@ -184,7 +184,12 @@ def key_hash(*parts: object) -> int:
 
 def representative(records: Iterable[Record]) -> Record:
     """The most informative member: longest description, has keywords, then earliest id."""
-    return min(records, key=lambda r: (-len(r.description), not r.keywords, r.nasa_id))
+    return min(records, key=lambda r: (*preference(r), r.nasa_id))
+
+
+def preference(record: Record) -> tuple[int, bool]:
+    """How ``representative`` ranks a record before its id (smaller is better)."""
+    return (-len(record.description), not record.keywords)
 
 
 # --- features -------------------------------------------------------------------
@@ -271,9 +276,11 @@ def day_key(record: Record) -> str:
 def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[int]:
     """Keys any record that could share a group with this one also has: its caption
     and its day (every other rule pairs records of one day)."""
-    grouper = Grouper(thresholds)
-    grouper.add([record])
-    return next(grouper.blocking_keys())
+    return _blocking_keys(day_key(record), features([record], thresholds).captions[0])
+
+
+def _blocking_keys(day: str, caption: int) -> set[int]:
+    return {key_hash("day", day), caption} if caption else {key_hash("day", day)}
 
 
 # --- grouping ------------------------------------------------------------------
@@ -287,7 +294,7 @@ class Compared:
     nasa_ids: list[str]
     captions: list[int]
     days: list[str]
-    weights: list[tuple[int, bool]]  # what picks a group's representative
+    weights: list[tuple[int, bool]]  # ``preference``: what picks a group's representative
     near: np.ndarray  # near-duplicate pairs (caption pairs are found across batches)
     event: np.ndarray  # same-day, same-center and photo-run pairs
 
@@ -306,7 +313,7 @@ def compare(records: Sequence[Record], thresholds: Thresholds = Thresholds()) ->
         nasa_ids=[r.nasa_id for r in records],
         captions=feats.captions,
         days=days,
-        weights=[(len(r.description), not r.keywords) for r in records],
+        weights=[preference(r) for r in records],
         near=near,
         event=np.concatenate([event, runs], axis=1),
     )
@@ -348,7 +355,7 @@ class Grouper:
     def blocking_keys(self) -> Iterator[set[int]]:
         """Each record's ``blocking_keys``, from what ``add`` kept."""
         for day, caption in zip(self._days, self._captions, strict=True):
-            yield {key_hash("day", day), caption} if caption else {key_hash("day", day)}
+            yield _blocking_keys(day, caption)
 
     def labels(self) -> dict[str, np.ndarray]:
         """Component labels per level (caption, near, event), one per record added."""
@@ -385,9 +392,7 @@ class Grouper:
             ids[by_label, position] = np.repeat(gids, ends - starts)
             for k in np.flatnonzero(ends - starts > 1).tolist():
                 members = by_label[starts[k] : ends[k]]
-                best = min(
-                    members.tolist(), key=lambda i: (-weights[i][0], weights[i][1], int(rank[i]))
-                )
+                best = min(members.tolist(), key=lambda i: (*weights[i], int(rank[i])))
                 multi.append((level, int(gids[k]), members, best))
         return ids, multi
 

@@ -610,7 +610,7 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tu
     return rows
 
 
-#: Group level → its column in ``records`` (the only names interpolated into SQL).
+#: Group level → its column in ``record_groups`` (the only names interpolated into SQL).
 GROUP_COLUMNS = {"caption": "caption_group", "near": "near_group", "event": "event_group"}
 
 
