@@ -60,7 +60,6 @@ SEARCH_EXAMPLE = {
             }
         ],
         "metadata": {"total_hits": 1},
-        "links": [],
     }
 }
 

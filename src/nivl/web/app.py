@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -21,7 +20,7 @@ from .. import __version__
 from ..errors import NivlError
 from ..library import Library
 from ..settings import Settings
-from .responses import BodyCache
+from .responses import BodyCache, Compression
 
 log = logging.getLogger("nivl.web")
 
@@ -57,16 +56,16 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     )
     app.state.settings = settings
     app.state.body_cache = BodyCache()
-    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=4)
     app.add_middleware(
-        CORSMiddleware,
+        JSONCORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD"],
         allow_headers=["*"],
         expose_headers=["ETag"],
     )
-
+    app.add_middleware(Compression)  # outside CORS: it tidies the Vary header CORS extends
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD's headers are GET's, compressed or not
     app.add_exception_handler(NivlError, handle_exception)
     app.add_exception_handler(Exception, handle_exception)
     app.add_exception_handler(StarletteHTTPException, handle_exception)
@@ -77,6 +76,43 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     app.include_router(api.router)
     ui.mount(app)
     return app
+
+
+class HeadAsGet:
+    """Answer HEAD on every route as GET without the body (FastAPI's ``@get`` routes, the
+    docs and openapi.json would say 405), as RFC 9110 asks of any GET resource."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """CORS whose refused preflight is the API's JSON error, not Starlette's plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode()  # "Disallowed CORS method, headers"
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        reason = f"{refused}: this API allows GET and HEAD, from any origin"
+        return JSONResponse({"reason": reason}, status_code=400, headers=headers)
 
 
 class RequestIdMiddleware:

@@ -34,7 +34,7 @@ from ..records import Record, parse_item
 from ..search import GroupInfo, SearchHit, SearchResult
 from . import text
 from .api import base_url, library_of
-from .responses import Body, BodyCache, etag
+from .responses import Body, BodyCache, etag, etag_matches
 
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
@@ -153,7 +153,7 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
         response.headers["Server-Timing"] = 'cache;desc="hit"'
     response.headers["ETag"] = body.etag
     response.headers["Cache-Control"] = "no-cache"
-    if request.headers.get("if-none-match") == body.etag:
+    if etag_matches(request.headers.get("if-none-match"), body.etag):
         return _secure(Response(status_code=304, headers={"ETag": body.etag}))
     return response
 
