@@ -113,7 +113,7 @@ def test_every_upstream_parameter(http: httpx.Client, params: dict) -> None:
         ("q=x&collapse=maybe", "collapse"),
         ("q=x&highlight=perhaps", "highlight"),
         ("q=x&facets=colour", "facets"),
-        ("q=" + "a" * 10000, "q"),
+        ("q=" + "a" * 10001, "q"),
     ],
 )
 def test_invalid_parameters_are_400_naming_the_parameter(

@@ -198,6 +198,29 @@ class Library:
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         return group_page(self.store, group_id, page=page, page_size=page_size)
 
+    def album_spellings(self, name: str, *, limit: int = 500) -> list[str]:
+        """Albums whose name differs from ``name`` only by case, commonest first: albums are
+        case-sensitive (as upstream), so a 404 for ``apollo`` can name ``Apollo``."""
+        from collections import Counter
+
+        import orjson
+
+        from .query import QueryPlan, TextClause
+        from .records import parse_item
+
+        words = text_terms(name.replace('"', " "))
+        if not words:
+            return []
+        plan = QueryPlan(text=(TextClause(("album_text",), words),))
+        hits = self.index.search(self.index.compile(plan), limit=limit)
+        folded = name.casefold()
+        found: Counter[str] = Counter()
+        for raw in self.store.raw_by_ids(hits.row_ids):
+            for album in parse_item(orjson.loads(raw)).album:
+                if album != name and album.casefold() == folded:
+                    found[album] += 1
+        return [album for album, _count in found.most_common(5)]
+
     def dupes(self, *, level: str | None = None, min_size: int = 2, limit: int = 20) -> DupesReport:
         return dupes(self.store, level=level, min_size=min_size, limit=limit)
 

@@ -153,6 +153,11 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
 
     if ui.is_ui_path(request.url.path):
         return ui.error_page(request, status, reason)
+    if isinstance(exc, StarletteHTTPException) and prefers_html(request.headers.get("accept", "")):
+        # No route here (or not for this method): a browser gets the page, a client JSON.
+        if status == 404:
+            reason = f"There is no page at {request.url.path}."
+        return ui.error_page(request, status, reason)
     body: dict[str, Any] = {"reason": reason}
     request_id = getattr(request.state, "request_id", "")
     if status >= 500:
@@ -174,3 +179,32 @@ def describe(exc: Exception) -> tuple[int, str]:
             return 404, "Not found"
         return exc.status_code, str(exc.detail)
     return 500, "Internal server error"
+
+
+def prefers_html(accept: str) -> bool:
+    """Whether an Accept header ranks text/html above application/json (a browser's does;
+    ``*/*``, curl's and httpx's, ties them, and a tie stays JSON)."""
+    html: dict[int, float] = {}
+    json: dict[int, float] = {}
+    for part in accept.split(","):
+        media, *params = (piece.strip().lower() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        for wanted, ranges in (
+            (html, ("text/html", "text/*")),
+            (json, ("application/json", "application/*")),
+        ):
+            if media in (*ranges, "*/*"):
+                specificity = 2 - (ranges + ("*/*",)).index(media)
+                wanted[specificity] = max(wanted.get(specificity, 0.0), quality)
+
+    def rank(found: dict[int, float]) -> float:
+        return found[max(found)] if found else 0.0
+
+    return rank(html) > rank(json)
