@@ -53,6 +53,8 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
             "paths and JSON, plus sort, collapse, facets and highlights when asked for."
         ),
         lifespan=lifespan,
+        docs_url=None,  # docs.mount: served from the package, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.body_cache = BodyCache()
@@ -71,9 +73,10 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, handle_exception)
     app.add_exception_handler(RequestValidationError, handle_exception)
 
-    from . import api, ui
+    from . import api, docs, ui
 
     app.include_router(api.router)
+    docs.mount(app)
     ui.mount(app)
     return app
 
