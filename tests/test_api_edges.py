@@ -6,6 +6,7 @@ import gzip
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -292,6 +293,16 @@ def test_group_ids_past_64_bits_are_404_and_keep_the_connection(
     statuses = _two_requests_on_one_connection(api_url, path, "/healthz")
     assert statuses[0].startswith("HTTP/1.1 404"), statuses
     assert statuses[1] == "HTTP/1.1 200 OK", statuses
+
+
+def test_group_show_past_64_bits_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """The same fault in the CLI: SQLite overflowed on the id (``Library.group_page``)."""
+    from .test_cli import nivl
+
+    done = nivl("group", "show", "18446744073709551616", home=tmp_path / "home")
+    assert done.returncode == 1, done.stderr
+    assert "No group with id 18446744073709551616" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

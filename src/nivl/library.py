@@ -18,7 +18,7 @@ from . import embeddings
 from .errors import RecordNotFound, SemanticUnavailable
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary, import_paths
-from .query import Limits, SearchRequest, text_terms
+from .query import MAX_GROUP_ID, Limits, SearchRequest, text_terms
 from .search import SearchResult, search
 from .search_index import SearchIndex
 from .settings import Settings
@@ -196,6 +196,8 @@ class Library:
         return update
 
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
+        if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group
+            raise RecordNotFound(f"No group with id {group_id}")
         return group_page(self.store, group_id, page=page, page_size=page_size)
 
     def album_spellings(self, name: str, *, limit: int = 500) -> list[str]:
