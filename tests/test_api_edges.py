@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -253,8 +254,9 @@ def _two_requests_on_one_connection(base: str, first: str, second: str) -> list[
     """Status lines of two requests sent one after the other on one keep-alive socket."""
     host, port = base.removeprefix("http://").split(":")
     statuses = []
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        reader = sock.makefile("rb")
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, int(port)), timeout=10))
+        reader = stack.enter_context(sock.makefile("rb"))
         for path in (first, second):
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             status = reader.readline().decode().strip()
@@ -293,6 +295,25 @@ def test_group_ids_past_64_bits_are_404_and_keep_the_connection(
     statuses = _two_requests_on_one_connection(api_url, path, "/healthz")
     assert statuses[0].startswith("HTTP/1.1 404"), statuses
     assert statuses[1] == "HTTP/1.1 200 OK", statuses
+
+
+def test_a_500_leaves_the_connection_usable(library: Library, shared_items: list[dict]) -> None:
+    """Any unexpected failure (corrupt data behind nivl's back): the 500 is complete and
+    the client's next request on the connection is answered, not reset."""
+    from nivl.records import parse_item
+
+    library.store.upsert_records([parse_item(shared_items[0])])
+    nasa_id = shared_items[0]["data"][0]["nasa_id"]
+    with library.store.transaction() as conn:
+        conn.execute("UPDATE records SET raw = '{broken' WHERE nasa_id = ?", (nasa_id,))
+    with running(create_app(library.settings, library=library)) as url:
+        path = "/captions/" + quote(nasa_id, safe="")
+        statuses = _two_requests_on_one_connection(url, path, "/healthz")
+        body = httpx.get(url + path).json()
+        page = httpx.get(url + "/item/" + quote(nasa_id, safe=""))
+    assert statuses == ["HTTP/1.1 500 Internal Server Error", "HTTP/1.1 200 OK"]
+    assert body["reason"] == "Internal server error" and body["request_id"]
+    assert page.status_code == 500 and "Something went wrong" in page.text
 
 
 def test_group_show_past_64_bits_is_a_message_not_a_traceback(tmp_path: Path) -> None:

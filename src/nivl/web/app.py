@@ -119,7 +119,8 @@ class JSONCORSMiddleware(CORSMiddleware):
 
 
 class RequestIdMiddleware:
-    """Give each request an id (kept from X-Request-ID if sent) that errors are logged with."""
+    """Give each request an id (kept from X-Request-ID if sent) that errors are logged with,
+    and answer an unexpected failure with the 500 itself (the connection stays usable)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -133,12 +134,24 @@ class RequestIdMiddleware:
         request_id = request_id or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, Starlette's outer handler would answer and re-raise it, and
+            # uvicorn then drops the connection: the client's next request was reset.
+            if started:
+                raise
+            response = await handle_exception(Request(scope), exc)
+            await response(scope, receive, send_with_id)
 
 
 async def handle_exception(request: Request, exc: Exception) -> Response:
