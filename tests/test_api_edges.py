@@ -371,6 +371,11 @@ def test_a_trailing_newline_is_part_of_the_id(edges: httpx.Client) -> None:
     assert metadata == {"location": f"{ASSETS}/image/edge-trailing/metadata.json"}
 
 
+@pytest.mark.parametrize("path", ["/album/", "/similar/", "/asset/", "/item/"])
+def test_an_empty_name_is_404(edges: httpx.Client, path: str) -> None:
+    assert edges.get(path).status_code == 404
+
+
 def test_an_album_with_a_slash_is_reachable(edges: httpx.Client) -> None:
     response = edges.get("/album/" + quote("Apollo/Skylab", safe=""))
     assert response.status_code == 200, response.text

@@ -18,10 +18,11 @@ from .responses import json_response
 
 
 class AnyText(PathConvertor):
-    """``:path`` that takes newlines too: Starlette's ``.*`` stops at one, so an id holding a
-    newline was a 404, and ``x%0A`` matched as ``x`` (``$`` matches before a final newline)."""
+    """``:path`` that takes newlines too (Starlette's ``.*`` stops at one, so an id holding a
+    newline was a 404, and ``x%0A`` matched as ``x``: ``$`` matches before a final newline),
+    and never nothing (``/album/`` would be every record)."""
 
-    regex = r"[\s\S]*"
+    regex = r"[\s\S]+"
 
 
 register_url_convertor("anytext", AnyText())
