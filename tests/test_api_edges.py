@@ -309,10 +309,13 @@ def test_a_500_leaves_the_connection_usable(library: Library, shared_items: list
     with running(create_app(library.settings, library=library)) as url:
         path = "/captions/" + quote(nasa_id, safe="")
         statuses = _two_requests_on_one_connection(url, path, "/healthz")
-        body = httpx.get(url + path).json()
+        failed = httpx.get(url + path, headers={"Origin": "https://app.example"})
         page = httpx.get(url + "/item/" + quote(nasa_id, safe=""))
     assert statuses == ["HTTP/1.1 500 Internal Server Error", "HTTP/1.1 200 OK"]
-    assert body["reason"] == "Internal server error" and body["request_id"]
+    body = failed.json()
+    assert body["reason"] == "Internal server error"
+    assert body["request_id"] == failed.headers["x-request-id"]
+    assert failed.headers["access-control-allow-origin"] == "*"  # a web app can read why
     assert page.status_code == 500 and "Something went wrong" in page.text
 
 

@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     )
     app.state.settings = settings
     app.state.body_cache = BodyCache()
+    app.add_middleware(AnswerFailures)
     app.add_middleware(
         JSONCORSMiddleware,
         allow_origins=["*"],
@@ -119,8 +120,7 @@ class JSONCORSMiddleware(CORSMiddleware):
 
 
 class RequestIdMiddleware:
-    """Give each request an id (kept from X-Request-ID if sent) that errors are logged with,
-    and answer an unexpected failure with the 500 itself (the connection stays usable)."""
+    """Give each request an id (kept from X-Request-ID if sent) that errors are logged with."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -134,24 +134,40 @@ class RequestIdMiddleware:
         request_id = request_id or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
 
-        started = False
-
         async def send_with_id(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
+        await self.app(scope, receive, send_with_id)
+
+
+class AnswerFailures:
+    """Answer an unexpected failure with the 500 here, inside CORS and gzip: left to
+    Starlette's outermost handler, the 500 had no CORS headers, and that handler re-raises,
+    so uvicorn dropped the connection and the client's next request on it was reset."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_noting_start)
         except Exception as exc:
-            # Answered here, Starlette's outer handler would answer and re-raise it, and
-            # uvicorn then drops the connection: the client's next request was reset.
             if started:
-                raise
+                raise  # too late for a 500: the server closes the connection
             response = await handle_exception(Request(scope), exc)
-            await response(scope, receive, send_with_id)
+            await response(scope, receive, send)
 
 
 async def handle_exception(request: Request, exc: Exception) -> Response:
