@@ -70,7 +70,8 @@ def collection_document(
     has_prev: bool,
     has_next: bool,
 ) -> bytes:
-    """Collection+JSON with ``prev``/``next`` links back at ``base_url`` + ``path``.
+    """Collection+JSON with ``prev``/``next`` links back at ``base_url`` + ``path`` (and
+    no ``links`` key at all on a lone page, as upstream).
 
     Each item comes as the pieces it is made of, joined here with the rest in one go.
     """
@@ -102,7 +103,10 @@ def collection_document(
         if n:
             parts.append(b",")
         parts.extend(item)
-    parts += (b'],"metadata":', orjson.dumps(metadata), b',"links":', orjson.dumps(links), b"}}")
+    parts += (b'],"metadata":', orjson.dumps(metadata))
+    if links:  # upstream leaves the key out when there is no other page (clients test for it)
+        parts += (b',"links":', orjson.dumps(links))
+    parts.append(b"}}")
     return b"".join(parts)
 
 

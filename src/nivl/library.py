@@ -18,7 +18,7 @@ from . import embeddings
 from .errors import RecordNotFound, SemanticUnavailable
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary, import_paths
-from .query import Limits, SearchRequest, text_terms
+from .query import MAX_GROUP_ID, Limits, SearchRequest, text_terms
 from .search import SearchResult, search
 from .search_index import SearchIndex
 from .settings import Settings
@@ -196,7 +196,32 @@ class Library:
         return update
 
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
+        if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group
+            raise RecordNotFound(f"No group with id {group_id}")
         return group_page(self.store, group_id, page=page, page_size=page_size)
+
+    def album_spellings(self, name: str, *, limit: int = 500) -> list[str]:
+        """Albums whose name differs from ``name`` only by case, commonest first: albums are
+        case-sensitive (as upstream), so a 404 for ``apollo`` can name ``Apollo``."""
+        from collections import Counter
+
+        import orjson
+
+        from .query import QueryPlan, TextClause
+        from .records import parse_item
+
+        words = text_terms(name.replace('"', " "))
+        if not words:
+            return []
+        plan = QueryPlan(text=(TextClause(("album_text",), words),))
+        hits = self.index.search(self.index.compile(plan), limit=limit)
+        folded = name.casefold()
+        found: Counter[str] = Counter()
+        for raw in self.store.raw_by_ids(hits.row_ids):
+            for album in parse_item(orjson.loads(raw)).album:
+                if album != name and album.casefold() == folded:
+                    found[album] += 1
+        return [album for album, _count in found.most_common(5)]
 
     def dupes(self, *, level: str | None = None, min_size: int = 2, limit: int = 20) -> DupesReport:
         return dupes(self.store, level=level, min_size=min_size, limit=limit)

@@ -60,6 +60,8 @@ FIELD_PARAMETERS = (
     "title",
 )
 MAX_TERMS = 32
+#: Group ids are 63-bit (``grouping.group_id``); anything larger names no group.
+MAX_GROUP_ID = 2**63 - 1
 _WORD_OR_PHRASE = re.compile(r'"([^"]*)"|(\w+)')
 _WORD = re.compile(r"\w+")
 _INTEGER = re.compile(r"\d{1,9}")
@@ -72,7 +74,7 @@ class Limits:
     default_page_size: int = 100
     max_page_size: int = 1000
     max_result_window: int = 100_000
-    max_query_length: int = 1000
+    max_query_length: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -220,19 +222,21 @@ def plan_query(request: SearchRequest) -> QueryPlan:
     clauses: list[TextClause] = []
     nothing = False
     highlight_terms: list[str] = []
-    if request.q:
+    if request.q and not _empty_phrase(request.q):
         terms = text_terms(request.q)
         nothing |= not terms
         clauses.append(TextClause(tuple(Q_FIELDS), terms, tuple(Q_FIELDS.items())))
         highlight_terms.extend(terms)
     for name in FIELD_PARAMETERS:
         value = getattr(request, name)
-        if value:
+        if value and not _empty_phrase(value):
             terms = text_terms(value)
             nothing |= not terms
             clauses.append(TextClause((name,), terms))
             highlight_terms.extend(terms)
     for keyword in request.keywords:
+        if _empty_phrase(keyword):
+            continue
         terms = text_terms(keyword)
         nothing |= not terms
         phrase = " ".join(t.strip('"') for t in terms)
@@ -270,6 +274,20 @@ def text_terms(text: str) -> tuple[str, ...]:
         if len(terms) >= MAX_TERMS:
             break
     return tuple(terms)
+
+
+def group_id_of(value: str) -> int | None:
+    """A group id as a URL carries it (ASCII digits, at most ``MAX_GROUP_ID``), else None."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    number = int(value)
+    return number if number <= MAX_GROUP_ID else None
+
+
+def _empty_phrase(text: str) -> bool:
+    """``""`` (or ``"" ""``): a phrase of no words, which constrains nothing (it used to
+    match nothing; a client sending ``q=""`` expects every record)."""
+    return '"' in text and not text.replace('"', "").strip()
 
 
 def _comma_list(value: str) -> tuple[str, ...]:

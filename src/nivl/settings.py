@@ -27,7 +27,12 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("default_page_size", 100, "Results per page when page_size is not given (upstream: 100)"),
     ("max_page_size", 1000, "Largest page_size accepted; larger is a 400"),
     ("max_result_window", 100_000, "Deepest result (page x page_size) a search may reach"),
-    ("max_query_length", 1000, "Longest text accepted for any one search parameter"),
+    (
+        "max_query_length",
+        10_000,
+        "Longest text accepted for any search parameter (q, description, title...): a whole "
+        "pasted caption fits (the longest image or video caption seen is 5,800 characters)",
+    ),
     ("upstream_url", "https://images-api.nasa.gov", "Base URL of the upstream API"),
     ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
@@ -55,7 +60,7 @@ class Settings:
     default_page_size: int = 100
     max_page_size: int = 1000
     max_result_window: int = 100_000
-    max_query_length: int = 1000
+    max_query_length: int = 10_000
     upstream_url: str = "https://images-api.nasa.gov"
     public_url: str = ""
     load_sample: bool = True

@@ -6,15 +6,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.responses import Response
 
 from ..documents import group_document, location_document, search_document
 from ..errors import BadRequest, RecordNotFound
 from ..library import Library
-from ..query import parse_request
+from ..query import group_id_of, parse_request
 from ..records import https, parse_item
 from .responses import json_response
 
+
+class AnyText(PathConvertor):
+    """``:path`` that takes newlines too (Starlette's ``.*`` stops at one, so an id holding a
+    newline was a 404, and ``x%0A`` matched as ``x``: ``$`` matches before a final newline),
+    and never nothing (``/album/`` would be every record)."""
+
+    regex = r"[\s\S]+"
+
+
+register_url_convertor("anytext", AnyText())
 router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -60,7 +71,6 @@ SEARCH_EXAMPLE = {
             }
         ],
         "metadata": {"total_hits": 1},
-        "links": [],
     }
 }
 
@@ -189,7 +199,7 @@ class SimilarParams(PageParams):
     year_end: str | None = Field(None, description="Last year (YYYY), inclusive.")
 
 
-@router.get("/similar/{nasa_id:path}", tags=["nivl"], responses=ERRORS)
+@router.get("/similar/{nasa_id:anytext}", tags=["nivl"], responses=ERRORS)
 def similar(
     request: Request, nasa_id: NasaId, params: Annotated[SimilarParams, Query()]
 ) -> Response:
@@ -206,10 +216,12 @@ def similar(
     )
 
 
-@router.get("/album/{album_name}", tags=["upstream"], responses=ERRORS)
+@router.get("/album/{album_name:anytext}", tags=["upstream"], responses=ERRORS)
 def album(
     request: Request,
-    album_name: Annotated[str, Path(description="Album name (case-sensitive).")],
+    album_name: Annotated[
+        str, Path(description="Album name (case-sensitive; percent-encode a '/' in it).")
+    ],
     params: Annotated[PageParams, Query()],
 ) -> Response:
     """The records of an album, paged like /search."""
@@ -219,7 +231,9 @@ def album(
     )
     result = library.search(search_request)
     if result.total_hits == 0:
-        raise RecordNotFound(f"No album named {album_name!r}")
+        others = library.album_spellings(album_name)
+        hint = f"; album names are case-sensitive: did you mean {_or(others)}?" if others else ""
+        raise RecordNotFound(f"No album named {album_name!r}{hint}")
     document = search_document(result, base_url(request), f"/album/{_quote(album_name)}")
     return json_response(request, lambda: document, revision=0)
 
@@ -232,15 +246,16 @@ def groups(
 ) -> Response:
     """nivl: the members of a caption/near/event group, in date order, paged."""
     library = library_of(request)
-    if not (group_id.isascii() and group_id.isdigit()) or int(group_id) >= 2**63:
-        raise RecordNotFound(f"No group {group_id!r}")
+    number = group_id_of(group_id)
+    if number is None:
+        raise RecordNotFound(f"No group {group_id!r}: group ids are whole numbers below 2**63")
     paging = parse_request(_given(request, params), library.limits, require_one=False)
-    page = library.group_page(int(group_id), page=paging.page, page_size=paging.page_size)
+    page = library.group_page(number, page=paging.page, page_size=paging.page_size)
     document = group_document(page, base_url(request))
     return json_response(request, lambda: document, revision=0)
 
 
-@router.get("/asset/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+@router.get("/asset/{nasa_id:anytext}", tags=["upstream"], responses=ERRORS)
 def asset(request: Request, nasa_id: NasaId) -> Response:
     """The asset's rendition manifest, when this mirror holds it."""
     library = library_of(request)
@@ -250,26 +265,27 @@ def asset(request: Request, nasa_id: NasaId) -> Response:
         raise RecordNotFound(
             f"No asset manifest for {nasa_id!r} in this mirror (harvest it with --with-assets)"
         )
-    return json_response(request, lambda: manifest.encode(), revision=0)
+    return json_response(request, lambda: _web_manifest(manifest), revision=0)
 
 
-@router.get("/metadata/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+@router.get("/metadata/{nasa_id:anytext}", tags=["upstream"], responses=ERRORS)
 def metadata(request: Request, nasa_id: NasaId) -> Response:
     """Where the asset's metadata.json lives: ``{"location": url}``."""
     library = library_of(request)
     stored = library.store.get_asset(nasa_id)["metadata_location"]
-    location = stored or _asset_folder(library, nasa_id) + "metadata.json"
+    location = _web_url(stored) or _asset_folder(library, nasa_id) + "metadata.json"
     return json_response(request, lambda: location_document(location), revision=0)
 
 
-@router.get("/captions/{nasa_id:path}", tags=["upstream"], responses=ERRORS)
+@router.get("/captions/{nasa_id:anytext}", tags=["upstream"], responses=ERRORS)
 def captions(request: Request, nasa_id: NasaId) -> Response:
     """Where a video's captions file lives: ``{"location": url}``."""
     library = library_of(request)
     record = parse_item(_item(library, nasa_id))
     if record.media_type != "video":
         raise BadRequest(f"{nasa_id!r} is {record.media_type}, not a video: it has no captions")
-    location = library.store.get_asset(nasa_id)["captions_location"] or record.captions_href
+    stored = library.store.get_asset(nasa_id)["captions_location"]
+    location = _web_url(stored) or _web_url(record.captions_href)
     if not location:
         raise RecordNotFound(f"No captions known for {nasa_id!r}")
     return json_response(request, lambda: location_document(location), revision=0)
@@ -290,10 +306,47 @@ def _item(library: Library, nasa_id: str) -> dict[str, object]:
 
 def _asset_folder(library: Library, nasa_id: str) -> str:
     """The folder of the item's own collection.json href, which holds its files."""
-    href = _item(library, nasa_id).get("href")
-    if not isinstance(href, str) or "/" not in href:
+    href = _web_url(_item(library, nasa_id).get("href"))
+    if href is None or href.count("/") < 3:
         raise RecordNotFound(f"No asset location known for {nasa_id!r}")
     return https(href.rsplit("/", 1)[0] + "/")
+
+
+def _web_url(value: object) -> str | None:
+    """``value`` verbatim if it is an http(s) URL with a host, else None: a record's links
+    come from anywhere, and a ``javascript:`` location must never reach a client."""
+    if not isinstance(value, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    return value if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def _web_manifest(manifest: str) -> bytes:
+    """The stored manifest verbatim, less any item whose href is not an http(s) URL."""
+    import orjson
+
+    try:
+        document = orjson.loads(manifest)
+        items = document["collection"]["items"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise RecordNotFound("The asset manifest stored for this record is unreadable") from None
+    if not isinstance(items, list):
+        raise RecordNotFound("The asset manifest stored for this record is unreadable")
+    kept = [i for i in items if isinstance(i, dict) and _web_url(i.get("href"))]
+    if len(kept) == len(items):
+        return manifest.encode()
+    document["collection"]["items"] = kept
+    return orjson.dumps(document)
+
+
+def _or(names: list[str]) -> str:
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _quote(value: str) -> str:

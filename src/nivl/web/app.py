@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -21,7 +20,7 @@ from .. import __version__
 from ..errors import NivlError
 from ..library import Library
 from ..settings import Settings
-from .responses import BodyCache
+from .responses import BodyCache, Compression
 
 log = logging.getLogger("nivl.web")
 
@@ -54,29 +53,70 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
             "paths and JSON, plus sort, collapse, facets and highlights when asked for."
         ),
         lifespan=lifespan,
+        docs_url=None,  # docs.mount: served from the package, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.body_cache = BodyCache()
-    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=4)
+    app.add_middleware(AnswerFailures)
     app.add_middleware(
-        CORSMiddleware,
+        JSONCORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD"],
         allow_headers=["*"],
         expose_headers=["ETag"],
     )
-
+    app.add_middleware(Compression)  # outside CORS: it tidies the Vary header CORS extends
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD's headers are GET's, compressed or not
     app.add_exception_handler(NivlError, handle_exception)
     app.add_exception_handler(Exception, handle_exception)
     app.add_exception_handler(StarletteHTTPException, handle_exception)
     app.add_exception_handler(RequestValidationError, handle_exception)
 
-    from . import api, ui
+    from . import api, docs, ui
 
     app.include_router(api.router)
+    docs.mount(app)
     ui.mount(app)
     return app
+
+
+class HeadAsGet:
+    """Answer HEAD on every route as GET without the body (FastAPI's ``@get`` routes, the
+    docs and openapi.json would say 405), as RFC 9110 asks of any GET resource."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """CORS whose refused preflight is the API's JSON error, not Starlette's plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode()  # "Disallowed CORS method, headers"
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        reason = f"{refused}: this API allows GET and HEAD, from any origin"
+        return JSONResponse({"reason": reason}, status_code=400, headers=headers)
 
 
 class RequestIdMiddleware:
@@ -102,6 +142,34 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class AnswerFailures:
+    """Answer an unexpected failure with the 500 here, inside CORS and gzip: left to
+    Starlette's outermost handler, the 500 had no CORS headers, and that handler re-raises,
+    so uvicorn dropped the connection and the client's next request on it was reset."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:
+            if started:
+                raise  # too late for a 500: the server closes the connection
+            response = await handle_exception(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 async def handle_exception(request: Request, exc: Exception) -> Response:
     """Every failure becomes upstream-shaped JSON ``{"reason"}`` (or a page, for the UI)."""
     status, reason = describe(exc)
@@ -116,6 +184,11 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     from . import ui
 
     if ui.is_ui_path(request.url.path):
+        return ui.error_page(request, status, reason)
+    if isinstance(exc, StarletteHTTPException) and prefers_html(request.headers.get("accept", "")):
+        # No route here (or not for this method): a browser gets the page, a client JSON.
+        if status == 404:
+            reason = f"There is no page at {request.url.path}."
         return ui.error_page(request, status, reason)
     body: dict[str, Any] = {"reason": reason}
     request_id = getattr(request.state, "request_id", "")
@@ -138,3 +211,32 @@ def describe(exc: Exception) -> tuple[int, str]:
             return 404, "Not found"
         return exc.status_code, str(exc.detail)
     return 500, "Internal server error"
+
+
+def prefers_html(accept: str) -> bool:
+    """Whether an Accept header ranks text/html above application/json (a browser's does;
+    ``*/*``, curl's and httpx's, ties them, and a tie stays JSON)."""
+    html: dict[int, float] = {}
+    json: dict[int, float] = {}
+    for part in accept.split(","):
+        media, *params = (piece.strip().lower() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        for wanted, ranges in (
+            (html, ("text/html", "text/*")),
+            (json, ("application/json", "application/*")),
+        ):
+            if media in (*ranges, "*/*"):
+                specificity = 2 - (ranges + ("*/*",)).index(media)
+                wanted[specificity] = max(wanted.get(specificity, 0.0), quality)
+
+    def rank(found: dict[int, float]) -> float:
+        return found[max(found)] if found else 0.0
+
+    return rank(html) > rank(json)

@@ -29,12 +29,12 @@ from starlette.responses import HTMLResponse, Response
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
-from ..query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
+from ..query import UPSTREAM_PARAMETERS, SearchRequest, group_id_of, parse_request
 from ..records import Record, parse_item
 from ..search import GroupInfo, SearchHit, SearchResult
 from . import text
 from .api import base_url, library_of
-from .responses import Body, BodyCache, etag
+from .responses import Body, BodyCache, etag, etag_matches
 
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
@@ -153,7 +153,7 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
         response.headers["Server-Timing"] = 'cache;desc="hit"'
     response.headers["ETag"] = body.etag
     response.headers["Cache-Control"] = "no-cache"
-    if request.headers.get("if-none-match") == body.etag:
+    if etag_matches(request.headers.get("if-none-match"), body.etag):
         return _secure(Response(status_code=304, headers={"ETag": body.etag}))
     return response
 
@@ -343,7 +343,7 @@ def _search_page(request: Request, library: Library) -> Response:
     return page(request, "search.html", context, started=started, search_ms=search_ms)
 
 
-@router.api_route("/item/{nasa_id:path}", methods=["GET", "HEAD"], response_class=Response)
+@router.api_route("/item/{nasa_id:anytext}", methods=["GET", "HEAD"], response_class=Response)
 def item_page(request: Request, nasa_id: str) -> Response:
     started = time.perf_counter()
     library = library_of(request)
@@ -396,17 +396,18 @@ def item_page(request: Request, nasa_id: str) -> Response:
     return page(request, "item.html", context, started=started)
 
 
-@router.api_route("/group/{level}/{group_id:int}", methods=["GET", "HEAD"], response_class=Response)
-def group_page(request: Request, level: str, group_id: int) -> Response:
+@router.api_route("/group/{level}/{group_id}", methods=["GET", "HEAD"], response_class=Response)
+def group_page(request: Request, level: str, group_id: str) -> Response:
     started = time.perf_counter()
     if level not in GROUP_LEVELS:
         raise RecordNotFound(f"No group level {level!r}: use event, near or caption")
+    number = _group_number(group_id)
     library = library_of(request)
     params = {k: v for k, v in _given(request).items() if k in ("page", "page_size", "sort")}
     search_request = parse_request(params, library.limits, require_one=False, sort="date_asc")
     search_request = SearchRequest(
         group_level=level,
-        group_id=group_id,
+        group_id=number,
         sort=search_request.sort,
         page=search_request.page,
         page_size=search_request.page_size,
@@ -414,11 +415,11 @@ def group_page(request: Request, level: str, group_id: int) -> Response:
     )
     result = library.search(search_request)
     if result.total_hits == 0:
-        raise RecordNotFound(f"No {level} group {group_id} in this mirror")
-    links = Links(params, path=f"/group/{level}/{group_id}")
+        raise RecordNotFound(f"No {level} group {number} in this mirror")
+    links = Links(params, path=f"/group/{level}/{number}")
     context = {
         "level": level,
-        "group_id": group_id,
+        "group_id": number,
         "result": result,
         "cards": cards(result.hits),
         "links": links,
@@ -431,15 +432,24 @@ def group_page(request: Request, level: str, group_id: int) -> Response:
     return page(request, "group.html", context, started=started)
 
 
-@router.api_route("/group/{group_id:int}", methods=["GET", "HEAD"], response_class=Response)
-def group_any_level(request: Request, group_id: int) -> Response:
+@router.api_route("/group/{group_id}", methods=["GET", "HEAD"], response_class=Response)
+def group_any_level(request: Request, group_id: str) -> Response:
     """A group by id alone (as the API's ``/groups/{id}``): the widest level that has it."""
+    number = _group_number(group_id)
     library = library_of(request)
     for level in GROUP_LEVELS:
-        found = library.search(SearchRequest(group_level=level, group_id=group_id, page_size=1))
+        found = library.search(SearchRequest(group_level=level, group_id=number, page_size=1))
         if found.total_hits:
             return group_page(request, level, group_id)
     raise RecordNotFound(f"No group {group_id} in this mirror")
+
+
+def _group_number(group_id: str) -> int:
+    """A 404 with a reason for what is no group id (it was a 500 past 64 bits)."""
+    number = group_id_of(group_id)
+    if number is None:
+        raise RecordNotFound(f"No group {group_id!r}: group ids are whole numbers below 2**63")
+    return number
 
 
 # --- item page helpers -------------------------------------------------------------
