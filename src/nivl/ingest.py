@@ -99,6 +99,7 @@ Entry = Record | Rejection | AssetManifest | EmptyFile
 
 _COLLECTION_FIRST = re.compile(rb'\{\s*"collection"\s*:')
 _KEY_LIMIT = 64 * 1024
+_UNPARSED: Any = object()
 _HERE = b""  # where the collection (or its items) goes back when a manifest is put together
 
 
@@ -129,7 +130,7 @@ def read_entries(
                     source,
                     reader.error_line,
                     f"cannot read beyond line {reader.error_line}: {reader.error}; "
-                    "the lines before it were read",
+                    f"lines 1-{reader.error_line - 1} were read",
                 )
 
 
@@ -206,6 +207,8 @@ class _File:
             chunk = reader.readline(self.limit)
             if chunk is None:
                 return
+            if chunk.cut:
+                continue  # broken by the damage, which is reported next
             if chunk.text is None:
                 yield self._too_long(chunk, "line")
             else:
@@ -216,7 +219,7 @@ class _File:
         reader = self.reader
         c = reader.next_byte(single_line=single_line)
         if c == 0x5B:
-            yield from self._items(reader, single_line=single_line)
+            yield from self._list(reader, single_line=single_line)
         elif c == 0x7B and _COLLECTION_FIRST.match(reader.peek(_KEY_LIMIT)):
             yield from self._collection(reader, single_line=single_line)
         else:
@@ -228,14 +231,17 @@ class _File:
             else:
                 yield from self._value(chunk.text, chunk.line, label="")
 
-    def _value(self, text: bytes, line: int, *, label: str = "") -> Iterator[Entry]:
-        """One line's (or one small document's) text, parsed."""
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            yield Rejection(self.source, line, f"{label}{_json_error(exc, line)}")
-            return
-        if isinstance(value, dict) and "collection" in value:  # a response, on one line
+    def _value(
+        self, text: bytes, line: int, *, label: str = "", value: Any = _UNPARSED
+    ) -> Iterator[Entry]:
+        """One line's (or one item's) text, parsed (unless ``value`` is given)."""
+        if value is _UNPARSED:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                yield Rejection(self.source, line, f"{label}{_json_error(exc, line)}")
+                return
+        if not label and isinstance(value, dict) and "collection" in value:
             yield from self._collection(Reader.of_bytes(text, line), single_line=False)
             return
         try:
@@ -243,10 +249,8 @@ class _File:
         except RecordRejected as exc:
             yield Rejection(self.source, line, f"{label}{exc}")
 
-    def _items(
-        self, reader: Reader, *, single_line: bool, keep: list[Chunk] | None = None
-    ) -> Iterator[Entry]:
-        """The items of a JSON list, one at a time (or kept in ``keep``, for a manifest)."""
+    def _items(self, reader: Reader, *, single_line: bool) -> Iterator[tuple[int, Chunk]]:
+        """The items of a JSON list, one at a time, each with its position."""
         reader.take(b"[", "a list", single_line=single_line)
         if reader.next_byte(single_line=single_line) == 0x5D:
             reader.pos += 1
@@ -254,76 +258,82 @@ class _File:
         position = 0
         while True:
             position += 1
-            chunk = reader.read_value(self.limit, single_line=single_line)
-            if keep is not None:
-                keep.append(chunk)
-            else:
-                yield from self._item(chunk, position)
+            yield position, reader.read_value(self.limit, single_line=single_line)
             if reader.take(b",]", "',' or ']'", single_line=single_line) == 0x5D:
                 return
 
-    def _item(self, chunk: Chunk, position: int) -> Iterator[Entry]:
-        label = f"item {position}: "
+    def _item(self, chunk: Chunk, position: int, value: Any = _UNPARSED) -> Iterator[Entry]:
         if chunk.text is None:
             yield self._too_long(chunk, f"item {position}")
         else:
-            yield from self._value(chunk.text, chunk.line, label=label)
+            yield from self._value(chunk.text, chunk.line, label=f"item {position}: ", value=value)
+
+    def _list(self, reader: Reader, *, single_line: bool) -> Iterator[Entry]:
+        for position, chunk in self._items(reader, single_line=single_line):
+            yield from self._item(chunk, position)
 
     def _collection(self, reader: Reader, *, single_line: bool) -> Iterator[Entry]:
-        """``{"collection": {..., "items": [...]}}``: items one by one, or an asset manifest."""
+        """``{"collection": {..., "items": [...]}}``: items one by one, or an asset manifest.
+
+        Items with no ``data`` are held back (up to the record cap): if the collection's
+        ``href`` is an ``/asset/`` one and no search item came, they are a manifest.
+        """
         outer: list[tuple[bytes, bytes | None]] = []
         inner: list[tuple[bytes, bytes | None]] = []
-        kept: list[Chunk] | None = None
+        held: list[tuple[int, Chunk, Any]] = []
+        held_size, records = 0, False
         href: Any = None
         for key_text, key in _keys(reader, single_line):
             if key != "collection" or reader.next_byte(single_line=single_line) != 0x7B:
-                outer.append(
-                    (key_text, reader.read_value(self.limit, single_line=single_line).text)
-                )
+                value = reader.read_value(self.limit, single_line=single_line)
+                outer.append((key_text, value.text))
                 continue
             outer.append((key_text, _HERE))
             for inner_text, inner_key in _keys(reader, single_line):
-                if inner_key == "items" and reader.next_byte(single_line=single_line) == 0x5B:
-                    inner.append((inner_text, _HERE))
-                    if isinstance(href, str) and _ASSET_HREF.search(href):
-                        kept = []  # an /asset/ manifest: stored whole, so kept whole
-                        yield from self._items(reader, single_line=single_line, keep=kept)
-                    else:
-                        yield from self._items(reader, single_line=single_line)
+                if inner_key != "items" or reader.next_byte(single_line=single_line) != 0x5B:
+                    value = reader.read_value(self.limit, single_line=single_line)
+                    inner.append((inner_text, value.text))
+                    if inner_key == "href" and value.text is not None:
+                        href = _loads_or_none(value.text)
                     continue
-                value = reader.read_value(self.limit, single_line=single_line)
-                inner.append((inner_text, value.text))
-                if inner_key == "href" and value.text is not None:
-                    href = _loads_or_none(value.text)
-        if kept is not None:
-            yield from self._manifest(href, outer, inner, kept)
+                inner.append((inner_text, _HERE))
+                for position, chunk in self._items(reader, single_line=single_line):
+                    item = _loads_or_none(chunk.text) if chunk.text is not None else None
+                    if (
+                        isinstance(item, dict)
+                        and "data" not in item
+                        and held_size + chunk.size <= self.limit
+                    ):
+                        held.append((position, chunk, item))
+                        held_size += chunk.size
+                        continue
+                    records = True
+                    if chunk.text is not None and item is None:
+                        item = _UNPARSED  # broken: parsed again for orjson's message
+                    yield from self._item(chunk, position, item)
+        match = _ASSET_HREF.search(href) if isinstance(href, str) else None
+        if held and match and not records:
+            yield from self._manifest(unquote(match[1]), outer, inner, held)
+        else:
+            for position, chunk, item in held:
+                yield from self._item(chunk, position, item)
 
     def _manifest(
         self,
-        href: str,
+        nasa_id: str,
         outer: list[tuple[bytes, bytes | None]],
         inner: list[tuple[bytes, bytes | None]],
-        kept: list[Chunk],
+        held: list[tuple[int, Chunk, Any]],
     ) -> Iterator[Entry]:
-        items = [_loads_or_none(c.text) if c.text is not None else None for c in kept]
-        if any(isinstance(i, dict) and "data" in i for i in items):  # search items after all
-            for position, chunk in enumerate(kept, start=1):
-                yield from self._item(chunk, position)
-            return
-        line = kept[0].line if kept else 0
-        if any(t is None for _k, t in outer + inner) or any(c.text is None for c in kept):
-            yield Rejection(self.source, line, f"asset manifest of over {self.limit // 1024:,} kB")
-            return
-        items_text = b"[" + b",".join(c.text or b"" for c in kept) + b"]"
+        """The whole response, put back together from its parts (minified)."""
+        items_text = b"[" + b",".join(chunk.text or b"" for _p, chunk, _i in held) + b"]"
         inner_text = b"{" + b",".join(k + b":" + (v or items_text) for k, v in inner) + b"}"
         text = b"{" + b",".join(k + b":" + (v or inner_text) for k, v in outer) + b"}"
-        if len(text) > self.limit:
+        if any(v is None for _k, v in outer + inner) or len(text) > self.limit:
+            line = held[0][1].line
             yield Rejection(self.source, line, f"asset manifest of over {self.limit // 1024:,} kB")
             return
-        match = _ASSET_HREF.search(href)
-        assert match is not None
-        value = orjson.loads(text)
-        yield AssetManifest(unquote(match[1]), dump_item(value, text))
+        yield AssetManifest(nasa_id, dump_item(orjson.loads(text), text))
 
     def _too_long(self, chunk: Chunk, what: str) -> Rejection:
         return Rejection(

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 CHUNK = 1 << 20
 BOM = b"\xef\xbb\xbf"
@@ -51,6 +50,7 @@ class Chunk:
     text: bytes | None
     size: int
     line: int  # the line it starts on
+    cut: bool = False  # the last line of a damaged file: ends where the damage starts
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Reader:
     """A plain or gzip file read in chunks, with lines counted and a byte-progress hook."""
 
     def __init__(self, path: Path, on_bytes: Callable[[int], object] | None = None) -> None:
-        self._raw: IO[bytes] = path.open("rb")
+        self._raw: io.BufferedIOBase = path.open("rb")
         self._on_bytes = on_bytes
         self._reported = 0
         self.gzip = self._raw.read(2) == GZIP_MAGIC
@@ -132,7 +132,7 @@ class Reader:
 
     def _open(self) -> None:
         self._raw.seek(0)
-        self._stream: IO[bytes] | gzip.GzipFile = (
+        self._stream: io.BufferedIOBase | gzip.GzipFile = (
             gzip.GzipFile(fileobj=self._raw, mode="rb") if self.gzip else self._raw
         )
         self.buf = b""
@@ -164,7 +164,8 @@ class Reader:
         if self.eof:
             return False
         try:
-            data = self._stream.read(CHUNK)
+            # read1: gzip hands over what it has decompressed before any damage
+            data = self._stream.read1(CHUNK)
         except (OSError, EOFError, zlib.error) as exc:
             self.eof = True
             self.error = _damage(exc, self.gzip)
@@ -267,7 +268,7 @@ class Reader:
                     return None
                 text = self.buf[self.pos :] if not dropping and size <= limit else None
                 self.buf, self.pos = b"", 0
-                return Chunk(text, size, line)
+                return Chunk(text, size, line, cut=self.error is not None)
             search_from = self.pos + searched
 
     def skip_line(self) -> None:
