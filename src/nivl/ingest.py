@@ -162,19 +162,23 @@ class _File:
             )
             return
         if first in b"{[" and not reader.ends_on_its_line(self.limit):
+            # Held back until a second record shows the document's shape holds: a break
+            # before that is more likely JSON Lines with a bad first line (``[``, ``{``).
             held: list[Entry] | None = []
+            records = 0
             try:
                 while reader.next_byte() is not None:
                     for entry in self._document(single_line=False):
-                        if held is not None and isinstance(entry, Rejection):
-                            held.append(entry)
+                        if held is None:
+                            yield entry
                             continue
-                        if held:
+                        held.append(entry)
+                        records += not isinstance(entry, Rejection)
+                        if records >= 2:
                             yield from held
-                        held = None
-                        yield entry
+                            held = None
             except Malformed as exc:
-                if held is not None:  # nothing came of it: JSON Lines with a bad first line
+                if held is not None:  # not a document after all: JSON Lines
                     reader.rewind()
                     reader.skip_bom()
                     yield from self._lines()

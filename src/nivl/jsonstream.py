@@ -225,8 +225,12 @@ class Reader:
             self.pos += 3
 
     def looks_binary(self) -> bool:
-        """NUL bytes or invalid UTF-8 near the start: an image, an archive, UTF-16 text..."""
-        window = self.peek(8192)
+        """NUL bytes or invalid UTF-8 in the first line: an image, an archive, UTF-16 text...
+
+        Only the first line (8 kB at most) is looked at, so that a JSON Lines file with a
+        damaged line further on is still read line by line.
+        """
+        window = self.peek(8192).split(b"\n", 1)[0]
         if b"\0" in window:
             return True
         try:

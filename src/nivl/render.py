@@ -77,9 +77,7 @@ class ImportReport:
         if s.rejected > self.max_rejections:
             parts.append(Text(f"... and {s.rejected - self.max_rejections} more rejected"))
         for source in s.empty:
-            parts.append(
-                Text(f"warning: {source} is empty: nothing in it to import", style="yellow")
-            )
+            parts.append(Text(f"warning: {source} is empty: nothing to import", style="yellow"))
         line = (
             f"read {s.read}, new {s.new}, updated {s.updated}, unchanged {s.unchanged}, "
             f"rejected {s.rejected}"
