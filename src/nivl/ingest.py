@@ -198,7 +198,7 @@ class _File:
         reader = self.reader
         while (c := reader.next_byte()) is not None:
             line = reader.line
-            if c == 0x7B and _COLLECTION_FIRST.match(reader.peek(_KEY_LIMIT)):
+            if c == 0x7B and _COLLECTION_FIRST.match(reader.peek(256)):
                 try:  # a whole response on one line: split it, as it may be big
                     yield from self._document(single_line=True)
                     after = reader.next_byte(single_line=True)
@@ -224,7 +224,7 @@ class _File:
         c = reader.next_byte(single_line=single_line)
         if c == 0x5B:
             yield from self._list(reader, single_line=single_line)
-        elif c == 0x7B and _COLLECTION_FIRST.match(reader.peek(_KEY_LIMIT)):
+        elif c == 0x7B and _COLLECTION_FIRST.match(reader.peek(256)):
             yield from self._collection(reader, single_line=single_line)
         else:
             chunk = reader.read_value(self.limit, single_line=single_line)

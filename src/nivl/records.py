@@ -71,7 +71,7 @@ class Record:
         return result
 
 
-def dump_item(item: Mapping[str, Any], text: bytes | str | None = None) -> str:
+def dump_item(item: Mapping[str, Any], text: bytes | None = None) -> str:
     """Compact JSON text of an item, key order kept (the stored verbatim form).
 
     orjson's text is the canonical form, but orjson reads every number as a 64-bit
@@ -90,10 +90,9 @@ def dump_item(item: Mapping[str, Any], text: bytes | str | None = None) -> str:
             raise RecordRejected(f"item cannot be serialised: {exc}") from exc
 
 
-def minify(text: bytes | str) -> str:
+def minify(text: bytes) -> str:
     """JSON text without the blanks between tokens; strings and numbers as they were."""
-    data = text.encode() if isinstance(text, str) else text
-    return _BLANKS_OUTSIDE_STRINGS.sub(_keep_strings, data).decode()
+    return _BLANKS_OUTSIDE_STRINGS.sub(_keep_strings, text).decode()
 
 
 def _keep_strings(match: re.Match[bytes]) -> bytes:
@@ -102,12 +101,15 @@ def _keep_strings(match: re.Match[bytes]) -> bytes:
 
 
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
+    stack = [value]
+    while stack:
+        kind = type(item := stack.pop())
+        if kind is float:
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
     return False
 
 
