@@ -285,8 +285,9 @@ class _File:
         outer: list[tuple[bytes, bytes | None]] = []
         inner: list[tuple[bytes, bytes | None]] = []
         held: list[tuple[int, Chunk, Any]] = []
-        held_size, records = 0, False
+        held_size, records, listed = 0, False, False
         href: Any = None
+        line = reader.line
         for key_text, key in _keys(reader, single_line):
             if key != "collection" or reader.next_byte(single_line=single_line) != 0x7B:
                 value = reader.read_value(self.limit, single_line=single_line)
@@ -301,6 +302,7 @@ class _File:
                         href = _loads_or_none(value.text)
                     continue
                 inner.append((inner_text, _HERE))
+                listed = True
                 for position, chunk in self._items(reader, single_line=single_line):
                     item = _loads_or_none(chunk.text) if chunk.text is not None else None
                     if (
@@ -315,6 +317,8 @@ class _File:
                     if chunk.text is not None and item is None:
                         item = _UNPARSED  # broken: parsed again for orjson's message
                     yield from self._item(chunk, position, item)
+        if not listed:
+            yield Rejection(self.source, line, "response has no collection.items list")
         match = _ASSET_HREF.search(href) if isinstance(href, str) else None
         if held and match and not records:
             yield from self._manifest(unquote(match[1]), outer, inner, held)
