@@ -253,3 +253,15 @@ def test_a_file_of_many_bad_lines_is_counted_not_all_kept(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "... and 49980 more rejected" in done.stderr
     assert "nothing imported: read 0, new 0, updated 0, unchanged 0, rejected 50000" in done.stderr
+
+
+def test_gzip_is_told_by_its_bytes_not_its_name(
+    tmp_path: Path, shared_items: list[dict[str, Any]]
+) -> None:
+    plain = tmp_path / "plain.jsonl.gz"  # named .gz, but plain text
+    plain.write_text(json.dumps(shared_items[0]) + "\n")
+    packed = tmp_path / "packed.jsonl"  # gzip, with no .gz in its name
+    packed.write_bytes(gzip.compress((json.dumps(shared_items[1]) + "\n").encode()))
+    done = nivl("import", str(plain), str(packed), home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    assert set(stored(tmp_path / "home")) == ids(shared_items[:2])
