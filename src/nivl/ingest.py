@@ -116,7 +116,7 @@ def read_entries(
     """
     source = str(path)
     try:
-        reader = Reader(path, on_bytes)
+        reader = Reader.open(path, on_bytes)
     except OSError as exc:
         yield Rejection(source, 0, f"cannot open: {exc.strerror or exc}")
         return
@@ -139,8 +139,8 @@ class _File:
 
     The format is told from the first value's shape, not from whether it parses: an
     object or a list that does not close on its first line is a document, anything else
-    is JSON Lines. A document that breaks before giving a single record is read again as
-    JSON Lines (whose first line, then, is simply a bad one).
+    is JSON Lines. A document that breaks before giving a second record is read again as
+    JSON Lines (whose first line, then, is simply a bad one: ``[`` or ``{"collection":``).
     """
 
     def __init__(self, reader: Reader, source: str, limit: int) -> None:
@@ -246,7 +246,7 @@ class _File:
                 yield Rejection(self.source, line, f"{label}{_json_error(exc, line)}")
                 return
         if not label and isinstance(value, dict) and "collection" in value:
-            yield from self._collection(Reader.of_bytes(text, line), single_line=False)
+            yield from self._collection(Reader.of_bytes(text, first_line=line), single_line=False)
             return
         try:
             yield parse_item(value, raw=dump_item(value, text))

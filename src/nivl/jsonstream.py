@@ -111,24 +111,28 @@ def _advance(buf: bytes, i: int, scan: _Scan, line: int) -> int | None:
 class Reader:
     """A plain or gzip file read in chunks, with lines counted and a byte-progress hook."""
 
-    def __init__(self, path: Path, on_bytes: Callable[[int], object] | None = None) -> None:
-        self._raw: io.BufferedIOBase = path.open("rb")
+    def __init__(
+        self,
+        raw: io.BufferedIOBase,
+        on_bytes: Callable[[int], object] | None = None,
+        *,
+        first_line: int = 1,
+    ) -> None:
+        self._raw = raw
         self._on_bytes = on_bytes
         self._reported = 0
-        self.gzip = self._raw.read(2) == GZIP_MAGIC
+        self._first_line = first_line
+        self.gzip = raw.read(2) == GZIP_MAGIC
         self._open()
 
     @classmethod
-    def of_bytes(cls, data: bytes, line: int) -> Reader:
-        """A reader over text already in memory (one line of a file), counting from ``line``."""
-        reader = cls.__new__(cls)
-        reader._raw = io.BytesIO(data)
-        reader._on_bytes = None
-        reader._reported = 0
-        reader.gzip = False
-        reader._open()
-        reader.line = line
-        return reader
+    def open(cls, path: Path, on_bytes: Callable[[int], object] | None = None) -> Reader:
+        return cls(path.open("rb"), on_bytes)
+
+    @classmethod
+    def of_bytes(cls, data: bytes, first_line: int) -> Reader:
+        """A reader over text already in memory (one line of a file), counting from its line."""
+        return cls(io.BytesIO(data), first_line=first_line)
 
     def _open(self) -> None:
         self._raw.seek(0)
@@ -137,7 +141,7 @@ class Reader:
         )
         self.buf = b""
         self.pos = 0
-        self.line = 1
+        self.line = self._first_line
         self.eof = False
         self.error: str | None = None
         self.error_line = 0
@@ -185,12 +189,6 @@ class Reader:
             if position > self._reported:
                 self._on_bytes(position - self._reported)
                 self._reported = position
-
-    def _drop(self, upto: int) -> None:
-        """Forget the buffer before ``upto``, counting its lines."""
-        self.line += self.buf.count(b"\n", self.pos, upto)
-        self.buf = self.buf[upto:]
-        self.pos = 0
 
     def peek(self, n: int) -> bytes:
         while len(self.buf) - self.pos < n and self._fill():
