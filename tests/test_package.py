@@ -26,6 +26,7 @@ def test_public_api_is_explicit() -> None:
         "groups",
         "hybrid",
         "ingest",
+        "jsonstream",
         "library",
         "migrations",
         "query",

@@ -187,7 +187,13 @@ class Library:
     def import_paths(
         self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
     ) -> ImportSummary:
-        return import_paths(self.store, self.index, paths, on_bytes=on_bytes)
+        return import_paths(
+            self.store,
+            self.index,
+            paths,
+            on_bytes=on_bytes,
+            max_record_bytes=self.settings.max_record_kb * 1024,
+        )
 
     def group(self, *, rebuild: bool = False) -> GroupUpdate:
         """Regroup what changed (everything with ``rebuild``), then refresh the index."""

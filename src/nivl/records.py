@@ -31,6 +31,16 @@ _TEXT_FIELDS = (
     "center",
 )
 _LIST_SPLIT = re.compile(r"\s*[,;]\s*")
+_BLANKS_OUTSIDE_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[ \t\r\n]+', re.DOTALL)
+_JSON_TYPES = {
+    dict: "object",
+    list: "list",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +71,16 @@ class Record:
         return result
 
 
-def dump_item(item: Mapping[str, Any]) -> str:
-    """Compact JSON text of an item, key order kept (the stored verbatim form)."""
+def dump_item(item: Mapping[str, Any], text: bytes | None = None) -> str:
+    """Compact JSON text of an item, key order kept (the stored verbatim form).
+
+    orjson's text is the canonical form, but orjson reads every number as a 64-bit
+    integer or a double: an integer beyond 64 bits arrives as a float, and a float
+    may be written back with other digits. So when the item holds a float and its
+    source ``text`` is at hand, that text, minified, is what is kept.
+    """
+    if text is not None and _has_float(item):
+        return minify(text)
     try:
         return orjson.dumps(item).decode()
     except TypeError as exc:  # e.g. integers beyond 64 bits
@@ -72,10 +90,34 @@ def dump_item(item: Mapping[str, Any]) -> str:
             raise RecordRejected(f"item cannot be serialised: {exc}") from exc
 
 
+def minify(text: bytes) -> str:
+    """JSON text without the blanks between tokens; strings and numbers as they were."""
+    return _BLANKS_OUTSIDE_STRINGS.sub(_keep_strings, text).decode()
+
+
+def _keep_strings(match: re.Match[bytes]) -> bytes:
+    token = match[0]
+    return token if token[:1] == b'"' else b""
+
+
+def _has_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        kind = type(item := stack.pop())
+        if kind is float:
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
+
+
 def parse_item(item: Any, raw: str | None = None) -> Record:
     """Turn one upstream item into a ``Record`` or raise ``RecordRejected`` saying why."""
     if not isinstance(item, Mapping):
-        raise RecordRejected(f"item is a JSON {type(item).__name__}, not an object")
+        kind = _JSON_TYPES.get(type(item), type(item).__name__)
+        raise RecordRejected(f"item is a JSON {kind}, not an object")
     data_list = item.get("data")
     if not isinstance(data_list, list) or not data_list or not isinstance(data_list[0], Mapping):
         raise RecordRejected("item has no 'data' list with an object in it")

@@ -74,14 +74,18 @@ class ImportReport:
         rejections = s.rejections
         for rejection in rejections[: self.max_rejections]:
             parts.append(Text(f"rejected {rejection}", style="yellow"))
-        if len(rejections) > self.max_rejections:
-            parts.append(Text(f"... and {len(rejections) - self.max_rejections} more rejected"))
+        if s.rejected > self.max_rejections:
+            parts.append(Text(f"... and {s.rejected - self.max_rejections} more rejected"))
+        for source in s.empty:
+            parts.append(Text(f"warning: {source} is empty: nothing to import", style="yellow"))
         line = (
             f"read {s.read}, new {s.new}, updated {s.updated}, unchanged {s.unchanged}, "
             f"rejected {s.rejected}"
         )
         if s.assets:
             line += f", asset manifests {s.assets}"
+        if s.nothing_imported:
+            line = f"nothing imported: {line}"
         parts.append(Text(line, style="bold"))
         return Group(*parts)
 

@@ -38,6 +38,7 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
     ("workers", 1, "Processes nivl serve runs (one per core serves the most requests/s)"),
+    ("max_record_kb", 1024, "Largest record (one JSON line or item) nivl import accepts, in kB"),
 )
 
 _INT_SETTINGS = {
@@ -48,6 +49,7 @@ _INT_SETTINGS = {
     "max_result_window",
     "max_query_length",
     "workers",
+    "max_record_kb",
 }
 _BOOL_SETTINGS = {"load_sample"}
 
@@ -66,6 +68,7 @@ class Settings:
     load_sample: bool = True
     max_db_mb: int = 0
     workers: int = 1
+    max_record_kb: int = 1024
 
     @property
     def limits(self) -> Limits:
@@ -117,9 +120,12 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name in _INT_SETTINGS:
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise ConfigError(f"NIVL_{name.upper()} must be an integer, got {raw!r}") from None
+        if name == "max_record_kb" and value < 1:
+            raise ConfigError(f"NIVL_{name.upper()} must be at least 1, got {raw!r}")
+        return value
     if name in _BOOL_SETTINGS:
         if raw.lower() in {"1", "true", "yes", "on"}:
             return True

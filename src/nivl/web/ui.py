@@ -73,6 +73,10 @@ VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
 MEMBERS_ON_ITEM_PAGE = 24
 LIKE_THIS = 8  # "more like this" cards on an item page, beside its own event
+#: Characters an item page shows of any one field (the longest real transcripts are
+#: ~90,000); past it the page says where the whole text is.
+FIELD_CHARS = 100_000
+TITLE_CHARS = 1_000
 
 router = APIRouter(include_in_schema=False)
 
@@ -375,9 +379,12 @@ def item_page(request: Request, nasa_id: str) -> Response:
     data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
-        "title": text.plain(record.title) or record.nasa_id,
-        "description": text.rich(record.description),
-        "fields": metadata_fields(data),
+        "title": _cut(text.plain(record.title), TITLE_CHARS) or record.nasa_id,
+        "description": text.rich(_cut(record.description, FIELD_CHARS)),
+        "description_chars": len(record.description),
+        "field_chars": FIELD_CHARS,
+        "fields": [(n, [_cut(v, FIELD_CHARS) for v in vs]) for n, vs in metadata_fields(data)],
+        "full_json": "/search?nasa_id=" + quote(nasa_id, safe=""),
         "links": [link for link in item.get("links") or [] if isinstance(link, dict)],
         "item_href": text.safe_url(item.get("href")),
         "preview": _pick(files, PREVIEW_SUFFIXES) or text.safe_url(record.preview_href),
@@ -484,6 +491,13 @@ def _pick(files: list[dict[str, str]], suffixes: tuple[str, ...]) -> str | None:
             if file["url"].lower().endswith(suffix):
                 return file["url"]
     return None
+
+
+def _cut(value: str, limit: int) -> str:
+    """The first ``limit`` characters of a field, marked as cut when there is more."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}… [cut: {len(value) - limit:,} more characters]"
 
 
 def metadata_fields(data: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
