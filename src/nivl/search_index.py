@@ -320,10 +320,19 @@ class SearchIndex:
             return list(self.searcher.fast_field_values(field, list(addresses)))
 
     def count_distinct(self, query: Query, field: str) -> int:
-        """Distinct values of a fast field over all hits (HyperLogLog: exact when small)."""
+        """Distinct values of a fast field over all hits, exactly; a hit without a value
+        counts as one of its own (an ungrouped record is a group of one).
+
+        The hits, less one for each hit beyond the first of a value: only the values
+        shared by two or more hits become buckets, so this stays cheap where tantivy's
+        ``cardinality`` (HyperLogLog) is off by a few percent from about a thousand.
+        """
+        shared = {"field": field, "size": max(1, self.num_docs()), "min_doc_count": 2}
+        spec = {"hits": {"value_count": {"field": "rid"}}, "shared": {"terms": shared}}
         with tantivy_errors("counting groups"):
-            result = self.searcher.aggregate(query, {"n": {"cardinality": {"field": field}}})
-        return int(round(result.get("n", {}).get("value") or 0))
+            result = self.searcher.aggregate(query, spec)
+        repeats = sum(int(b["doc_count"]) - 1 for b in result["shared"]["buckets"])
+        return int(result["hits"]["value"] or 0) - repeats
 
     def facets(
         self, query: Query, names: Iterable[str], *, size: int = 20
