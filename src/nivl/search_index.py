@@ -345,19 +345,24 @@ class SearchIndex:
                 aggregations[name] = {
                     "terms": {"field": field, "size": 500, "order": {"_key": "asc"}}
                 }
+            elif name == "keywords":  # case variants merge below: read past the top ones
+                aggregations[name] = {"terms": {"field": field, "size": size * 10}}
             else:
                 aggregations[name] = {"terms": {"field": field, "size": size}}
         if not aggregations:
             return {}
         with tantivy_errors("counting facets"):
             result = self.searcher.aggregate(query, aggregations)
-        return {
+        counts = {
             name: {
                 str(_facet_key(b["key"])): int(b["doc_count"])
                 for b in result.get(name, {}).get("buckets", [])
             }
             for name in aggregations
         }
+        if "keywords" in counts:
+            counts["keywords"] = merge_case_variants(counts["keywords"], size)
+        return counts
 
     def snippet_generator(self, query: Query, field: str) -> tantivy.SnippetGenerator:
         with tantivy_errors("highlighting"):
@@ -373,6 +378,21 @@ def _chunks(rows: Iterable[StoredRow], size: int) -> Iterator[list[StoredRow]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def merge_case_variants(counts: dict[str, int], size: int) -> dict[str, int]:
+    """Case variants of a keyword (Podcast, podcast) as one facet value under its most
+    common spelling, largest first. The keywords filter already matches every case (it
+    searches the lowercased keywords field); a record listing two spellings counts twice."""
+    merged: dict[str, tuple[str, int, int]] = {}  # folded → (spelling, its count, total)
+    for value, count in counts.items():
+        folded = value.casefold()
+        spelling, most, total = merged.get(folded, (value, count, 0))
+        if count > most:
+            spelling, most = value, count
+        merged[folded] = (spelling, most, total + count)
+    ranked = sorted(merged.values(), key=lambda entry: -entry[2])
+    return {spelling: total for spelling, _, total in ranked[:size]}
 
 
 def _facet_key(key: Any) -> Any:
