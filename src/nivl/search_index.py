@@ -346,7 +346,8 @@ class SearchIndex:
                     "terms": {"field": field, "size": 500, "order": {"_key": "asc"}}
                 }
             elif name == "keywords":  # case variants merge below: read past the top ones
-                aggregations[name] = {"terms": {"field": field, "size": size * 10}}
+                wide = size * 10
+                aggregations[name] = {"terms": {"field": field, "size": wide, "segment_size": wide}}
             else:
                 aggregations[name] = {"terms": {"field": field, "size": size}}
         if not aggregations:
@@ -361,8 +362,27 @@ class SearchIndex:
             for name in aggregations
         }
         if "keywords" in counts:
-            counts["keywords"] = merge_case_variants(counts["keywords"], size)
+            chosen = merge_case_variants(counts["keywords"], size)
+            if result["keywords"].get("sum_other_doc_count"):  # some spellings were cut off
+                chosen = self._keywords_any_case(query, chosen, size)
+            counts["keywords"] = chosen
         return counts
+
+    def _keywords_any_case(self, query: Query, chosen: dict[str, int], size: int) -> dict[str, int]:
+        """The chosen keywords counted again in their usual spellings (lower, UPPER,
+        Title, Capitalised): the first read ranks spellings, so a rare one ("apollo"
+        beside 25 "Apollo") can fall past its cut. An exact-term list costs little,
+        where a case-insensitive regex over the term dictionary cost 5x the facets."""
+        spellings = {
+            variant
+            for value in chosen
+            for variant in (value, value.lower(), value.upper(), value.title(), value.capitalize())
+        }
+        spec = {"terms": {"field": "keyword_exact", "size": 10_000, "include": sorted(spellings)}}
+        with tantivy_errors("counting facets"):
+            result = self.searcher.aggregate(query, {"k": spec})
+        every = {str(b["key"]): int(b["doc_count"]) for b in result["k"]["buckets"]}
+        return merge_case_variants(every, size)
 
     def snippet_generator(self, query: Query, field: str) -> tantivy.SnippetGenerator:
         with tantivy_errors("highlighting"):
@@ -382,8 +402,9 @@ def _chunks(rows: Iterable[StoredRow], size: int) -> Iterator[list[StoredRow]]:
 
 def merge_case_variants(counts: dict[str, int], size: int) -> dict[str, int]:
     """Case variants of a keyword (Podcast, podcast) as one facet value under its most
-    common spelling, largest first. The keywords filter already matches every case (it
-    searches the lowercased keywords field); a record listing two spellings counts twice."""
+    common spelling, largest first. The keywords filter matches every case already (it
+    searches the lowercased keywords field). A record listing two spellings counts twice
+    (none of the shared records does)."""
     merged: dict[str, tuple[str, int, int]] = {}  # folded → (spelling, its count, total)
     for value, count in counts.items():
         folded = value.casefold()
