@@ -19,6 +19,7 @@ import pytest
 from nivl import Library, Settings
 from nivl.query import SearchRequest
 from nivl.records import parse_item
+from nivl.search_index import merge_case_variants
 from nivl.web.app import create_app
 from nivl.web.ui import media_noun
 
@@ -97,7 +98,8 @@ def test_a_group_of_photos_is_still_photos(http: httpx.Client) -> None:
 
 @pytest.fixture(scope="module")
 def mixed_url(tmp_path_factory: pytest.TempPathFactory, shared_items: list[dict]) -> Iterator[str]:
-    """Two audio files sharing a caption, and a photo and a video sharing another."""
+    """Two audio files sharing a caption (and a day and center: one event), and a photo
+    and a video sharing another."""
     audio = [i for i in shared_items if i["data"][0]["media_type"] == "audio"][:2]
     photo = next(i for i in shared_items if i["data"][0]["media_type"] == "image")
     video = next(i for i in shared_items if i["data"][0]["media_type"] == "video")
@@ -111,8 +113,12 @@ def mixed_url(tmp_path_factory: pytest.TempPathFactory, shared_items: list[dict]
         ]
     ):
         copy = json.loads(json.dumps(item))
-        copy["data"][0]["nasa_id"] = f"nouns-{n}"
-        copy["data"][0]["description"] = caption
+        copy["data"][0].update(
+            nasa_id=f"nouns-{n}",
+            description=caption,
+            date_created=f"2020-01-0{1 + n // 2}T00:00:00Z",  # a pair: one day
+            center="JSC",
+        )
         items.append(copy)
     home = tmp_path_factory.mktemp("nouns") / "home"
     source = home.parent / "nouns.jsonl"
@@ -139,8 +145,7 @@ def test_groups_of_audio_and_of_mixed_media(
         assert heading(html) == f"2 {noun} with the same caption"
         assert f"These {noun} share one caption" in html
         item = client.get(f"/item/{nasa_id}").text
-    if "members-h" in item:  # the item page lists the other members of its *event*
-        assert members_heading(item) == f"Other {other} of this event"
+    assert members_heading(item) == f"Other {other} of this event"  # its event: the pair
 
 
 # --- keyword facets by case (17.28) ----------------------------------------------
@@ -169,6 +174,12 @@ def test_keyword_facets_merge_case_variants(http: httpx.Client, loaded: Library,
                 variants[k] = variants.get(k, 0) + 1
         assert count == holding, (value, variants)
         assert variants[value] == max(variants.values())  # the most common spelling
+
+
+def test_merged_keywords_show_the_most_common_spelling() -> None:
+    counts = {"podcast": 43, "Podcast": 26, "ASTRONAUTS": 1, "astronauts": 1, "Astronauts": 1}
+    assert merge_case_variants(counts, 20) == {"podcast": 69, "Astronauts": 3}
+    assert merge_case_variants(counts, 1) == {"podcast": 69}
 
 
 def test_the_issues_case_variants_are_one_facet_value(http: httpx.Client) -> None:

@@ -405,13 +405,15 @@ def merge_case_variants(counts: dict[str, int], size: int) -> dict[str, int]:
     common spelling, largest first. The keywords filter matches every case already (it
     searches the lowercased keywords field). A record listing two spellings counts twice
     (none of the shared records does)."""
-    merged: dict[str, tuple[str, int, int]] = {}  # folded → (spelling, its count, total)
+    merged: dict[str, tuple[str, tuple[int, bool, bool], int]] = {}  # folded → best, total
     for value, count in counts.items():
         folded = value.casefold()
-        spelling, most, total = merged.get(folded, (value, count, 0))
-        if count > most:
-            spelling, most = value, count
-        merged[folded] = (spelling, most, total + count)
+        # on a tie, Astronauts over astronauts over ASTRONAUTS
+        rank = (count, not value.isupper(), value[:1].isupper())
+        spelling, best, total = merged.get(folded, (value, rank, 0))
+        if rank > best:
+            spelling, best = value, rank
+        merged[folded] = (spelling, best, total + count)
     ranked = sorted(merged.values(), key=lambda entry: -entry[2])
     return {spelling: total for spelling, _, total in ranked[:size]}
 
