@@ -179,3 +179,25 @@ def test_the_api_pages_of_the_issue_are_exact(http: httpx.Client, loaded: Librar
     ).json()["collection"]
     assert past["items"] == []
     assert not [link for link in past.get("links", []) if link["rel"] == "next"]
+
+
+def test_an_exact_count_past_tantivys_bucket_limit() -> None:
+    """70,000 groups of two and 10 ungrouped hits: more shared values than one tantivy
+    aggregation may hold (65,000 buckets), so the count reads every hit instead."""
+    from tantivy import Document, Query
+
+    index = SearchIndex(None)
+    writer = index.index.writer(heap_size=100_000_000, num_threads=1)
+    pairs = 70_000
+    for row_id in range(1, 2 * pairs + 1):
+        doc = Document()
+        doc.add_integer("rid", row_id)
+        doc.add_unsigned("caption_group", 10**6 + row_id % pairs)
+        writer.add_document(doc)
+    for row_id in range(2 * pairs + 1, 2 * pairs + 11):
+        doc = Document()
+        doc.add_integer("rid", row_id)
+        writer.add_document(doc)
+    writer.commit()
+    index.reload()
+    assert index.count_distinct(Query.all_query(), "caption_group") == pairs + 10

@@ -329,8 +329,14 @@ class SearchIndex:
         """
         shared = {"field": field, "size": max(1, self.num_docs()), "min_doc_count": 2}
         spec = {"hits": {"value_count": {"field": "rid"}}, "shared": {"terms": shared}}
-        with tantivy_errors("counting groups"):
+        try:
             result = self.searcher.aggregate(query, spec)
+        except ValueError:  # over tantivy's 65,000 buckets: read every hit's value instead
+            hits = self.search(query, limit=max(1, self.num_docs()))
+            values = self.fast_values(field, hits.addresses)
+            return len(
+                {v if v is not None else -r for v, r in zip(values, hits.row_ids, strict=False)}
+            )
         repeats = sum(int(b["doc_count"]) - 1 for b in result["shared"]["buckets"])
         return int(result["hits"]["value"] or 0) - repeats
 
