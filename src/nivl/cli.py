@@ -240,7 +240,8 @@ def search(
             )
             _write(search_document(result, base) + b"\n", out)
         else:
-            Console(file=out.open("w") if out else None).print(ResultsTable(result))
+            console = Console(file=out.open("w") if out else None)
+            console.print(ResultsTable(result), crop=False)  # long nasa_ids stay whole
 
 
 @app.command()
@@ -367,7 +368,7 @@ def group_show(
         items = b",".join(raw.encode() for raw in found.raws)
         _write(orjson.dumps(head)[:-1] + b',"items":[' + items + b"]}\n", None)
     else:
-        Console().print(GroupTable(found))
+        Console().print(GroupTable(found), crop=False)
 
 
 @app.command()
@@ -386,7 +387,7 @@ def dupes(
         document = {"records": report.records, "hidden": report.hidden, "groups": groups}
         _write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n", None)
     else:
-        Console().print(DupesTable(report))
+        Console().print(DupesTable(report), crop=False)
 
 
 @app.command("harvest")

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from rich.console import Group
-from rich.table import Table
+from rich.padding import Padding
 from rich.text import Text
 
 from .groups import DupesReport, GroupPage
@@ -16,48 +16,83 @@ from .search import SearchResult
 
 
 class ResultsTable:
-    """A page of search results as a table, with the totals under it."""
+    """A page of search results, two lines a result, with the totals under it.
+
+    Not a table: nasa_ids run to 120 characters, so each goes whole at the end of its
+    result's first line (never wrapped, so it can be copied), the title under it, and a
+    collapsed result's group as the command that lists it.
+    """
 
     def __init__(self, result: SearchResult) -> None:
         self.result = result
 
     def __rich__(self) -> Group:
         result = self.result
-        table = Table(show_edge=False, pad_edge=False, expand=False)
-        table.add_column("#", justify="right", style="dim")
-        table.add_column("nasa_id", overflow="fold", max_width=28)
-        table.add_column("date")
-        table.add_column("type")
-        table.add_column("center")
-        table.add_column("title", overflow="fold")
-        grouped = any(hit.group is not None for hit in result.hits)
-        if grouped:
-            table.add_column("group", justify="right")
-        for position, hit in enumerate(result.hits, start=result.request.offset + 1):
-            data = _data(hit.raw_json)
-            row: list[str | Text] = [
-                str(position),
-                Text(str(data.get("nasa_id", ""))),
-                str(data.get("date_created", ""))[:10],
-                str(data.get("media_type", "")),
-                str(data.get("center", "") or ""),
-                Text(str(data.get("title", ""))),
-            ]
-            if grouped:
-                size = hit.group.size if hit.group else 1
-                row.append(f"+{size - 1}" if size > 1 else "")
-            table.add_row(*row)
-        return Group(table, Text(summary_line(result), style="dim"))
+        rows = [_data(hit.raw_json) for hit in result.hits]
+        lines = RecordLines(rows, first=result.request.offset + 1)
+        parts: list[Any] = []
+        for position, (hit, data) in enumerate(zip(result.hits, rows, strict=True)):
+            parts.extend(lines.record(position, data))
+            if hit.group is not None and hit.group.size > 1:
+                more = Text(no_wrap=True, overflow="ignore")
+                more.append(f"{lines.indent}+{hit.group.size - 1} more: ", style="dim")
+                more.append(f"nivl group show {hit.group.id}")
+                parts.append(more)
+        return Group(*parts, Text(summary_line(result), style="dim"))
+
+
+class RecordLines:
+    """Records as ``#  date  type  center  nasa_id`` over their indented title.
+
+    The first line never wraps (print with ``crop=False``): a long nasa_id runs on whole
+    at its end instead of being folded into pieces that cannot be copied.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], *, first: int) -> None:
+        self.first = first
+        self.number_width = len(str(first + max(len(rows) - 1, 0)))
+        self.center_width = max((len(str(d.get("center") or "")) for d in rows), default=0)
+        self.indent = " " * (self.number_width + 2)
+
+    def record(self, position: int, data: dict[str, Any]) -> list[Any]:
+        head = Text(no_wrap=True, overflow="ignore")
+        head.append(f"{self.first + position:>{self.number_width}}  ", style="dim")
+        head.append(f"{str(data.get('date_created', ''))[:10]:<10}  ")
+        head.append(f"{str(data.get('media_type', '')):<5}  ")
+        if self.center_width:
+            head.append(f"{str(data.get('center') or ''):<{self.center_width}}  ")
+        head.append(str(data.get("nasa_id", "")), style="bold")
+        title = Text(str(data.get("title", "")))
+        return [head, Padding(title, (0, 0, 0, len(self.indent)), expand=False)]
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 record``, ``2 records``, ``3 event groups``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def summary_line(result: SearchResult) -> str:
+    """Which results the page shows of how many, and how to get the next page.
+
+    Collapsed, the range counts groups (what the page lists); past the last page it
+    says so and names the last page instead of showing an empty range.
+    """
     request = result.request
     shown = len(result.hits)
-    first = request.offset + 1 if shown else 0
-    line = f"{first}–{request.offset + shown} of {result.total_hits} records"
+    records = plural(result.total_hits, "record")
     if result.total_groups is not None:
-        line += f" ({result.total_groups} {request.collapse} groups)"
-    line += f", page {request.page}"
+        total = result.total_groups
+        of = f"{plural(total, f'{request.collapse} group')} ({records})"
+    else:
+        total = result.total_hits
+        of = records
+    if not shown:
+        if not total:
+            return "no results"
+        last = -(-total // request.page_size)
+        pages = plural(last, "page")
+        return f"page {request.page} is past the end: {of} fit on {pages}; try --page {last}"
+    line = f"{request.offset + 1}–{request.offset + shown} of {of}, page {request.page}"
     if result.has_next:
         line += f"; next: --page {request.page + 1}"
     return line
@@ -97,52 +132,56 @@ def _data(raw: str | bytes) -> dict[str, Any]:
 
 
 class GroupTable:
-    """One page of a group's members (``nivl group show``)."""
+    """One page of a group's members (``nivl group show``), laid out as search results."""
 
     def __init__(self, page: GroupPage) -> None:
         self.page = page
 
     def __rich__(self) -> Group:
         page = self.page
-        table = Table(show_edge=False, pad_edge=False, expand=False)
-        for name in ("#", "nasa_id", "date", "center", "title"):
-            table.add_column(name, overflow="fold", justify="right" if name == "#" else "left")
-        start = (page.page - 1) * page.page_size + 1
-        for position, raw in enumerate(page.raws, start=start):
-            data = _data(raw)
-            table.add_row(
-                str(position),
-                Text(str(data.get("nasa_id", ""))),
-                str(data.get("date_created", ""))[:10],
-                str(data.get("center", "") or ""),
-                Text(str(data.get("title", ""))),
-            )
-        line = f"{page.level} group {page.id}: {page.size} records, page {page.page}"
+        rows = [_data(raw) for raw in page.raws]
+        lines = RecordLines(rows, first=(page.page - 1) * page.page_size + 1)
+        parts: list[Any] = []
+        for position, data in enumerate(rows):
+            parts.extend(lines.record(position, data))
+        line = f"{page.level} group {page.id}: {plural(page.size, 'record')}, page {page.page}"
+        if not rows and page.page > 1:
+            last = -(-page.size // page.page_size)
+            line += f" is past the end; try --page {last}"
         if page.has_next:
             line += f"; next: --page {page.page + 1}"
-        return Group(table, Text(line, style="dim"))
+        return Group(*parts, Text(line, style="dim"))
 
 
 class DupesTable:
-    """The largest groups and what each level hides (``nivl dupes``)."""
+    """The largest groups and what each level hides (``nivl dupes``).
+
+    One line a group (level, size, the command that lists it, its representative's
+    nasa_id, never wrapped), its title under it.
+    """
 
     def __init__(self, report: DupesReport) -> None:
         self.report = report
 
     def __rich__(self) -> Group:
         report = self.report
-        table = Table(show_edge=False, pad_edge=False, expand=False)
-        for name in ("level", "size", "group", "representative", "title"):
-            table.add_column(name, overflow="fold", justify="right" if name == "size" else "left")
+        size_width = max((len(str(g.size)) for g in report.groups), default=1)
+        id_width = max((len(str(g.id)) for g in report.groups), default=1)
+        parts: list[Any] = []
         for group in report.groups:
-            table.add_row(
-                group.level, str(group.size), str(group.id), Text(group.nasa_id), Text(group.title)
-            )
+            head = Text(no_wrap=True, overflow="ignore")
+            head.append(f"{group.level:<7} {group.size:>{size_width}}  ")
+            head.append(f"nivl group show {group.id:<{id_width}}  ")
+            head.append(group.nasa_id, style="bold")
+            parts.append(head)
+            indent = 8 + size_width + 2
+            parts.append(Padding(Text(group.title), (0, 0, 0, indent), expand=False))
         hidden = ", ".join(
             f"{level} {count} ({count / report.records:.0%})" if report.records else f"{level} 0"
             for level, count in report.hidden.items()
         )
-        return Group(table, Text(f"of {report.records} records, collapsing hides: {hidden}"))
+        parts.append(Text(f"of {plural(report.records, 'record')}, collapsing hides: {hidden}"))
+        return Group(*parts)
 
 
 class HarvestReport:

@@ -61,10 +61,16 @@ UI_FACETS = "media_type,center,year,keywords"
 DEFAULT_COLLAPSE = "event"
 GROUP_LEVELS = ("event", "near", "caption")
 COLLAPSE_LABELS = {"event": "Events", "caption": "Distinct captions", "none": "All results"}
+#: A group's heading by level; {noun} is its members' media noun (``media_noun``).
 LEVEL_LABELS = {
-    "event": "photos of one event",
-    "near": "near-identical records",
-    "caption": "records with the same caption",
+    "event": "{noun} of one event",
+    "near": "near-identical {noun}",
+    "caption": "{noun} with the same caption",
+}
+MEDIA_NOUNS = {
+    "image": ("photo", "photos"),
+    "video": ("video", "videos"),
+    "audio": ("audio file", "audio files"),
 }
 SORT_LABELS = {"relevance": "Relevance", "date_desc": "Newest", "date_asc": "Oldest"}
 MEDIA_LABELS = {"image": "Image", "video": "Video", "audio": "Audio"}
@@ -236,20 +242,32 @@ class Links:
 
     def keyword_added(self, keyword: str) -> str:
         current = [k for k in self.state.get("keywords", "").split(",") if k.strip()]
-        if keyword not in current:
+        if not self.has_keyword(keyword):
             current.append(keyword)
         return self(keywords=",".join(current))
 
     def keyword_removed(self, keyword: str) -> str:
+        """Without ``keyword`` in any case: a facet merges its case variants, as the filter."""
         current = [k for k in self.state.get("keywords", "").split(",") if k.strip()]
-        return self(keywords=",".join(k for k in current if k.strip() != keyword))
+        wanted = keyword.strip().casefold()
+        return self(keywords=",".join(k for k in current if k.strip().casefold() != wanted))
+
+    def has_keyword(self, keyword: str) -> bool:
+        wanted = keyword.strip().casefold()
+        return any(
+            k.strip().casefold() == wanted for k in self.state.get("keywords", "").split(",")
+        )
 
 
 @dataclass(frozen=True)
 class Paging:
     page: int
-    last: int
+    last: int  # the last page that has results (1 when there are none)
     links: Links
+
+    @property
+    def past_end(self) -> bool:
+        return self.page > self.last
 
     @property
     def window(self) -> list[int | None]:
@@ -268,12 +286,23 @@ class Paging:
 
 
 def paging(result: SearchResult, links: Links, max_window: int) -> Paging | None:
+    """Pages 1 … last, where last is the last page with results that a request may reach
+    (groups when collapsed: ``total_groups`` counts exactly what the pages hold)."""
     request = result.request
     total = result.total_groups if result.total_groups is not None else result.total_hits
     last = max(1, min(math.ceil(total / request.page_size), max_window // request.page_size))
     if last <= 1 and request.page <= 1:
         return None
-    return Paging(page=request.page, last=max(last, request.page), links=links)
+    return Paging(page=request.page, last=last, links=links)
+
+
+def media_noun(counts: Mapping[str, int], n: int) -> str:
+    """What ``n`` records are called, from their media types' counts: photos, videos,
+    audio files, or items when mixed (or unknown)."""
+    present = [kind for kind, count in counts.items() if count > 0]
+    kind = present[0] if len(present) == 1 else ""
+    singular, plural = MEDIA_NOUNS.get(kind, ("item", "items"))
+    return singular if n == 1 else plural
 
 
 def year_facet(counts: Mapping[str, int], request: SearchRequest) -> list[dict[str, Any]]:
@@ -359,6 +388,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
     event = _event_group(library, nasa_id)
     members: list[Card] = []
     members_total = 0
+    members_noun = "items"
     if event is not None:
         result = library.search(
             SearchRequest(
@@ -366,11 +396,15 @@ def item_page(request: Request, nasa_id: str) -> Response:
                 group_id=event.id,
                 sort="date_asc",
                 page_size=MEMBERS_ON_ITEM_PAGE + 1,
+                facets=("media_type",),
             )
         )
         members_total = result.total_hits
         members = [c for c in cards(result.hits) if c.record.nasa_id != nasa_id]
         members = members[:MEMBERS_ON_ITEM_PAGE]
+        others = dict(result.facets.get("media_type", {}))
+        others[record.media_type] = others.get(record.media_type, 0) - 1  # not this one
+        members_noun = media_noun(others, members_total - 1)
     like_this = [
         c
         for c in cards(library.similar(nasa_id, SearchRequest(page_size=LIKE_THIS + 12)).hits)
@@ -397,6 +431,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "event": event,
         "members": members,
         "members_total": members_total,
+        "members_noun": members_noun,
         "like_this": like_this,
         "media_labels": MEDIA_LABELS,
     }
@@ -419,10 +454,12 @@ def group_page(request: Request, level: str, group_id: str) -> Response:
         page=search_request.page,
         page_size=search_request.page_size,
         highlight=False,
+        facets=("media_type",),
     )
     result = library.search(search_request)
     if result.total_hits == 0:
         raise RecordNotFound(f"No {level} group {number} in this mirror")
+    noun = media_noun(result.facets.get("media_type", {}), result.total_hits)
     links = Links(params, path=f"/group/{level}/{number}")
     context = {
         "level": level,
@@ -431,7 +468,8 @@ def group_page(request: Request, level: str, group_id: str) -> Response:
         "cards": cards(result.hits),
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
-        "level_labels": LEVEL_LABELS,
+        "heading": LEVEL_LABELS[level].format(noun=noun),
+        "noun": noun,
         "media_labels": MEDIA_LABELS,
         "sorts": [(s, SORT_LABELS[s]) for s in ("date_asc", "date_desc")],
         "sort": search_request.sort,
