@@ -1,4 +1,9 @@
-"""Rich renderables for the CLI's terminal output (data for pipes goes out as JSON)."""
+"""Rich renderables for the CLI's terminal output (data for pipes goes out as JSON).
+
+Record text is untrusted: every value shown goes through ``cell`` (a ``Text``, so rich
+reads no markup in it) and ``plain`` (no control characters, so a title cannot retitle
+the terminal window, clear the screen or reorder what is shown around it).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,24 @@ from .groups import DupesReport, GroupPage
 from .harvest import HarvestResult
 from .ingest import ImportSummary
 from .search import SearchResult
+
+#: C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates
+#: (U+202A-U+202E, U+2066-U+2069); tab, newline and carriage return become spaces.
+_CONTROLS = {
+    **{code: None for code in (*range(0x00, 0x20), *range(0x7F, 0xA0))},
+    **{code: None for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    **{ord(c): " " for c in "\t\n\r"},
+}
+
+
+def plain(text: str) -> str:
+    """``text`` without the characters a terminal would act on instead of showing."""
+    return text.translate(_CONTROLS)
+
+
+def cell(value: object) -> Text:
+    """A table cell for a value that came from a record: no markup, no controls."""
+    return Text(plain("" if value is None else str(value)))
 
 
 class ResultsTable:
@@ -37,11 +60,11 @@ class ResultsTable:
             data = _data(hit.raw_json)
             row: list[str | Text] = [
                 str(position),
-                Text(str(data.get("nasa_id", ""))),
-                str(data.get("date_created", ""))[:10],
-                str(data.get("media_type", "")),
-                str(data.get("center", "") or ""),
-                Text(str(data.get("title", ""))),
+                cell(data.get("nasa_id", "")),
+                cell(str(data.get("date_created", ""))[:10]),
+                cell(data.get("media_type", "")),
+                cell(data.get("center", "") or ""),
+                cell(data.get("title", "")),
             ]
             if grouped:
                 size = hit.group.size if hit.group else 1
@@ -73,7 +96,7 @@ class ImportReport:
         parts: list[Any] = []
         rejections = s.rejections
         for rejection in rejections[: self.max_rejections]:
-            parts.append(Text(f"rejected {rejection}", style="yellow"))
+            parts.append(Text(plain(f"rejected {rejection}"), style="yellow"))
         if len(rejections) > self.max_rejections:
             parts.append(Text(f"... and {len(rejections) - self.max_rejections} more rejected"))
         line = (
@@ -108,10 +131,10 @@ class GroupTable:
             data = _data(raw)
             table.add_row(
                 str(position),
-                Text(str(data.get("nasa_id", ""))),
-                str(data.get("date_created", ""))[:10],
-                str(data.get("center", "") or ""),
-                Text(str(data.get("title", ""))),
+                cell(data.get("nasa_id", "")),
+                cell(str(data.get("date_created", ""))[:10]),
+                cell(data.get("center", "") or ""),
+                cell(data.get("title", "")),
             )
         line = f"{page.level} group {page.id}: {page.size} records, page {page.page}"
         if page.has_next:
@@ -132,7 +155,7 @@ class DupesTable:
             table.add_column(name, overflow="fold", justify="right" if name == "size" else "left")
         for group in report.groups:
             table.add_row(
-                group.level, str(group.size), str(group.id), Text(group.nasa_id), Text(group.title)
+                group.level, str(group.size), str(group.id), cell(group.nasa_id), cell(group.title)
             )
         hidden = ", ".join(
             f"{level} {count} ({count / report.records:.0%})" if report.records else f"{level} 0"
@@ -151,12 +174,14 @@ class HarvestReport:
         r = self.result
         parts: list[Any] = []
         for problem in r.failed:
-            parts.append(Text(f"failed: {problem.partition}: {problem.reason}", style="red"))
+            parts.append(Text(plain(f"failed: {problem.partition}: {problem.reason}"), style="red"))
         for problem in r.incomplete:
             parts.append(
                 Text(
-                    f"incomplete: {problem.partition}: {problem.reason} "
-                    f"(expected {problem.expected}, got {problem.received})",
+                    plain(
+                        f"incomplete: {problem.partition}: {problem.reason} "
+                        f"(expected {problem.expected}, got {problem.received})"
+                    ),
                     style="yellow",
                 )
             )

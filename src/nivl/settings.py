@@ -19,7 +19,8 @@ import platformdirs
 from .errors import ConfigError
 from .query import Limits
 
-#: (name, default, help) for each setting; ``docs/settings.md`` is checked against it.
+#: (name, default, help) for each setting; ``docs/settings.md`` is checked against it
+#: (tests/test_settings_doc.py, which also rewrites it: ``NIVL_WRITE_DOCS=1 pytest ...``).
 SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("home", None, "Directory holding nivl.db and index/ (default: the platform data dir)"),
     ("host", "127.0.0.1", "Address nivl serve binds to"),
@@ -33,6 +34,22 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
     ("workers", 1, "Processes nivl serve runs (one per core serves the most requests/s)"),
+    (
+        "header_timeout",
+        10.0,
+        "Seconds a client may take to send a request's headers before nivl serve hangs up",
+    ),
+    ("keep_alive_timeout", 5, "Seconds nivl serve keeps an idle connection open between requests"),
+    (
+        "max_connections",
+        1000,
+        "Open connections per nivl serve process beyond which requests get a 503 (0: no cap)",
+    ),
+    (
+        "max_header_bytes",
+        65536,
+        "Largest request line plus headers nivl serve reads; larger gets a 400",
+    ),
 )
 
 _INT_SETTINGS = {
@@ -43,7 +60,11 @@ _INT_SETTINGS = {
     "max_result_window",
     "max_query_length",
     "workers",
+    "keep_alive_timeout",
+    "max_connections",
+    "max_header_bytes",
 }
+_FLOAT_SETTINGS = {"header_timeout"}
 _BOOL_SETTINGS = {"load_sample"}
 
 
@@ -61,6 +82,10 @@ class Settings:
     load_sample: bool = True
     max_db_mb: int = 0
     workers: int = 1
+    header_timeout: float = 10.0
+    keep_alive_timeout: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 65536
 
     @property
     def limits(self) -> Limits:
@@ -115,6 +140,11 @@ def _convert(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ConfigError(f"NIVL_{name.upper()} must be an integer, got {raw!r}") from None
+    if name in _FLOAT_SETTINGS:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"NIVL_{name.upper()} must be a number, got {raw!r}") from None
     if name in _BOOL_SETTINGS:
         if raw.lower() in {"1", "true", "yes", "on"}:
             return True
