@@ -7,6 +7,7 @@ success, 1 when input was rejected or something failed, 2 for usage errors
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -347,7 +348,15 @@ def export_(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Export every record: jsonl (raw upstream items), csv or parquet."""
+    """Export every record: jsonl (raw upstream items), csv or parquet.
+
+    CSV cells that a spreadsheet would run as a formula (=, +, -, @) start with a '.
+    """
+    if fmt is ExportFormat.parquet and out is None and sys.stdout.isatty():
+        raise typer.BadParameter(
+            "parquet is binary and stdout is a terminal: give --out FILE or redirect stdout",
+            param_hint="'--format'",
+        )
     with open_library(home) as library:
         if out is None:
             count = export(library.store, fmt.value, sys.stdout.buffer)
@@ -625,14 +634,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     except NivlError as exc:
         _fail(str(exc), 1)
     except BrokenPipeError:
-        # The reader left (`nivl export | head`): not a failure. Point stdout at /dev/null so
-        # the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+        _reader_left()
+    except SystemExit as exc:  # typer turns EPIPE into exit status 1, even in this mode
+        if isinstance(exc.__context__, BrokenPipeError):
+            _reader_left()
+        raise
     except OSError as exc:  # e.g. --out in a directory that does not exist
         where = f": {exc.filename}" if exc.filename else ""
         _fail(f"{exc.strerror or exc}{where}", 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _reader_left() -> NoReturn:
+    """The reader of stdout left (``nivl export | head``): that is not a failure."""
+    with contextlib.suppress(OSError):  # no final flush into the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _fail(message: str, status: int) -> NoReturn:
