@@ -19,8 +19,8 @@ import platformdirs
 from .errors import ConfigError
 from .query import Limits
 
-#: (name, default, help) for each setting; ``docs/settings.md`` is checked against it
-#: (tests/test_settings_doc.py, which also rewrites it: ``NIVL_WRITE_DOCS=1 pytest ...``).
+#: (name, default, help) for each setting; ``docs/settings.md`` lists them and
+#: tests/test_package.py checks that the two agree.
 SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("home", None, "Directory holding nivl.db and index/ (default: the platform data dir)"),
     ("host", "127.0.0.1", "Address nivl serve binds to"),
