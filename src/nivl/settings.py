@@ -48,7 +48,7 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     (
         "max_header_bytes",
         65536,
-        "Largest request line plus headers nivl serve reads; larger gets a 400",
+        "Most bytes of an unfinished request line and headers nivl serve holds; more is a 400",
     ),
 )
 
