@@ -110,6 +110,32 @@ def test_usage_errors_speak_in_the_cli_s_terms(
         assert text not in stderr
 
 
+NOWHERE = ["--base-url", "http://127.0.0.1:9"]  # refused: old code must not reach the internet
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["harvest", "--all", "--rate", "0", *NOWHERE],
+        ["harvest", "--all", "--rate", "nan", *NOWHERE],
+        ["harvest", "--query", "x", "--year-start", "99999", *NOWHERE],
+        ["harvest", "--query", "x", "--since", "99999999999", *NOWHERE],
+        ["harvest", "--query", "x", "--concurrency", "100000", *NOWHERE],
+    ],
+)
+def test_harvest_refuses_values_it_cannot_use(tmp_path: Path, args: list[str]) -> None:
+    stderr = one_line_error(run(*args, home=tmp_path / "home"), 2)
+    option = next(a for a in args if a.startswith("--") and a not in ("--all", "--query"))
+    assert f"'{option}'" in stderr
+
+
+def test_a_home_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "a-file"
+    path.write_text("not a directory")
+    stderr = one_line_error(run("--home", str(path), "stats"), 1)
+    assert "not a directory" in stderr
+
+
 def test_an_unwritable_out_file_is_one_line_and_exit_1(home: Path, tmp_path: Path) -> None:
     out = tmp_path / "no" / "such" / "dir" / "results.txt"
     stderr = one_line_error(run("search", "apollo", "--out", str(out), home=home), 1)

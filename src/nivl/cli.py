@@ -35,7 +35,7 @@ from rich.progress import (
 from . import __version__, embeddings
 from .documents import search_document
 from .embeddings import default_mode
-from .errors import BadRequest, InvalidParameter, MissingParameters, NivlError
+from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters, NivlError
 from .exports import FORMATS, export
 from .harvest import Progress as HarvestProgress
 from .harvest import harvest
@@ -111,6 +111,8 @@ def open_library(
 ) -> Iterator[Library]:
     """Open the home's library; on an empty home, load the bundled sample if asked, saying so."""
     settings = settings_for(home, **flags)
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(f"the home {settings.home} is not a directory")
     with Library(settings) as library:
         if load_sample and settings.load_sample and library.is_empty():
             err.print(
@@ -487,8 +489,12 @@ def harvest_(
         list[MediaType] | None,
         typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
     ] = None,
-    year_start: Annotated[int | None, typer.Option(metavar="YYYY", help="First year.")] = None,
-    year_end: Annotated[int | None, typer.Option(metavar="YYYY", help="Last year.")] = None,
+    year_start: Annotated[
+        int | None, typer.Option(metavar="YYYY", min=1, max=9999, help="First year.")
+    ] = None,
+    year_end: Annotated[
+        int | None, typer.Option(metavar="YYYY", min=1, max=9999, help="Last year.")
+    ] = None,
     center: Annotated[
         str | None, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")
     ] = None,
@@ -502,9 +508,12 @@ def harvest_(
     base_url: Annotated[
         str | None, typer.Option(metavar="URL", help="Upstream API base URL.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(metavar="N", min=1, help="Requests in flight.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, max=64, help="Requests in flight.")
+    ] = 4,
     rate: Annotated[
-        float | None, typer.Option(metavar="PER_SECOND", help="At most this many requests/s.")
+        float | None,
+        typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
     ] = None,
     retries: Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")] = 6,
     page_size: Annotated[
@@ -516,8 +525,8 @@ def harvest_(
     """Mirror upstream into the store, resumably: rerun the same command to continue."""
     if all_ == (query is not None):
         raise typer.BadParameter("give either --all or --query")
-    if since not in (None, "last") and not str(since).isdigit():
-        raise typer.BadParameter(f"--since takes a year or 'last', not {since!r}")
+    if since not in (None, "last") and not (str(since).isdigit() and len(str(since)) <= 4):
+        raise typer.BadParameter(f"a year or 'last', not {since!r}", param_hint="'--since'")
     media = ",".join(m.value for m in media_type or []) or None
     with (
         open_library(home, upstream_url=base_url) as library,
