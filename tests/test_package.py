@@ -114,3 +114,21 @@ def test_docs_settings_lists_every_setting_as_the_code_has_it() -> None:
         assert meaning == help_text
         if default not in (None, ""):
             assert shown == (str(default).lower() if isinstance(default, bool) else str(default))
+
+
+def test_no_module_imports_another_package_s_private_modules() -> None:
+    """``typer._click`` and the like change without notice between releases."""
+    import ast
+
+    private = []
+    for path in (Path(__file__).resolve().parents[1] / "src" / "nivl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                if any(part.startswith("_") for part in name.split(".")[1:]):
+                    private.append(f"{path.name}: {name}")
+    assert private == []
