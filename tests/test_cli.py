@@ -152,9 +152,9 @@ def test_export_jsonl_to_stdout(cli_home: Path) -> None:
     [
         (["search", "--bogus"], "No such option: --bogus"),
         (["import", "/no/such/file.jsonl"], "does not exist"),
-        (["search", "x", "--page", "0"], "Invalid value for 'page'"),
+        (["search", "x", "--page", "0"], "Invalid value for '--page'"),
         (["search", "x", "--sort", "sideways"], "sideways"),
-        (["search", "x", "--year-start", "19x9"], "Invalid value for 'year_start'"),
+        (["search", "x", "--year-start", "19x9"], "Invalid value for '--year-start'"),
         (["export", "--format", "xml"], "xml"),
         (["frobnicate"], "No such command"),
     ],

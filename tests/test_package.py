@@ -79,3 +79,57 @@ def test_bundled_sample_is_small_and_real(shared_items: list[dict]) -> None:
     with gzip.open(paths[0], "rt") as handle:
         sample = [json.loads(line) for line in handle]
     assert sample == shared_items[: len(sample)] and len(sample) > 1000
+
+
+def test_every_pinned_dependency_is_imported() -> None:
+    """A pin nothing imports is dead weight to install and to keep patched (stamina was one)."""
+    import ast
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    pins = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {pin.split("==")[0].lower().replace("-", "_") for pin in pins}
+    imported: set[str] = set()
+    for path in (root / "src" / "nivl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    assert wanted - imported == set()
+
+
+def test_docs_settings_lists_every_setting_as_the_code_has_it() -> None:
+    """docs/settings.md (cited by settings.py) agrees with SETTINGS, row by row."""
+    root = Path(__file__).resolve().parents[1]
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        for line in (root / "docs" / "settings.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    assert [row[0] for row in rows] == [name for name, _default, _help in SETTINGS]
+    for (name, default, help_text), (_name, variable, shown, meaning) in zip(
+        SETTINGS, rows, strict=True
+    ):
+        assert variable == f"NIVL_{name.upper()}"
+        assert meaning == help_text
+        if default not in (None, ""):
+            assert shown == (str(default).lower() if isinstance(default, bool) else str(default))
+
+
+def test_no_module_imports_another_package_s_private_modules() -> None:
+    """``typer._click`` and the like change without notice between releases."""
+    import ast
+
+    private = []
+    for path in (Path(__file__).resolve().parents[1] / "src" / "nivl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                if any(part.startswith("_") for part in name.split(".")[1:]):
+                    private.append(f"{path.name}: {name}")
+    assert private == []

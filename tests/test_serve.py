@@ -14,17 +14,19 @@ from pathlib import Path
 
 import httpx
 
-from nivl.web.listener import TcpConfig
+from nivl.web.listener import listen
 
 from .servers import free_port
 
 
 @contextmanager
-def serving(home: Path, *flags: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+def serving(
+    home: Path, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
     """``nivl serve`` in a process of its own until the block ends; yields its URL, the
     process and (filled in after the block) its standard error."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")} | (env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--home", str(home), *flags],
         stdout=subprocess.PIPE,
@@ -118,8 +120,7 @@ def test_a_running_server_sees_a_concurrent_import_at_once(
 
 def test_the_workers_listener_gets_tcp_nodelay_on_accepted_connections() -> None:
     """Without it every keep-alive response waits for a delayed ACK (uvicorn issue 3149)."""
-    config = TcpConfig("nivl.web.app:app_from_env", factory=True, host="127.0.0.1", port=0)
-    listener = config.bind_socket()
+    listener = listen("127.0.0.1", free_port())
     assert listener.proto == socket.IPPROTO_TCP
 
     async def accepted_nodelay() -> int:
@@ -141,3 +142,66 @@ def test_the_workers_listener_gets_tcp_nodelay_on_accepted_connections() -> None
             server.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def _closed_by_server(sock: socket.socket, *, trickle: bool = False) -> bool:
+    """Whether the server hangs up within 30 s (sending a header line every 0.2 s if asked)."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if trickle:
+                sock.sendall(b"X-Slow: yes\r\n")
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+    return False
+
+
+def test_clients_holding_partial_headers_are_disconnected(tmp_path: Path) -> None:
+    """Slowloris: partial heads, a silent connection and a trickler all get hung up on,
+    while a complete request on another connection is answered."""
+    with serving(tmp_path / "home", env={"NIVL_HEADER_TIMEOUT": "1"}) as (url, _process, errors):
+        port = int(url.rsplit(":", 1)[1])
+        partial = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        silent = socket.create_connection(("127.0.0.1", port))
+        trickler = socket.create_connection(("127.0.0.1", port))
+        try:
+            for sock in partial:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            trickler.sendall(b"GET /healthz HTTP/1.1\r\n")
+            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+            assert _closed_by_server(trickler, trickle=True)
+            assert all(_closed_by_server(sock) for sock in [*partial, silent])
+            # After a response, the next request's head has a deadline too.
+            with socket.create_connection(("127.0.0.1", port)) as kept:
+                kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+                kept.sendall(b"GET /healthz HTTP/1.1\r\n")
+                assert _closed_by_server(kept, trickle=True)
+        finally:
+            for sock in [*partial, silent, trickler]:
+                sock.close()
+    assert "Traceback" not in errors[0]
+
+
+def _status_for_a_long_head(port: int, size: int, *, finish: bool) -> bytes:
+    """The status line answering a head of ``size`` bytes of cookie sent before its end."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: c=" + b"x" * size)
+        time.sleep(0.3)  # the server holds it as an unfinished head
+        if finish:
+            sock.sendall(b"\r\n\r\n")
+        return sock.recv(65536).split(b"\r\n", 1)[0]
+
+
+def test_unfinished_request_heads_are_held_up_to_the_header_limit(tmp_path: Path) -> None:
+    """64 KiB by default: uvicorn's own 16 KiB refuses a URL holding a long pasted caption."""
+    with serving(tmp_path / "home") as (url, _process, _errors):
+        port = int(url.rsplit(":", 1)[1])
+        assert _status_for_a_long_head(port, 40_000, finish=True) == b"HTTP/1.1 200 OK"
+        assert _status_for_a_long_head(port, 70_000, finish=False) == b"HTTP/1.1 400 Bad Request"

@@ -7,17 +7,20 @@ success, 1 when input was rejected or something failed, 2 for usage errors
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,18 +31,17 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from typer._click import exceptions as click_errors  # typer 0.29 vendors click
 
 from . import __version__, embeddings
 from .documents import search_document
 from .embeddings import default_mode
-from .errors import BadRequest, NivlError
+from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters, NivlError
 from .exports import FORMATS, export
 from .harvest import Progress as HarvestProgress
 from .harvest import harvest
 from .library import Library, sample_paths
-from .query import parse_request
-from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable
+from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
+from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
 from .settings import Settings
 from .upstream import Upstream
 
@@ -49,6 +51,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: rich mode shows every flag as "<bool>" (typer 0.29) and reads "[...]" in
+    # help text as markup.
+    rich_markup_mode=None,
 )
 err = Console(stderr=True, soft_wrap=True)
 
@@ -56,6 +61,7 @@ HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        metavar="DIR",
         help="Data directory (default: $NIVL_HOME, else the platform data dir).",
         show_default=False,
     ),
@@ -105,10 +111,12 @@ def open_library(
 ) -> Iterator[Library]:
     """Open the home's library; on an empty home, load the bundled sample if asked, saying so."""
     settings = settings_for(home, **flags)
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(f"the home {settings.home} is not a directory")
     with Library(settings) as library:
         if load_sample and settings.load_sample and library.is_empty():
             err.print(
-                f"[bold]{settings.home} is empty: loading the bundled sample "
+                f"[bold]{escape(str(settings.home))} is empty: loading the bundled sample "
                 "(1,538 real NASA records).[/] Use 'nivl import' or 'nivl harvest' "
                 "for more."
             )
@@ -116,13 +124,37 @@ def open_library(
         yield library
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(f"nivl {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,  # before click asks for a command
+            callback=_print_version,
+            expose_value=False,
+            help="Show the version and exit.",
+        ),
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    if home is not None:  # `nivl --home DIR CMD`: DIR is each command's --home default
+        ctx.default_map = _defaults_for(ctx.command, {"home": str(home)})
+
+
+def _defaults_for(command: Any, values: dict[str, object]) -> dict[str, object]:
+    """A click ``default_map`` giving ``values`` to every (sub)command below ``command``."""
+    return {
+        name: {**values, **_defaults_for(sub, values)}
+        for name, sub in getattr(command, "commands", {}).items()
+    }
 
 
 @app.command("import")
@@ -130,7 +162,8 @@ def import_(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="JSONL of items, upstream /search or /asset responses, or .gz of either.",
+            metavar="FILE",
+            hidden=True,  # described in the docstring: an argument's help shows a Python type
             exists=True,
             dir_okay=False,
             readable=True,
@@ -138,7 +171,10 @@ def import_(
     ],
     home: HomeOption = None,
 ) -> None:
-    """Import records into the store and index (idempotent: re-importing changes nothing)."""
+    """Import records into the store and index (idempotent: re-importing changes nothing).
+
+    Each FILE holds JSONL of items, upstream /search or /asset responses, or a .gz of either.
+    """
     with open_library(home) as library, _byte_progress(paths) as advance:
         summary = library.import_paths(paths, on_bytes=advance)
     err.print(ImportReport(summary))
@@ -184,32 +220,44 @@ def _embed(library: Library, *, rebuild: bool) -> None:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="Words to search for in every text field.")] = "",
-    media_type: Annotated[list[MediaType] | None, typer.Option(help="Repeatable.")] = None,
-    center: Annotated[str, typer.Option(help="NASA center, e.g. JSC, KSC, JPL.")] = "",
-    year_start: Annotated[str, typer.Option(help="First year (YYYY), inclusive.")] = "",
-    year_end: Annotated[str, typer.Option(help="Last year (YYYY), inclusive.")] = "",
-    title: Annotated[str, typer.Option(help="Words in the title.")] = "",
-    description: Annotated[str, typer.Option(help="Words in the description.")] = "",
-    keywords: Annotated[str, typer.Option(help="Comma-separated keywords.")] = "",
-    photographer: Annotated[str, typer.Option(help="Words in the photographer.")] = "",
-    location: Annotated[str, typer.Option(help="Words in the location.")] = "",
-    nasa_id: Annotated[str, typer.Option(help="Exact nasa_id.")] = "",
+    query: Annotated[str, typer.Argument(metavar="QUERY", hidden=True)] = "",
+    media_type: Annotated[
+        list[MediaType] | None,
+        typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
+    ] = None,
+    center: Annotated[str, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")] = "",
+    year_start: Annotated[str, typer.Option(metavar="YYYY", help="First year, inclusive.")] = "",
+    year_end: Annotated[str, typer.Option(metavar="YYYY", help="Last year, inclusive.")] = "",
+    title: Annotated[str, typer.Option(metavar="TEXT", help="Words in the title.")] = "",
+    description: Annotated[
+        str, typer.Option(metavar="TEXT", help="Words in the description.")
+    ] = "",
+    keywords: Annotated[str, typer.Option(metavar="LIST", help="Comma-separated keywords.")] = "",
+    photographer: Annotated[
+        str, typer.Option(metavar="TEXT", help="Words in the photographer.")
+    ] = "",
+    location: Annotated[str, typer.Option(metavar="TEXT", help="Words in the location.")] = "",
+    nasa_id: Annotated[str, typer.Option(metavar="ID", help="Exact nasa_id.")] = "",
     sort: Annotated[Sort, typer.Option(help="Result order.")] = Sort.relevance,
     mode: Annotated[
         Mode | None,
         typer.Option(
-            help="Ranking: hybrid (default with the [semantic] extra), lexical, semantic."
+            help="Ranking: hybrid (the default with the semantic extra), lexical, semantic."
         ),
     ] = None,
     collapse: Annotated[Collapse, typer.Option(help="Show each group once.")] = Collapse.event,
-    page: Annotated[str, typer.Option(help="Page number, from 1.")] = "1",
-    page_size: Annotated[str, typer.Option(help="Results per page.")] = "20",
+    page: Annotated[str, typer.Option(metavar="N", help="Page number, from 1.")] = "1",
+    page_size: Annotated[str, typer.Option(metavar="N", help="Results per page.")] = "20",
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON document.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Search the mirror; --json prints exactly what GET /search returns."""
+    """Search the mirror; --json prints exactly what GET /search returns.
+
+    QUERY: words to search for in every text field; the options filter.
+    """
     params = {
         "q": query,
         "center": center,
@@ -229,7 +277,7 @@ def search(
         "page_size": page_size,
     }
     settings = settings_for(home)
-    search_request = parse_request(params, settings.limits)  # bad values fail before any work
+    search_request = _search_request(params, settings)  # bad values fail before any work
     if search_request.mode != "lexical":
         embeddings.require(f"--mode {search_request.mode}")
     with open_library(home, load_sample=True) as library:
@@ -242,6 +290,29 @@ def search(
         else:
             console = Console(file=out.open("w") if out else None)
             console.print(ResultsTable(result), crop=False)  # long nasa_ids stay whole
+
+
+def _search_request(params: dict[str, str], settings: Settings) -> SearchRequest:
+    """``parse_request``, with its errors naming the search command's options, not the API's."""
+    try:
+        return parse_request(params, settings.limits)
+    except MissingParameters:
+        filters = [name for name in params if name in UPSTREAM_PARAMETERS]
+        raise MissingParameters(
+            "give words to search for (QUERY) or a filter: "
+            + ", ".join(_option(name) for name in filters if name not in ("q", "page", "page_size"))
+        ) from None
+    except InvalidParameter as exc:
+        detail = re.sub(r"\b[a-z]+_[a-z_]+\b", lambda m: _option(m[0], m[0]), exc.detail)
+        raise InvalidParameter(_option(exc.parameter), detail) from None
+
+
+def _option(parameter: str, unknown: str | None = None) -> str:
+    if parameter == "q":
+        return "QUERY"
+    if unknown is not None and parameter not in UPSTREAM_PARAMETERS:
+        return unknown
+    return "--" + parameter.replace("_", "-")
 
 
 @app.command()
@@ -262,8 +333,11 @@ def stats(
     )
     for name in ("by_media_type", "by_center"):
         console.print(
-            f"{name.replace('_', ' ')}: "
-            + ", ".join(f"{key or '(none)'} {count}" for key, count in figures[name].items())
+            plain(
+                f"{name.replace('_', ' ')}: "
+                + ", ".join(f"{key or '(none)'} {count}" for key, count in figures[name].items())
+            ),
+            markup=False,
         )
 
 
@@ -272,10 +346,20 @@ def export_(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
         ExportFormat.jsonl
     ),
-    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Export every record: jsonl (raw upstream items), csv or parquet."""
+    """Export every record: jsonl (raw upstream items), csv or parquet.
+
+    CSV cells that a spreadsheet would run as a formula (=, +, -, @) start with a '.
+    """
+    if fmt is ExportFormat.parquet and out is None and sys.stdout.isatty():
+        raise typer.BadParameter(
+            "parquet is binary and stdout is a terminal: give --out FILE or redirect stdout",
+            param_hint="'--format'",
+        )
     with open_library(home) as library:
         if out is None:
             count = export(library.store, fmt.value, sys.stdout.buffer)
@@ -287,38 +371,42 @@ def export_(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Address to bind (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", min=1, max=65535, help="Port (default 8000).")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Server processes (default 1).")
+        int | None, typer.Option(metavar="N", min=1, max=64, help="Server processes (default 1).")
     ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the API and the web UI; an empty home gets the bundled sample first."""
-    import uvicorn
-
     from .web.app import create_app
+    from .web.listener import listen, run, serve_config
 
-    with open_library(home, load_sample=True, host=host, port=port, workers=workers) as library:
-        settings = library.settings
+    flags = {"host": host, "port": port, "workers": workers}
+    settings = settings_for(home, **flags)
+    sock = listen(settings.host, settings.port)  # a busy port fails here, before any work
+    with open_library(home, load_sample=True, **flags) as library:
         semantic = library.semantic_status()
         records = library.store.count()
+    address = f"[{settings.host}]" if ":" in settings.host else settings.host
     err.print(
-        f"nivl {__version__} serving {settings.home} on http://{settings.host}:{settings.port}/"
+        f"nivl {__version__} serving {settings.home} on http://{address}:{settings.port}/",
+        markup=False,
     )
     if semantic["available"]:
         rest = "" if semantic["embedded"] >= records else " (run 'nivl embed'; BM25 finds the rest)"
         err.print(f"semantic search: {semantic['embedded']} of {records} records embedded{rest}")
     if settings.workers == 1:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
-        )
+        run(serve_config(create_app(settings), settings), sock)
         return
     # Worker processes build their app from NIVL_* variables; the library is ready (above).
     os.environ.update(settings.as_env())
-    from .web.listener import serve_workers
-
-    serve_workers("nivl.web.app:app_from_env", settings.host, settings.port, settings.workers)
+    app_factory = "nivl.web.app:app_from_env"
+    run(serve_config(app_factory, settings, factory=True, workers=settings.workers), sock)
 
 
 class Level(StrEnum):
@@ -355,8 +443,10 @@ def group(
 @group_app.command("show")
 def group_show(
     group_id: Annotated[int, typer.Argument(help="A group id, as search results show it.")],
-    page: Annotated[int, typer.Option(min=1, help="Page number, from 1.")] = 1,
-    page_size: Annotated[int, typer.Option(min=1, max=1000, help="Records per page.")] = 20,
+    page: Annotated[int, typer.Option(metavar="N", min=1, help="Page number, from 1.")] = 1,
+    page_size: Annotated[
+        int, typer.Option(metavar="N", min=1, max=1000, help="Records per page.")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -374,8 +464,8 @@ def group_show(
 @app.command()
 def dupes(
     level: Annotated[Level | None, typer.Option(help="One level (default: each).")] = None,
-    min_size: Annotated[int, typer.Option(min=2, help="Smallest group to list.")] = 2,
-    limit: Annotated[int, typer.Option(min=1, help="Groups to list per level.")] = 20,
+    min_size: Annotated[int, typer.Option(metavar="N", min=2, help="Smallest group to list.")] = 2,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, help="Groups to list per level.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
@@ -393,28 +483,51 @@ def dupes(
 @app.command("harvest")
 def harvest_(
     all_: Annotated[bool, typer.Option("--all", help="Mirror the whole library.")] = False,
-    query: Annotated[str | None, typer.Option("--query", help="Mirror one topic.")] = None,
-    media_type: Annotated[list[MediaType] | None, typer.Option(help="Repeatable.")] = None,
-    year_start: Annotated[int | None, typer.Option(help="First year (YYYY).")] = None,
-    year_end: Annotated[int | None, typer.Option(help="Last year (YYYY).")] = None,
-    center: Annotated[str | None, typer.Option(help="NASA center, e.g. JSC.")] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", metavar="TEXT", help="Mirror one topic.")
+    ] = None,
+    media_type: Annotated[
+        list[MediaType] | None,
+        typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
+    ] = None,
+    year_start: Annotated[
+        int | None, typer.Option(metavar="YYYY", min=1, max=9999, help="First year.")
+    ] = None,
+    year_end: Annotated[
+        int | None, typer.Option(metavar="YYYY", min=1, max=9999, help="Last year.")
+    ] = None,
+    center: Annotated[
+        str | None, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")
+    ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Only records from YEAR on; 'last': since the last --all.")
+        str | None,
+        typer.Option(
+            metavar="YYYY|last", help="Only records from that year on; last: since the last --all."
+        ),
     ] = None,
     with_assets: Annotated[bool, typer.Option(help="Also fetch /asset and /metadata.")] = False,
-    base_url: Annotated[str | None, typer.Option(help="Upstream API base URL.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 4,
-    rate: Annotated[float | None, typer.Option(help="At most this many requests/s.")] = None,
-    retries: Annotated[int, typer.Option(min=0, help="Retries per request.")] = 6,
-    page_size: Annotated[int, typer.Option(min=1, help="Results per upstream page.")] = 100,
+    base_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Upstream API base URL.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, max=64, help="Requests in flight.")
+    ] = 4,
+    rate: Annotated[
+        float | None,
+        typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
+    ] = None,
+    retries: Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")] = 6,
+    page_size: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Results per upstream page.")
+    ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
     """Mirror upstream into the store, resumably: rerun the same command to continue."""
     if all_ == (query is not None):
         raise typer.BadParameter("give either --all or --query")
-    if since not in (None, "last") and not str(since).isdigit():
-        raise typer.BadParameter(f"--since takes a year or 'last', not {since!r}")
+    if since not in (None, "last") and not (str(since).isdigit() and len(str(since)) <= 4):
+        raise typer.BadParameter(f"a year or 'last', not {since!r}", param_hint="'--since'")
     media = ",".join(m.value for m in media_type or []) or None
     with (
         open_library(home, upstream_url=base_url) as library,
@@ -518,31 +631,65 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = app(
             args=list(argv) if argv is not None else None, prog_name="nivl", standalone_mode=False
         )
-    except click_errors.NoArgsIsHelpError as exc:
-        err.print(exc.format_message(), markup=False, highlight=False)
-        sys.exit(2)
-    except click_errors.UsageError as exc:
-        hint = f" (see 'nivl {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
-        err.print(
-            f"nivl: error: {exc.format_message()}{hint}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(2)
-    except click_errors.ClickException as exc:
-        err.print(f"nivl: error: {exc.format_message()}", markup=False, highlight=False)
-        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's (click's) usage and file errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `nivl`; typer tests it by name too
+            err.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(2)
+        _fail(_usage_message(exc), getattr(exc, "exit_code", 1))
     except typer.Abort:
         err.print("nivl: interrupted")
         sys.exit(130)
     except BadRequest as exc:
-        err.print(f"nivl: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"error: {exc}", 2)
     except NivlError as exc:
-        err.print(f"nivl: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(exc), 1)
     except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(1)
+        _reader_left()
+    except SystemExit as exc:  # typer turns EPIPE into exit status 1, even in this mode
+        if isinstance(exc.__context__, BrokenPipeError):
+            _reader_left()
+        raise
+    except OSError as exc:  # e.g. --out in a directory that does not exist
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _reader_left() -> NoReturn:
+    """The reader of stdout left (``nivl export | head``): that is not a failure."""
+    with contextlib.suppress(OSError):  # no final flush into the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    err.print(f"nivl: {plain(message)}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(status)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """click's message in CLI words, with the failing command's help command."""
+    _reword(exc)
+    ctx = getattr(exc, "ctx", None)
+    hint = ""
+    if getattr(exc, "exit_code", 1) == 2 and ctx is not None and ctx.parent is not None:
+        hint = f" (see '{ctx.command_path} --help')"
+    return f"error: {exc.format_message()}{hint}"
+
+
+def _reword(exc: typer.TyperException) -> None:
+    """Replace pydantic's wording (typer 0.29 validates values with it) by plain words."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if not callable(errors) or not (details := errors()):
+        return
+    kind, value = details[0].get("type"), details[0].get("input")
+    limits = details[0].get("ctx") or {}
+    if kind == "value_error" and "error" in limits:
+        exc.message = str(limits["error"]).rstrip(".")
+    elif kind == "int_parsing":
+        exc.message = f"{value!r} is not a whole number"
+    elif kind == "float_parsing":
+        exc.message = f"{value!r} is not a number"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        bound = "at least" if kind == "greater_than_equal" else "at most"
+        exc.message = f"must be {bound} {limits.get('ge', limits.get('le'))}, not {value}"

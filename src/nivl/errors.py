@@ -65,6 +65,7 @@ class InvalidParameter(BadRequest):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"Invalid value for '{parameter}': {message}")
         self.parameter = parameter
+        self.detail = message
 
 
 class SemanticUnavailable(BadRequest):

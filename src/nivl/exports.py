@@ -1,9 +1,17 @@
-"""Exports of the whole store: raw JSONL, CSV of the parsed fields, Parquet."""
+"""Exports of the whole store: raw JSONL, CSV of the parsed fields, Parquet.
+
+JSONL is the raw upstream items, verbatim. CSV is meant for spreadsheets, which run a cell
+that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula
+(``=HYPERLINK(...)``, ``+cmd|...``): such cells get a leading ``'``, as OWASP's "CSV
+injection" advice says, so they show as text. Parquet keeps types: keywords and albums are
+lists, ``date_created`` a UTC timestamp, and a field the record lacks is null.
+"""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -38,15 +46,44 @@ def export(store: Store, fmt: str, out: IO[bytes]) -> int:
     return _parquet(store, out)
 
 
-def _records(store: Store) -> Iterator[Record]:
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_LISTS = ("keywords", "album")
+
+
+def _records(store: Store) -> Iterator[tuple[Record, dict[str, Any]]]:
+    """Each record with the ``data`` object it was parsed from (to tell missing from empty)."""
     for raw in store.iter_raw_by_nasa_id():
-        yield parse_item(orjson.loads(raw), raw=raw)
+        item = orjson.loads(raw)
+        yield parse_item(item, raw=raw), item["data"][0]
 
 
-def _row(record: Record) -> dict[str, Any]:
+def _csv_row(record: Record) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(record, name) for name in COLUMNS}
     row["keywords"] = "; ".join(record.keywords)
     row["album"] = "; ".join(record.album)
+    return {name: _inert(value) for name, value in row.items()}
+
+
+def _inert(value: Any) -> Any:
+    """A cell a spreadsheet shows as text instead of running it as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _parquet_row(record: Record, data: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in COLUMNS:
+        value = getattr(record, name)
+        if name in _LISTS:
+            value = list(value) if name in data else None
+        elif name == "date_created":
+            stamp = record.timestamp
+            value = None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+        elif name not in ("nasa_id", "media_type", "year", "preview_href") and name not in data:
+            value = None
+        row[name] = value
+    row["raw"] = record.raw
     return row
 
 
@@ -65,8 +102,8 @@ def _csv(store: Store, out: IO[bytes]) -> int:
     writer = csv.DictWriter(text, fieldnames=COLUMNS)
     writer.writeheader()
     count = 0
-    for record in _records(store):
-        writer.writerow(_row(record))
+    for record, _data in _records(store):
+        writer.writerow(_csv_row(record))
         count += 1
     text.flush()
     text.detach()
@@ -77,15 +114,20 @@ def _parquet(store: Store, out: IO[bytes]) -> int:
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+    types = {
+        "year": pa.int64(),
+        "date_created": pa.timestamp("ms", tz="UTC"),  # Parquet has no seconds unit
+        "keywords": pa.list_(pa.string()),
+        "album": pa.list_(pa.string()),
+    }
     schema = pa.schema(
-        [(name, pa.int64() if name == "year" else pa.string()) for name in COLUMNS]
-        + [("raw", pa.string())]
+        [(name, types.get(name, pa.string())) for name in COLUMNS] + [("raw", pa.string())]
     )
     count = 0
     with pq.ParquetWriter(pa.PythonFile(out, mode="w"), schema) as writer:
         batch: list[dict[str, Any]] = []
-        for record in _records(store):
-            batch.append({**_row(record), "raw": record.raw})
+        for record, data in _records(store):
+            batch.append(_parquet_row(record, data))
             if len(batch) >= 10_000:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count += len(batch)

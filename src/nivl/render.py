@@ -1,4 +1,9 @@
-"""Rich renderables for the CLI's terminal output (data for pipes goes out as JSON)."""
+"""Rich renderables for the CLI's terminal output (data for pipes goes out as JSON).
+
+Record text is untrusted: every value shown goes through ``cell`` (a ``Text``, so rich
+reads no markup in it) and ``plain`` (no control characters, so a title cannot retitle
+the terminal window, clear the screen or reorder what is shown around it).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,24 @@ from .groups import DupesReport, GroupPage
 from .harvest import HarvestResult
 from .ingest import ImportSummary
 from .search import SearchResult
+
+#: C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates
+#: (U+202A-U+202E, U+2066-U+2069); tab, newline and carriage return become spaces.
+_CONTROLS = {
+    **{code: None for code in (*range(0x00, 0x20), *range(0x7F, 0xA0))},
+    **{code: None for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    **{ord(c): " " for c in "\t\n\r"},
+}
+
+
+def plain(text: str) -> str:
+    """``text`` without the characters a terminal would act on instead of showing."""
+    return text.translate(_CONTROLS)
+
+
+def cell(value: object) -> Text:
+    """A table cell for a value that came from a record: no markup, no controls."""
+    return Text(plain("" if value is None else str(value)))
 
 
 class ResultsTable:
@@ -57,12 +80,12 @@ class RecordLines:
     def record(self, position: int, data: dict[str, Any]) -> list[Any]:
         head = Text(no_wrap=True, overflow="ignore")
         head.append(f"{self.first + position:>{self.number_width}}  ", style="dim")
-        head.append(f"{str(data.get('date_created', ''))[:10]:<10}  ")
-        head.append(f"{str(data.get('media_type', '')):<5}  ")
+        head.append(f"{plain(str(data.get('date_created', '')))[:10]:<10}  ")
+        head.append(f"{plain(str(data.get('media_type', ''))):<5}  ")
         if self.center_width:
-            head.append(f"{str(data.get('center') or ''):<{self.center_width}}  ")
-        head.append(str(data.get("nasa_id", "")), style="bold")
-        title = Text(str(data.get("title", "")))
+            head.append(f"{plain(str(data.get('center') or '')):<{self.center_width}}  ")
+        head.append(plain(str(data.get("nasa_id", ""))), style="bold")
+        title = Text(plain(str(data.get("title", ""))))
         return [head, Padding(title, (0, 0, 0, len(self.indent)), expand=False)]
 
 
@@ -108,11 +131,13 @@ class ImportReport:
         parts: list[Any] = []
         rejections = s.rejections
         for rejection in rejections[: self.max_rejections]:
-            parts.append(Text(f"rejected {rejection}", style="yellow"))
+            parts.append(Text(plain(f"rejected {rejection}"), style="yellow"))
         if s.rejected > self.max_rejections:
             parts.append(Text(f"... and {s.rejected - self.max_rejections} more rejected"))
         for source in s.empty:
-            parts.append(Text(f"warning: {source} is empty: nothing to import", style="yellow"))
+            parts.append(
+                Text(plain(f"warning: {source} is empty: nothing to import"), style="yellow")
+            )
         line = (
             f"read {s.read}, new {s.new}, updated {s.updated}, unchanged {s.unchanged}, "
             f"rejected {s.rejected}"
@@ -172,10 +197,10 @@ class DupesTable:
             head = Text(no_wrap=True, overflow="ignore")
             head.append(f"{group.level:<7} {group.size:>{size_width}}  ")
             head.append(f"nivl group show {group.id:<{id_width}}  ")
-            head.append(group.nasa_id, style="bold")
+            head.append(plain(group.nasa_id), style="bold")
             parts.append(head)
             indent = 8 + size_width + 2
-            parts.append(Padding(Text(group.title), (0, 0, 0, indent), expand=False))
+            parts.append(Padding(Text(plain(group.title)), (0, 0, 0, indent), expand=False))
         hidden = ", ".join(
             f"{level} {count} ({count / report.records:.0%})" if report.records else f"{level} 0"
             for level, count in report.hidden.items()
@@ -194,12 +219,14 @@ class HarvestReport:
         r = self.result
         parts: list[Any] = []
         for problem in r.failed:
-            parts.append(Text(f"failed: {problem.partition}: {problem.reason}", style="red"))
+            parts.append(Text(plain(f"failed: {problem.partition}: {problem.reason}"), style="red"))
         for problem in r.incomplete:
             parts.append(
                 Text(
-                    f"incomplete: {problem.partition}: {problem.reason} "
-                    f"(expected {problem.expected}, got {problem.received})",
+                    plain(
+                        f"incomplete: {problem.partition}: {problem.reason} "
+                        f"(expected {problem.expected}, got {problem.received})"
+                    ),
                     style="yellow",
                 )
             )

@@ -19,7 +19,8 @@ import platformdirs
 from .errors import ConfigError
 from .query import Limits
 
-#: (name, default, help) for each setting; ``docs/settings.md`` is checked against it.
+#: (name, default, help) for each setting; ``docs/settings.md`` lists them and
+#: tests/test_package.py checks that the two agree.
 SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("home", None, "Directory holding nivl.db and index/ (default: the platform data dir)"),
     ("host", "127.0.0.1", "Address nivl serve binds to"),
@@ -39,6 +40,22 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
     ("workers", 1, "Processes nivl serve runs (one per core serves the most requests/s)"),
     ("max_record_kb", 1024, "Largest record (one JSON line or item) nivl import accepts, in kB"),
+    (
+        "header_timeout",
+        10.0,
+        "Seconds a client may take to send a request's headers before nivl serve hangs up",
+    ),
+    ("keep_alive_timeout", 5, "Seconds nivl serve keeps an idle connection open between requests"),
+    (
+        "max_connections",
+        1000,
+        "Open connections per nivl serve process beyond which requests get a 503 (0: no cap)",
+    ),
+    (
+        "max_header_bytes",
+        65536,
+        "Most bytes of an unfinished request line and headers nivl serve holds; more is a 400",
+    ),
 )
 
 _INT_SETTINGS = {
@@ -50,7 +67,11 @@ _INT_SETTINGS = {
     "max_query_length",
     "workers",
     "max_record_kb",
+    "keep_alive_timeout",
+    "max_connections",
+    "max_header_bytes",
 }
+_FLOAT_SETTINGS = {"header_timeout"}
 _BOOL_SETTINGS = {"load_sample"}
 
 
@@ -69,6 +90,10 @@ class Settings:
     max_db_mb: int = 0
     workers: int = 1
     max_record_kb: int = 1024
+    header_timeout: float = 10.0
+    keep_alive_timeout: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 65536
 
     @property
     def limits(self) -> Limits:
@@ -126,6 +151,11 @@ def _convert(name: str, raw: str) -> Any:
         if name == "max_record_kb" and value < 1:
             raise ConfigError(f"NIVL_{name.upper()} must be at least 1, got {raw!r}")
         return value
+    if name in _FLOAT_SETTINGS:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"NIVL_{name.upper()} must be a number, got {raw!r}") from None
     if name in _BOOL_SETTINGS:
         if raw.lower() in {"1", "true", "yes", "on"}:
             return True

@@ -7,6 +7,12 @@ with jitter and honour ``Retry-After``; at most ``concurrency`` requests are
 in flight and, with ``rate``, at most that many start per second. httpx's
 exceptions become ``UpstreamError`` here, at the adapter's edge.
 
+The retry loop is written out (``Upstream.get``) rather than delegated to stamina: every
+wait goes through the client's injectable ``sleep`` and ``rng`` (tests keep waits short and
+check them, the harvester's replay tests inject faults by the hundred), and counts into its
+``retried``. stamina's synchronous retries sleep through tenacity's own ``time.sleep`` and
+its test mode is process-wide (all waits zero, attempts capped), so it was dropped.
+
 Next links are followed by their query only, resolved against ``base_url``:
 upstream writes absolute https://images-api.nasa.gov links, and a client
 pointed at a mirror (or a test server) must stay on the host it was given.

@@ -1,36 +1,121 @@
-"""``nivl serve --workers N``: uvicorn's supervisor over a listener that keeps TCP_NODELAY.
+"""How ``nivl serve`` listens: its socket, uvicorn's limits, and a deadline for request heads.
 
-uvicorn binds the shared listener with ``proto`` 0, connections accepted from it inherit
-that, and asyncio only sets TCP_NODELAY on sockets whose ``proto`` is TCP: Nagle's
-algorithm then holds each keep-alive response until the client's delayed ACK, about
-40 ms a request on Linux (uvicorn issue 3149; measured here: 48 ms p50 with two workers
-against 6 ms with one).
+The socket is bound and listening before ``nivl serve`` says where it serves, so a busy port
+is one clear error instead of an announcement followed by uvicorn's exit status 3. It is
+created as TCP explicitly: asyncio only sets TCP_NODELAY on connections accepted from a
+listener whose ``proto`` is TCP, and uvicorn's own binding leaves it 0, so Nagle's algorithm
+held each keep-alive response until the client's delayed ACK, about 40 ms a request
+(uvicorn issue 3149; measured here: 48 ms p50 with two workers against 6 ms with one).
+
+uvicorn 0.54 has no deadline for reading a request's head: a client that sends part of its
+headers, or trickles them a byte at a time, holds its connection and a file descriptor for
+ever (slowloris). ``HeadDeadlineProtocol`` closes a connection whose request head has not
+fully arrived ``header_timeout`` seconds after the connection opened or the previous
+response ended. The other limits are uvicorn's own, set from the settings (docs/settings.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
+from ..errors import ConfigError
+from ..settings import Settings
 
-class TcpConfig(uvicorn.Config):
-    def bind_socket(self) -> socket.socket:
-        sock = super().bind_socket()
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
-            return tcp_socket(sock)
-        return sock
+BACKLOG = 2048  # uvicorn's default, kept: the kernel caps it at net.core.somaxconn
 
 
-def tcp_socket(sock: socket.socket) -> socket.socket:
-    """The same socket, labelled as TCP (``proto`` is what asyncio reads)."""
-    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+class ServeConfig(uvicorn.Config):
+    """uvicorn's config plus the request-head deadline (picklable, for worker processes)."""
+
+    def __init__(self, app: Any, *, header_timeout: float, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.header_timeout = header_timeout
 
 
-def serve_workers(app: str, host: str, port: int, workers: int) -> None:
-    """Run ``app`` (an import string naming an app factory) in ``workers`` processes."""
-    config = TcpConfig(
-        app, factory=True, workers=workers, host=host, port=port, log_level="warning"
+def serve_config(app: Any, settings: Settings, **options: Any) -> ServeConfig:
+    """The server's config: ``app`` (or an app factory's import string) with nivl's limits."""
+    return ServeConfig(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=HeadDeadlineProtocol,
+        header_timeout=settings.header_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections or None,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        backlog=BACKLOG,
+        **options,
     )
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; ``ConfigError`` if it cannot be had."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"the port must be between 1 and 65535, not {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(config: ServeConfig, sock: socket.socket) -> None:
+    """Serve on ``sock`` until interrupted, in ``config.workers`` processes."""
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request head is late."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_head()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._watch_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
+
+    def _watch_head(self) -> None:
+        """Run the deadline while a request head is awaited (h11's IDLE); stop it after."""
+        awaiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        if awaiting and self._head_deadline is None:
+            timeout = getattr(self.config, "header_timeout", None)
+            if timeout:
+                self._head_deadline = self.loop.call_later(timeout, self._head_late)
+        elif not awaiting and self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
