@@ -96,6 +96,14 @@ def test_every_pinned_dependency_is_imported() -> None:
                 imported.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module.split(".")[0])
+            elif (  # importlib.resources.files("pkg"): a package used for its files
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "files"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                imported.add(node.args[0].value.split(".")[0])
     assert wanted - imported == set()
 
 
