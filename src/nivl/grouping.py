@@ -276,7 +276,15 @@ def day_key(record: Record) -> str:
 def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[int]:
     """Keys any record that could share a group with this one also has: its caption
     and its day (every other rule pairs records of one day)."""
-    return _blocking_keys(day_key(record), features([record], thresholds).captions[0])
+    return each_blocking_keys([record], thresholds)[0]
+
+
+def each_blocking_keys(
+    records: Sequence[Record], thresholds: Thresholds = Thresholds()
+) -> list[set[int]]:
+    """``blocking_keys`` of each record, from one ``features`` call."""
+    captions = features(records, thresholds).captions
+    return [_blocking_keys(day_key(r), c) for r, c in zip(records, captions, strict=True)]
 
 
 def _blocking_keys(day: str, caption: int) -> set[int]:
@@ -507,10 +515,10 @@ def _same_rows(matrix: sparse.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.nd
         return np.ones(a.size, np.bool_)
     pair = np.repeat(np.arange(a.size), lengths)
     offset = np.arange(pair.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    equal = matrix.indices[matrix.indptr[a][pair] + offset] == (
-        matrix.indices[matrix.indptr[b][pair] + offset]
-    )
-    return np.bincount(pair[~equal], minlength=a.size) == 0
+    indices: np.ndarray = matrix.indices
+    differ = indices[matrix.indptr[a][pair] + offset] != indices[matrix.indptr[b][pair] + offset]
+    same: np.ndarray = np.bincount(pair[differ], minlength=a.size) == 0
+    return same
 
 
 def _run_pairs(runs: Sequence[tuple[str, int] | None], days: Sequence[str], gap: int) -> np.ndarray:
