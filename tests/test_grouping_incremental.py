@@ -1,9 +1,9 @@
 """Incremental grouping gives exactly the groups of a full one (issue 15, requirement 4).
 
 Records go into a real store in successive imports, each grouped after it as an import
-does, and are compared with the same records grouped in one import: the partition at
-each level, then the ids, the groups' sizes and representatives, and what a later
-``group --rebuild`` changes.
+does, and are compared with the same records grouped in one import, and with a later
+``group --rebuild`` of the same store: the partition at each level, then the ids, and
+the groups' sizes and representatives.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ SYNTHETIC_RECORDS = 10_000
 class Grouped:
     ids: dict[str, tuple[int, int, int]]  # nasa_id → (caption, near, event) group ids
     groups: set[tuple[str, int, int, str]]  # (level, id, size, representative's nasa_id)
-    rebuild_changed: int  # records a full regrouping afterwards gave other ids
 
     def partition(self, level: str) -> set[frozenset[str]]:
         members: dict[int, set[str]] = defaultdict(set)
@@ -42,23 +41,29 @@ class Grouped:
         return {frozenset(m) for m in members.values()}
 
 
-def group_imports(home: Path, imports: list[list[Record]]) -> Grouped:
-    """Import each list in turn into a fresh store, grouping after each one."""
+def group_imports(home: Path, imports: list[list[Record]]) -> tuple[Grouped, Grouped]:
+    """Import each list in turn into a fresh store, grouping after each one; returns
+    the groups then, and after a full regrouping of the same store."""
     home.mkdir(parents=True)
     with Store(home / "nivl.db") as store:
         for records in imports:
             store.upsert_records(records)
             update_groups(store, workers=1)
-        names = {row.id: row.nasa_id for row in store.iter_rows(since_rev=0)}
-        ids = {names[row]: g for row, g in store.groups_by_row_ids(sorted(names)).items()}
-        groups = {
-            (level, gid, size, row.nasa_id)
-            for level in LEVELS
-            for gid, size, row in store.largest_groups(level, limit=len(names))
-        }
-        changed = update_groups(store, rebuild=True, workers=1).changed
+        incremental = snapshot(store)
+        update_groups(store, rebuild=True, workers=1)
+        return incremental, snapshot(store)
+
+
+def snapshot(store: Store) -> Grouped:
+    names = {row.id: row.nasa_id for row in store.iter_rows(since_rev=0)}
+    ids = {names[row]: g for row, g in store.groups_by_row_ids(sorted(names)).items()}
     assert len(ids) == len(names)  # every record grouped
-    return Grouped(ids, groups, changed)
+    groups = {
+        (level, gid, size, row.nasa_id)
+        for level in LEVELS
+        for gid, size, row in store.largest_groups(level, limit=len(names))
+    }
+    return Grouped(ids, groups)
 
 
 def split(records: list[Record], order: int | None, cuts: list[int]) -> list[list[Record]]:
@@ -77,7 +82,21 @@ def assert_same_groups(incremental: Grouped, full: Grouped) -> None:
         assert not only_full and not only_incremental, (level, only_full, only_incremental)
     assert incremental.ids == full.ids
     assert incremental.groups == full.groups
-    assert incremental.rebuild_changed == 0
+
+
+def changed(records: list[Record], count: int, seed: int) -> list[Record]:
+    """``count`` of ``records`` again, each with its title, description, date or center
+    taken from another of them: what a harvest brings when upstream edits items."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        item = json.loads(rng.choice(records).raw)
+        donor = json.loads(rng.choice(records).raw)["data"][0]
+        field = rng.choice(["title", "description", "date_created", "center"])
+        if field in donor:
+            item["data"][0][field] = donor[field]
+        out.append(parse_item(item, raw=json.dumps(item)))
+    return out
 
 
 def cuts(size: int) -> st.SearchStrategy[list[int]]:
@@ -96,7 +115,9 @@ def shared(records_path: Path) -> list[Record]:
 
 
 @pytest.fixture(scope="module")
-def shared_full(shared: list[Record], tmp_path_factory: pytest.TempPathFactory) -> Grouped:
+def shared_full(
+    shared: list[Record], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Grouped, Grouped]:
     return group_imports(tmp_path_factory.mktemp("full") / "home", [shared])
 
 
@@ -114,7 +135,9 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory, records_path: Path) -> l
 
 
 @pytest.fixture(scope="module")
-def synthetic_full(synthetic: list[Record], tmp_path_factory: pytest.TempPathFactory) -> Grouped:
+def synthetic_full(
+    synthetic: list[Record], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Grouped, Grouped]:
     return group_imports(tmp_path_factory.mktemp("full") / "home", [synthetic])
 
 
@@ -126,34 +149,59 @@ SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 @example(order=2, at=[1505])  # the old code joined PIA04986 and PIA05121 in one path only
 def test_the_shared_records_in_successive_imports_group_as_in_one(
     shared: list[Record],
-    shared_full: Grouped,
+    shared_full: tuple[Grouped, Grouped],
     tmp_path_factory: pytest.TempPathFactory,
     order: int | None,
     at: list[int],
 ) -> None:
     assert len(shared) == 1538
     home = tmp_path_factory.mktemp("incremental") / "home"
-    assert_same_groups(group_imports(home, split(shared, order, at)), shared_full)
+    incremental, rebuilt = group_imports(home, split(shared, order, at))
+    assert_same_groups(incremental, shared_full[0])
+    assert_same_groups(rebuilt, incremental)  # a later ``group --rebuild`` changes nothing
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=SLOW)
+@given(order=st.integers(0, 2**32 - 1), at=cuts(1538), count=st.integers(1, 40), seed=st.integers())
+@example(order=2, at=[1505], count=5, seed=0)  # as above, with 5 edited records
+def test_successive_imports_that_change_earlier_records_group_as_a_rebuild(
+    shared: list[Record],
+    tmp_path_factory: pytest.TempPathFactory,
+    order: int,
+    at: list[int],
+    count: int,
+    seed: int,
+) -> None:
+    imports = split(shared, order, at)
+    for n in range(1, len(imports)):
+        earlier = [r for part in imports[:n] for r in part]
+        imports[n] += changed(earlier, count, seed + n)
+    home = tmp_path_factory.mktemp("incremental") / "home"
+    incremental, rebuilt = group_imports(home, imports)
+    assert_same_groups(incremental, rebuilt)
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=SLOW)
 @given(order=st.none() | st.integers(0, 2**32 - 1), at=cuts(SYNTHETIC_RECORDS))
 def test_synthetic_records_in_successive_imports_group_as_in_one(
     synthetic: list[Record],
-    synthetic_full: Grouped,
+    synthetic_full: tuple[Grouped, Grouped],
     tmp_path_factory: pytest.TempPathFactory,
     order: int | None,
     at: list[int],
 ) -> None:
     home = tmp_path_factory.mktemp("incremental") / "home"
-    assert_same_groups(group_imports(home, split(synthetic, order, at)), synthetic_full)
+    incremental, rebuilt = group_imports(home, split(synthetic, order, at))
+    assert_same_groups(incremental, synthetic_full[0])
+    assert_same_groups(rebuilt, incremental)
 
 
 def test_42_percent_then_the_rest_groups_as_one_import(
-    synthetic: list[Record], synthetic_full: Grouped, tmp_path: Path
+    synthetic: list[Record], synthetic_full: tuple[Grouped, Grouped], tmp_path: Path
 ) -> None:
     """The issue's 42k-then-the-rest case, scaled to 10k synthetic records (where the
     old code already differed); bench/grouping_incremental.py runs it at 100k."""
     first = SYNTHETIC_RECORDS * 42 // 100
-    incremental = group_imports(tmp_path / "home", split(synthetic, None, [first]))
-    assert_same_groups(incremental, synthetic_full)
+    incremental, rebuilt = group_imports(tmp_path / "home", split(synthetic, None, [first]))
+    assert_same_groups(incremental, synthetic_full[0])
+    assert_same_groups(rebuilt, incremental)
