@@ -1,7 +1,7 @@
-"""A killed grouping leaves no worker processes behind (issue 15, requirement 5).
+"""A killed nivl leaves no worker processes behind (issue 15, requirement 5).
 
-A real ``nivl`` process groups in worker processes; it is SIGKILLed as soon as they
-exist, and none of them may be left 5 s later. Processes are read from /proc.
+A real ``nivl`` process that has worker processes (grouping, ``serve --workers``) is
+SIGKILLed, and none of them may be left 5 s later. Processes are read from /proc.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from nivl import Library, Settings
 
 from .crash import nivl_env, write_corpus
+from .servers import free_port
 
 pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc"),
-    pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: grouping forks no workers"),
 ]
 
 #: ``python -m nivl`` with the first argument as ``groups.BATCH_ROWS``: batches of a few
@@ -54,13 +56,15 @@ def living(pids: dict[int, tuple[int, int, str]]) -> dict[int, tuple[int, int, s
     return {pid: info for pid, info in pids.items() if info[2] not in "ZX"}
 
 
-def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
-    """Start ``nivl ARGS`` in a session of its own, SIGKILL it once it has worker
-    processes; returns (the workers seen, the processes of its session alive 5 s later)."""
-    command = [sys.executable, "-c", NIVL_WITH_BATCH_ROWS, str(BATCH_ROWS), *args]
+def kill_when_ready(
+    command: list[str], env: dict[str, str], ready: Callable[[int], bool]
+) -> tuple[list[int], list[int]]:
+    """Start ``command`` in a session of its own; SIGKILL it once ``ready(pid)`` and it
+    has child processes. Returns (the children seen, its session's processes alive 5 s
+    later); whatever is left is killed before returning."""
     process = subprocess.Popen(
         command,
-        env=nivl_env(home),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its session id is its pid, and its children's
@@ -68,11 +72,12 @@ def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
     session = process.pid
     try:
         deadline = time.monotonic() + 120
-        workers: list[int] = []
-        while not workers:
-            assert process.poll() is None, "it finished before any worker was seen"
-            assert time.monotonic() < deadline, "no worker process appeared"
-            workers = [p for p, (ppid, _, _) in living(processes()).items() if ppid == session]
+        children: list[int] = []
+        while not children:
+            assert process.poll() is None, "it finished before it was ready"
+            assert time.monotonic() < deadline, "it never got ready"
+            if ready(session):
+                children = [p for p, (pp, _, _) in living(processes()).items() if pp == session]
             time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -83,7 +88,7 @@ def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
             if not left:
                 break
             time.sleep(0.05)
-        return workers, left
+        return children, left
     finally:
         if process.poll() is None:
             process.kill()
@@ -93,6 +98,12 @@ def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
                 os.kill(pid, signal.SIGKILL)
 
 
+def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
+    """``nivl ARGS``, SIGKILLed as soon as it has worker processes."""
+    command = [sys.executable, "-c", NIVL_WITH_BATCH_ROWS, str(BATCH_ROWS), *args]
+    return kill_when_ready(command, nivl_env(home), lambda pid: True)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, shared_items: list[dict]) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "copies.jsonl"
@@ -100,6 +111,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, shared_items: list[dict]) -
     return path
 
 
+needs_cores = pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="one core: grouping forks no workers"
+)
+
+
+@needs_cores
 def test_killing_nivl_group_rebuild_leaves_no_worker(tmp_path: Path, corpus: Path) -> None:
     home = tmp_path / "home"
     with Library(Settings.from_env({}, home=str(home))) as library:
@@ -109,7 +126,25 @@ def test_killing_nivl_group_rebuild_leaves_no_worker(tmp_path: Path, corpus: Pat
     assert left == []
 
 
+@needs_cores
 def test_killing_an_import_while_it_groups_leaves_no_worker(tmp_path: Path, corpus: Path) -> None:
     workers, left = kill_while_grouping(tmp_path / "home", "import", str(corpus))
     assert workers
+    assert left == []
+
+
+def test_killing_nivl_serve_with_workers_leaves_no_worker(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**nivl_env(tmp_path / "home"), "NIVL_LOAD_SAMPLE": "false"}
+    command = [sys.executable, "-m", "nivl", "serve", "--workers", "2", "--port", str(port)]
+
+    def answering(_pid: int) -> bool:  # then the workers have loaded the app
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            time.sleep(0.2)
+            return False
+
+    workers, left = kill_when_ready(command, env, answering)
+    assert len(workers) >= 2
     assert left == []
