@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -56,12 +57,19 @@ def living(pids: dict[int, tuple[int, int, str]]) -> dict[int, tuple[int, int, s
     return {pid: info for pid, info in pids.items() if info[2] not in "ZX"}
 
 
+@dataclass
+class Killed:
+    children: list[int]  # the command's child processes when it was killed
+    left: list[int]  # its session's processes still alive 5 s later
+
+
 def kill_when_ready(
-    command: list[str], env: dict[str, str], ready: Callable[[int], bool]
-) -> tuple[list[int], list[int]]:
+    command: list[str],
+    env: dict[str, str],
+    ready: Callable[[int], bool],
+) -> Killed:
     """Start ``command`` in a session of its own; SIGKILL it once ``ready(pid)`` and it
-    has child processes. Returns (the children seen, its session's processes alive 5 s
-    later); whatever is left is killed before returning."""
+    has child processes. Whatever is left after 5 s is reported, then killed."""
     process = subprocess.Popen(
         command,
         env=env,
@@ -88,7 +96,7 @@ def kill_when_ready(
             if not left:
                 break
             time.sleep(0.05)
-        return children, left
+        return Killed(children, left)
     finally:
         if process.poll() is None:
             process.kill()
@@ -98,7 +106,7 @@ def kill_when_ready(
                 os.kill(pid, signal.SIGKILL)
 
 
-def kill_while_grouping(home: Path, *args: str) -> tuple[list[int], list[int]]:
+def kill_while_grouping(home: Path, *args: str) -> Killed:
     """``nivl ARGS``, SIGKILLed as soon as it has worker processes."""
     command = [sys.executable, "-c", NIVL_WITH_BATCH_ROWS, str(BATCH_ROWS), *args]
     return kill_when_ready(command, nivl_env(home), lambda pid: True)
@@ -121,16 +129,16 @@ def test_killing_nivl_group_rebuild_leaves_no_worker(tmp_path: Path, corpus: Pat
     home = tmp_path / "home"
     with Library(Settings.from_env({}, home=str(home))) as library:
         library.import_paths([corpus])  # one batch at the default size: no workers here
-    workers, left = kill_while_grouping(home, "group", "--rebuild")
-    assert workers
-    assert left == []
+    killed = kill_while_grouping(home, "group", "--rebuild")
+    assert killed.children
+    assert killed.left == []
 
 
 @needs_cores
 def test_killing_an_import_while_it_groups_leaves_no_worker(tmp_path: Path, corpus: Path) -> None:
-    workers, left = kill_while_grouping(tmp_path / "home", "import", str(corpus))
-    assert workers
-    assert left == []
+    killed = kill_while_grouping(tmp_path / "home", "import", str(corpus))
+    assert killed.children
+    assert killed.left == []
 
 
 def test_killing_nivl_serve_with_workers_leaves_no_worker(tmp_path: Path) -> None:
@@ -145,6 +153,6 @@ def test_killing_nivl_serve_with_workers_leaves_no_worker(tmp_path: Path) -> Non
             time.sleep(0.2)
             return False
 
-    workers, left = kill_when_ready(command, env, answering)
-    assert len(workers) >= 2
-    assert left == []
+    killed = kill_when_ready(command, env, answering)
+    assert len(killed.children) >= 2
+    assert killed.left == []
