@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from nivl import groups
 from nivl.grouping import LEVELS
 from nivl.groups import update_groups
 from nivl.records import Record, parse_item
@@ -41,17 +42,24 @@ class Grouped:
         return {frozenset(m) for m in members.values()}
 
 
-def group_imports(home: Path, imports: list[list[Record]]) -> tuple[Grouped, Grouped]:
-    """Import each list in turn into a fresh store, grouping after each one; returns
-    the groups then, and after a full regrouping of the same store."""
+def group_imports(
+    home: Path, imports: list[list[Record]], batch_rows: int = groups.BATCH_ROWS
+) -> tuple[Grouped, Grouped]:
+    """Import each list in turn into a fresh store, grouping after each one (comparing
+    ``batch_rows`` at a time); returns the groups then, and after a full regrouping of
+    the same store."""
     home.mkdir(parents=True)
-    with Store(home / "nivl.db") as store:
-        for records in imports:
-            store.upsert_records(records)
-            update_groups(store, workers=1)
-        incremental = snapshot(store)
-        update_groups(store, rebuild=True, workers=1)
-        return incremental, snapshot(store)
+    default, groups.BATCH_ROWS = groups.BATCH_ROWS, batch_rows
+    try:
+        with Store(home / "nivl.db") as store:
+            for records in imports:
+                store.upsert_records(records)
+                update_groups(store, workers=1)
+            incremental = snapshot(store)
+            update_groups(store, rebuild=True, workers=1)
+            return incremental, snapshot(store)
+    finally:
+        groups.BATCH_ROWS = default
 
 
 def snapshot(store: Store) -> Grouped:
@@ -181,17 +189,22 @@ def test_successive_imports_that_change_earlier_records_group_as_a_rebuild(
     assert_same_groups(incremental, rebuilt)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=SLOW)
-@given(order=st.none() | st.integers(0, 2**32 - 1), at=cuts(SYNTHETIC_RECORDS))
+@settings(max_examples=2, deadline=None, suppress_health_check=SLOW)
+@given(
+    order=st.none() | st.integers(0, 2**32 - 1),
+    at=cuts(SYNTHETIC_RECORDS),
+    batch_rows=st.sampled_from([groups.BATCH_ROWS, 700]),
+)
 def test_synthetic_records_in_successive_imports_group_as_in_one(
     synthetic: list[Record],
     synthetic_full: tuple[Grouped, Grouped],
     tmp_path_factory: pytest.TempPathFactory,
     order: int | None,
     at: list[int],
+    batch_rows: int,
 ) -> None:
     home = tmp_path_factory.mktemp("incremental") / "home"
-    incremental, rebuilt = group_imports(home, split(synthetic, order, at))
+    incremental, rebuilt = group_imports(home, split(synthetic, order, at), batch_rows)
     assert_same_groups(incremental, synthetic_full[0])
     assert_same_groups(rebuilt, incremental)
 

@@ -113,8 +113,14 @@ def update_groups(
     old = store.groups_by_row_ids(sorted(subset))
     grouper = Grouper(thresholds)
     by_row = {record.nasa_id: rid for rid, record in subset.items()}
-    ordered = [record for day in by_day(subset[rid] for rid in sorted(subset)) for record in day]
-    grouper.add(ordered, [by_row[record.nasa_id] for record in ordered])  # one compare
+    batch: list[Record] = []
+    for day in by_day(subset[rid] for rid in sorted(subset)):
+        batch.extend(day)
+        if len(batch) >= BATCH_ROWS:  # a few compares of whole days, not one per day
+            grouper.add(batch, [by_row[record.nasa_id] for record in batch])
+            batch = []
+    if batch:
+        grouper.add(batch, [by_row[record.nasa_id] for record in batch])
     count = _write(store, grouper, top, drop=old.values(), full=False)
     if progress is not None:
         progress(len(subset))
