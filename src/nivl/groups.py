@@ -10,13 +10,14 @@ rows sharing a blocking key with them (their days and their captions' rows), and
 member of those rows' event groups. It is closed under the rules: a new edge touches a
 changed row, so it joins groups that already hold a neighbour; the event groups are
 taken whole, so nothing they reach through older edges is left out; and a day's pairs
-are decided by the two records alone (a photo-number run by the numbers between them,
-which are in the same event group). So the result equals a full regrouping, ids and
-representatives included (``tests/test_grouping_incremental.py``), at the cost of the
-neighbourhood, not of the library.
+are decided by the two records alone, whatever else is compared with them (a
+photo-number run by the numbers between them, which are in the same event group). So
+the result equals a full regrouping, ids and representatives included
+(``tests/test_grouping_incremental.py``), at the cost of the neighbourhood, not of the
+library.
 
-A full regrouping reads and compares whole days in batches, in worker processes that
-die with this one (``_worker_pool``).
+Both paths compare whole days in batches of about ``BATCH_ROWS``; a full regrouping
+compares them in worker processes that die with this one (``_worker_pool``).
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def update_groups(
     return GroupUpdate(len(subset), count, False)
 
 
-#: Rows read and compared at a time by a full regrouping (whole days, so a batch can be
-#: a little larger): this bounds its memory, not its result.
+#: Rows read and compared at a time by a regrouping (whole days, so a batch can be a
+#: little larger): this bounds its memory, not its result.
 BATCH_ROWS = 20_000
 
 
