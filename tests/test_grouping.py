@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from nivl.grouping import (
     LEVELS,
     Thresholds,
+    _similar_pairs,
     blocking_keys,
     caption_key,
     group_id,
@@ -276,3 +278,49 @@ def test_near_identical_captions_on_different_days_are_different_events() -> Non
     ids = group_records([a, b, c]).assignments
     assert ids["NHQ-a"].near == ids["NHQ-c"].near
     assert ids["NHQ-a"].event != ids["NHQ-b"].event
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sets=st.lists(
+        st.tuples(st.sampled_from(["a", "b", None]), st.sets(st.integers(1, 9), max_size=4)),
+        max_size=12,
+    ),
+    threshold=st.sampled_from([0.3, 0.5, 0.8]),
+)
+def test_similar_pairs_joins_exactly_the_pairs_reaching_the_threshold(
+    sets: list[tuple[str | None, set[int]]], threshold: float
+) -> None:
+    """Small values make equal sums of different sets common ({1, 4} and {2, 3}): the old
+    equal-set digest was such a sum, so it joined them, differently in different batches."""
+    rows = np.array([i for i, (_, values) in enumerate(sets) for _ in values], np.int64)
+    values = np.array([v for _, values in sets for v in sorted(values)], np.uint64)
+    found = _similar_pairs(rows, values, [bucket for bucket, _ in sets], threshold)
+    for a, b in found.T.tolist():
+        (bucket_a, set_a), (bucket_b, set_b) = sets[a], sets[b]
+        assert bucket_a == bucket_b is not None
+        assert len(set_a & set_b) >= threshold * len(set_a | set_b) > 0
+    wanted = [
+        (a, b)
+        for a, b in itertools.combinations(range(len(sets)), 2)
+        if sets[a][0] == sets[b][0] is not None
+        and sets[a][1]
+        and len(sets[a][1] & sets[b][1]) >= threshold * len(sets[a][1] | sets[b][1])
+    ]
+    assert components(len(sets), found.T.tolist()) == components(len(sets), wanted)
+
+
+def components(size: int, pairs: list[tuple[int, int]] | list[list[int]]) -> set[frozenset[int]]:
+    parent = list(range(size))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    members: dict[int, set[int]] = defaultdict(set)
+    for i in range(size):
+        members[root(i)].add(i)
+    return {frozenset(m) for m in members.values()}

@@ -276,7 +276,15 @@ def day_key(record: Record) -> str:
 def blocking_keys(record: Record, thresholds: Thresholds = Thresholds()) -> set[int]:
     """Keys any record that could share a group with this one also has: its caption
     and its day (every other rule pairs records of one day)."""
-    return _blocking_keys(day_key(record), features([record], thresholds).captions[0])
+    return each_blocking_keys([record], thresholds)[0]
+
+
+def each_blocking_keys(
+    records: Sequence[Record], thresholds: Thresholds = Thresholds()
+) -> list[set[int]]:
+    """``blocking_keys`` of each record, from one ``features`` call."""
+    captions = features(records, thresholds).captions
+    return [_blocking_keys(day_key(r), c) for r, c in zip(records, captions, strict=True)]
 
 
 def _blocking_keys(day: str, caption: int) -> set[int]:
@@ -454,19 +462,20 @@ def _similar_pairs(
     )
     if not rows.size:
         return np.empty((2, 0), np.int64)
-    _, columns = np.unique(values, return_inverse=True)
+    distinct_values, columns = np.unique(values, return_inverse=True)
     matrix = sparse.csr_matrix(
         (np.ones(rows.size, np.int32), (rows, columns.ravel())),
-        shape=(len(buckets), int(columns.max()) + 1),
+        shape=(len(buckets), distinct_values.size),
     )
     matrix.sum_duplicates()  # now each row's columns are distinct and sorted
     matrix.data[:] = 1
     lengths = np.diff(matrix.indptr)
     members = np.flatnonzero(lengths)  # records with a non-empty set, ascending
     lengths = lengths[members]
-    indices = matrix.indices.astype(np.uint64)
-    scrambled = (indices ^ (indices >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
-    digests = np.add.reduceat(scrambled, matrix.indptr[members])
+    # A set's digest sums a mix of its values, not of its column numbers: columns are
+    # numbered within this call, so a digest of them (a plain sum, once) let two
+    # different sets collide or not depending on what else was compared with them.
+    digests = np.add.reduceat(_scramble(distinct_values)[matrix.indices], matrix.indptr[members])
     # Equal sets (same bucket, digest and size) join the first of them; the rest compare.
     keys = (tag[members], digests, lengths)
     order = np.lexsort((members, *keys))
@@ -474,7 +483,11 @@ def _similar_pairs(
     new_key = np.ones(order.size, np.bool_)
     new_key[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in ordered])
     first = order[np.maximum.accumulate(np.where(new_key, np.arange(order.size), 0))]
-    repeat = ~new_key
+    repeat = np.flatnonzero(~new_key)
+    # A digest proves nothing: a repeat whose set differs from its first's compares too.
+    same = _same_rows(matrix, members[first[repeat]], members[order[repeat]])
+    new_key[repeat[~same]] = True
+    repeat = repeat[same]
     pairs = [np.stack([members[first[repeat]], members[order[repeat]]]).astype(np.int64)]
     distinct = members[np.sort(order[new_key])]
     if distinct.size > 1:
@@ -485,6 +498,27 @@ def _similar_pairs(
         close = shared >= threshold * (sizes[a] + sizes[b] - shared)
         pairs.append(np.stack([distinct[a[close]], distinct[b[close]]]).astype(np.int64))
     return np.concatenate(pairs, axis=1)
+
+
+def _scramble(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective, non-linear mix of 64-bit values."""
+    mixed = values.astype(np.uint64)
+    mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return mixed ^ (mixed >> np.uint64(31))
+
+
+def _same_rows(matrix: sparse.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether rows ``a[k]`` and ``b[k]`` of a 0/1 CSR matrix (of equal lengths) are equal."""
+    lengths = np.diff(matrix.indptr)[a]
+    if not lengths.sum():
+        return np.ones(a.size, np.bool_)
+    pair = np.repeat(np.arange(a.size), lengths)
+    offset = np.arange(pair.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    indices: np.ndarray = matrix.indices
+    differ = indices[matrix.indptr[a][pair] + offset] != indices[matrix.indptr[b][pair] + offset]
+    same: np.ndarray = np.bincount(pair[differ], minlength=a.size) == 0
+    return same
 
 
 def _run_pairs(runs: Sequence[tuple[str, int] | None], days: Sequence[str], gap: int) -> np.ndarray:

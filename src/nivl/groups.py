@@ -1,21 +1,35 @@
 """Groups in the store: (re)grouping after imports, expanding a group, the dupes report.
 
 ``grouping.py`` decides groups, purely; this module feeds it records from the store
-and writes the results back. An update regroups only the neighbourhood of the rows
-changed since the last one: the rows that share a blocking key with them (caption
-text, an LSH band, a day and center, a photo-number bucket) and every member of those
-rows' event groups. Grouping edges are decided pair by pair, and that neighbourhood is
-closed under them, so the result equals a full regrouping — at the cost of the
-neighbourhood, not of the library.
+and writes the results back. Each grouped row keeps its blocking keys in the store
+(``group_keys``): its day and, when it has one, its normalised caption; every rule
+pairs records of one day except the caption rule, which pairs equal captions.
+
+An update regroups only the neighbourhood of the rows changed since the last one: the
+rows sharing a blocking key with them (their days and their captions' rows), and every
+member of those rows' event groups. It is closed under the rules: a new edge touches a
+changed row, so it joins groups that already hold a neighbour; the event groups are
+taken whole, so nothing they reach through older edges is left out; and a day's pairs
+are decided by the two records alone, whatever else is compared with them (a
+photo-number run by the numbers between them, which are in the same event group). So
+the result equals a full regrouping, ids and representatives included
+(``tests/test_grouping_incremental.py``), at the cost of the neighbourhood, not of the
+library.
+
+Both paths compare whole days in batches of about ``BATCH_ROWS``; a full regrouping
+compares them in worker processes that die with this one (``_worker_pool``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
@@ -25,7 +39,7 @@ from typing import Any
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import LEVELS, Compared, Grouper, Thresholds, blocking_keys, by_day, compare
+from .grouping import LEVELS, Compared, Grouper, Thresholds, by_day, compare, each_blocking_keys
 from .records import Record, normalise_list, parse_date, parse_item
 from .store import Store, StoredRow, read_rows
 
@@ -90,7 +104,7 @@ def update_groups(
     if since == top:
         return GroupUpdate(0, 0, False)
     changed = {row.id: _record(row) for row in store.iter_rows(since_rev=since)}
-    keys = [k for record in changed.values() for k in blocking_keys(record, thresholds)]
+    keys = set().union(*each_blocking_keys(list(changed.values()), thresholds))
     neighbours = store.rows_sharing_keys(keys)
     old = store.groups_by_row_ids(sorted(neighbours | set(changed)))
     members = store.rows_in_events(ids[2] for ids in old.values())
@@ -100,16 +114,22 @@ def update_groups(
     old = store.groups_by_row_ids(sorted(subset))
     grouper = Grouper(thresholds)
     by_row = {record.nasa_id: rid for rid, record in subset.items()}
+    batch: list[Record] = []
     for day in by_day(subset[rid] for rid in sorted(subset)):
-        grouper.add(day, [by_row[record.nasa_id] for record in day])
+        batch.extend(day)
+        if len(batch) >= BATCH_ROWS:  # a few compares of whole days, not one per day
+            grouper.add(batch, [by_row[record.nasa_id] for record in batch])
+            batch = []
+    if batch:
+        grouper.add(batch, [by_row[record.nasa_id] for record in batch])
     count = _write(store, grouper, top, drop=old.values(), full=False)
     if progress is not None:
         progress(len(subset))
     return GroupUpdate(len(subset), count, False)
 
 
-#: Rows read and compared at a time by a full regrouping (whole days, so a batch can be
-#: a little larger): this bounds its memory, not its result.
+#: Rows read and compared at a time by a regrouping (whole days, so a batch can be a
+#: little larger): this bounds its memory, not its result.
 BATCH_ROWS = 20_000
 
 
@@ -125,10 +145,7 @@ def _full(
     if workers > 1 and len(batches) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Batches hold whole days, so they compare independently: in parallel, each
         # worker reading its rows itself; caption pairs and components are found here.
-        # Fork, not spawn: spawn re-imports the caller's main module, which a script
-        # using the library need not guard; the children touch no inherited connection.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(batches)), mp_context=context) as pool:
+        with _worker_pool(min(workers, len(batches))) as pool:
             compared = pool.map(_compare_rows, repeat(store.path), batches, repeat(thresholds))
             for row_ids, result in compared:
                 grouper.extend(result, row_ids)
@@ -142,6 +159,52 @@ def _full(
                 progress(len(row_ids))
     count = _write(store, grouper, top, drop=(), full=True)
     return GroupUpdate(len(grouper.keys), count, True)
+
+
+@contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of forked workers that exit when this process does, however it ends.
+
+    Fork, not spawn: spawn re-imports the caller's main module, which a script using
+    the library need not guard; the children touch no inherited connection.
+
+    Each worker watches a pipe whose write end only this process keeps open; when it
+    ends, SIGKILL included, the kernel closes that end and the worker reads end of file.
+    (A pipe rather than Linux's PR_SET_PDEATHSIG: it works on any POSIX system, fires
+    however the parent ends, has no window before it is armed, and does not depend on
+    which of the parent's threads forked.) An exception here (Ctrl-C) closes it too, so
+    workers stop at once instead of finishing their batches.
+    """
+    read, write = os.pipe()
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_watch_parent, initargs=(read, write)
+    )
+    try:
+        yield pool
+    except BaseException:
+        os.close(write)
+        write = -1
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if write >= 0:
+            os.close(write)
+        os.close(read)
+
+
+def _watch_parent(read: int, write: int) -> None:
+    """In a worker: exit as soon as the pipe's write end is closed everywhere."""
+    os.close(write)  # this worker's inherited copy, which would keep the pipe open
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
+    threading.Thread(target=_exit_at_end_of_file, args=(read,), daemon=True).start()
+
+
+def _exit_at_end_of_file(read: int) -> None:
+    while os.read(read, 1):  # nothing is ever written: this returns only at end of file
+        pass
+    os._exit(1)
 
 
 def _compare_rows(

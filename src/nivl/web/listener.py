@@ -12,12 +12,21 @@ headers, or trickles them a byte at a time, holds its connection and a file desc
 ever (slowloris). ``HeadDeadlineProtocol`` closes a connection whose request head has not
 fully arrived ``header_timeout`` seconds after the connection opened or the previous
 response ended. The other limits are uvicorn's own, set from the settings (docs/settings.md).
+
+Each worker of ``--workers N`` also stops when the supervisor is gone, SIGKILL included:
+uvicorn's workers hold both ends of their health-check pipe, so nothing else tells them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
 import socket
+import threading
+import time
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import h11
@@ -37,6 +46,20 @@ class ServeConfig(uvicorn.Config):
     def __init__(self, app: Any, *, header_timeout: float, **options: Any) -> None:
         super().__init__(app, **options)
         self.header_timeout = header_timeout
+
+    def load(self) -> None:
+        super().load()
+        parent = multiprocessing.parent_process()
+        if parent is not None:  # in a worker, not in the supervisor
+            threading.Thread(target=_stop_with, args=(parent,), daemon=True).start()
+
+
+def _stop_with(parent: BaseProcess) -> None:
+    """Shut down gracefully once ``parent`` is gone; exit if that hangs."""
+    parent.join()  # until the end of file on a pipe the supervisor holds (multiprocessing's)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(3)
+    os._exit(1)
 
 
 def serve_config(app: Any, settings: Settings, **options: Any) -> ServeConfig:
