@@ -4,18 +4,18 @@ Usage:
     python bench/semantic_quality.py [--cache DIR] [--sets old,heldout] [--lexical-only]
                                      [--variants] [--pool [--judge]] [--latency N]
 
-Needs nivl's [semantic] extra (not with --lexical-only). Imports ../shared/data/nasa/records.jsonl (read in place,
-never copied) into a temporary home, embeds every record (vectors cached in --cache, keyed
-by the text variant, so reruns skip the model), then for each judged query in
-bench/judgements.json (the set tuned on: "same" = the captions' words, "different" = a user's
-words for the same thing) and bench/judgements_heldout.json (held out, never tuned on: keyword,
-sentence, question, paraphrase, misspelling, name) computes nDCG@10 (grades 0/1/2, gain
-2^g - 1, unjudged = 0) per query kind for: lexical (nivl's default plan), bm25 (the plain
-baseline: tantivy's default query parser, OR, over title, description and keywords), semantic
-(vectors only), hybrid-blend (0.7 dense / 0.3 BM25, min-max scaled) and hybrid-rrf (k=60); and
-the share of multi-word queries for which lexical and bm25 find nothing. Also printed: embedding throughput
-(records per wall second and per CPU second), query latency p50/p99 per mode, and the
-vector index's memory per vector.
+Needs nivl's [semantic] extra (not with --lexical-only). Imports
+../shared/data/nasa/records.jsonl (read in place, never copied) into a temporary home, embeds
+every record (vectors cached in --cache, keyed by the text variant, so reruns skip the model),
+then for each judged query in bench/judgements.json (the set tuned on: "same" = the captions'
+words, "different" = a user's words for the same thing) and bench/judgements_heldout.json (held
+out, never tuned on: keyword, sentence, question, paraphrase, misspelling, name) computes
+nDCG@10 (grades 0/1/2, gain 2^g - 1, unjudged = 0) per query kind for: lexical (nivl's default
+plan), bm25 (the plain baseline: tantivy's default query parser, OR, over title, description
+and keywords), semantic (vectors only), hybrid-blend (0.7 dense / 0.3 BM25, min-max scaled) and
+hybrid-rrf (k=60); and the share of multi-word queries for which lexical and bm25 find nothing.
+Also printed: embedding throughput (records per wall second and per CPU second), query latency
+p50/p99 per mode, and the vector index's memory per vector.
 
 --variants also compares what is embedded (title; +keywords; +description 200/400/1000
 characters) by semantic nDCG@10. --pool prints, per query, the pooled top 10 of every mode
@@ -114,7 +114,10 @@ def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, 
 
 
 def rankings(
-    library: Library, vectors: VectorIndex | None, embedder: Embedder | None, q: str,
+    library: Library,
+    vectors: VectorIndex | None,
+    embedder: Embedder | None,
+    q: str,
     depth: int = 100,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
@@ -259,7 +262,9 @@ def evaluate(
     table(f"[{set_name}: {len(judged)} queries] nDCG@10", scores, judged_share)
     multi = [query["q"] for query in judged if len(query["q"].split()) > 1]
     lexical_zero = sum(
-        1 for q in multi if library.search(parse_request({"q": q, "page_size": "1"})).total_hits == 0
+        1
+        for q in multi
+        if library.search(parse_request({"q": q, "page_size": "1"})).total_hits == 0
     )
     bm25_zero = sum(1 for q in multi if not bm25_ranking(library, q, 1))
     print(

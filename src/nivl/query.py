@@ -118,7 +118,15 @@ class SearchRequest:
         """The request as query parameters (for next/prev links); defaults left out."""
         defaults = SearchRequest()
         out: dict[str, str] = {}
-        for name in (*UPSTREAM_PARAMETERS, "sort", "collapse", "facets", "highlight", "mode", "match"):
+        for name in (
+            *UPSTREAM_PARAMETERS,
+            "sort",
+            "collapse",
+            "facets",
+            "highlight",
+            "mode",
+            "match",
+        ):
             value = getattr(self, name)
             if value == getattr(defaults, name) and name not in ("page",):
                 continue

@@ -47,7 +47,10 @@ class ResultsTable:
                 size = hit.group.size if hit.group else 1
                 row.append(f"+{size - 1}" if size > 1 else "")
             table.add_row(*row)
-        return Group(table, Text(summary_line(result), style="dim"))
+        lines: list[Any] = [table, Text(summary_line(result), style="dim")]
+        if result.suggestion:
+            lines.append(Text(suggestion_line(result), style="yellow"))
+        return Group(*lines)
 
 
 def summary_line(result: SearchResult) -> str:
@@ -61,6 +64,16 @@ def summary_line(result: SearchResult) -> str:
     if result.has_next:
         line += f"; next: --page {request.page + 1}"
     return line
+
+
+def suggestion_line(result: SearchResult) -> str:
+    """ "Did you mean", or, when a word matched nothing, what the results are for."""
+    if result.corrected:
+        return (
+            f"Showing results for {result.suggestion!r}; search instead for "
+            f"{result.request.q!r} with --match all"
+        )
+    return f"Did you mean {result.suggestion!r}?"
 
 
 class ImportReport:
