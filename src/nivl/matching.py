@@ -3,8 +3,9 @@
 The rule (measured by bench/semantic_quality.py, README "How q matches"):
 
 * **Content words** are the words of ``q`` that are not stop words. Stop words ("the",
-  "of", "what", ...) are never required on their own and add nothing to the score;
-  a ``q`` made only of stop words requires them all. Quoted phrases are always required.
+  "of", "what", ...) and words about the medium ("pictures", "photos", "video") are never
+  required on their own and add nothing to the score; a ``q`` made only of them requires
+  them all. Quoted phrases are always required.
 * **Strict first.** Every content word must match (in any of ``q``'s fields). When that
   finds at least ``ENOUGH`` records it is the answer.
 * **Relaxed otherwise**, like Meilisearch's ``matchingStrategy`` and Elasticsearch's
@@ -43,6 +44,9 @@ from tantivy import Occur, Query
 ENOUGH = 50
 #: Relaxed ranking: the matched-words bonus (the whole query matched = TIER) added to BM25.
 TIER = 100.0
+#: The matched-words bonus also ranks strict matches (all words, but some only deep
+#: inside a transcript rank below those matching every word in the strong fields).
+STRICT_BONUS = True
 #: A word found in at most this many records gets typo corrections too.
 FEW = 2
 #: A correction's score relative to an exact match (ranked below exact).
@@ -62,6 +66,12 @@ STOP_WORDS = frozenset(
     hers him his how i me more most my nor off once only other our ours out over own same she
     should so some than them those through too under until up very we what when where which
     while who whom why you your yours""".split()
+)
+#: Words about the medium, not the subject ("pictures of the rings of saturn"): like stop
+#: words, never required on their own and not counted as matched.
+MEDIUM_WORDS = frozenset(
+    """picture pictures photo photos photograph photographs image images video videos footage
+    clip clips movie movies recording recordings""".split()
 )
 
 
@@ -108,7 +118,8 @@ def compile_q(
             return matched
     phrases = [t for t in terms if t.startswith('"')]
     words = [t for t in terms if not t.startswith('"')]
-    content = [w for w in words if w not in STOP_WORDS] or ([] if phrases else words)
+    content = [w for w in words if w not in STOP_WORDS and w not in MEDIUM_WORDS]
+    content = content or [w for w in words if w not in STOP_WORDS] or ([] if phrases else words)
     content = list(dict.fromkeys(content))
     strong_boosts = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
     required = [_parse(index, p, boosts) for p in phrases]
@@ -137,10 +148,7 @@ def compile_q(
     suggestion = _suggest(terms, suggestion_words)
     if not clauses:
         return Matched(_all(required) if required else Query.empty_query(), False, suggestion)
-    strict_query = _all([*required, *clauses])
-    if len(clauses) == 1 or _count(searcher, strict_query, filters) >= ENOUGH:
-        return Matched(strict_query, False, suggestion, corrected)
-    # relaxed: the matched-words bonus on top of BM25, then the largest m that finds enough
+    # each word: BM25, plus the matched-words bonus when it matches in a strong field
     idf_sum = sum(weights) or 1.0
     scored = [
         _any(
@@ -149,8 +157,14 @@ def compile_q(
                 (Occur.Should, Query.const_score_query(word.strong, TIER * weight / idf_sum)),
             ]
         )
+        if len(clauses) > 1
+        else clause
         for clause, word, weight in zip(clauses, found, weights, strict=True)
     ]
+    strict_query = _all([*required, *(scored if STRICT_BONUS else clauses)])
+    if len(clauses) == 1 or _count(searcher, strict_query, filters) >= ENOUGH:
+        return Matched(strict_query, False, suggestion, corrected)
+    # relaxed: the largest m that finds enough
     query = strict_query
     for m in range(len(scored) - 1, 0, -1):
         should = Query.boolean_query([(Occur.Should, c) for c in scored], m)

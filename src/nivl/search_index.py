@@ -77,7 +77,7 @@ def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("rid", indexed=True, fast=True)
     builder.add_text_field("nasa_id", tokenizer_name="raw", stored=True)
-    builder.add_text_field("ids", tokenizer_name="default")
+    builder.add_text_field("ids", tokenizer_name=VOCABULARY_ANALYZER)  # folds accents too
     for name in TEXT_FIELDS:
         builder.add_text_field(
             name, tokenizer_name=ANALYZER, stored=name in ("title", "description")
