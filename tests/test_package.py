@@ -27,6 +27,7 @@ def test_public_api_is_explicit() -> None:
         "hybrid",
         "ingest",
         "library",
+        "matching",
         "migrations",
         "query",
         "records",
