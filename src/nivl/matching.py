@@ -109,8 +109,18 @@ def compile_q(
 
     ``filters`` are the request's other required parts: "enough" counts what they allow.
     """
-    if strict:
-        return Matched(_parse(index, " ".join(f"+{t}" for t in terms), boosts))
+    if strict:  # every word as typed; a suggestion is only offered
+        suggestion = _suggest(
+            terms,
+            {
+                word.text: word.corrections[0][0]
+                for t in dict.fromkeys(terms)
+                if not t.startswith('"') and t not in STOP_WORDS
+                for word in [_word(index, searcher, vocabulary, t, boosts, boosts)]
+                if word.corrections
+            },
+        )
+        return Matched(_parse(index, " ".join(f"+{t}" for t in terms), boosts), False, suggestion)
     if strong_only:
         strong = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
         matched = compile_q(index, searcher, vocabulary, terms, strong, filters)

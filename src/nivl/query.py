@@ -146,7 +146,8 @@ class TextClause:
     fields: tuple[str, ...]
     terms: tuple[str, ...]  # each a word or a "quoted phrase", ready for the parser
     boosts: tuple[tuple[str, float], ...] = ()
-    relax: bool = False  # q: all words when that finds enough, else fewer (matching.py)
+    q: bool = False  # the q clause: compiled by matching.py (suggestions, relaxing)
+    relax: bool = False  # all words when that finds enough, else fewer (match=auto)
     strong_only: bool = False  # date sort: match in title, keywords, description head
 
 
@@ -247,6 +248,7 @@ def plan_query(request: SearchRequest) -> QueryPlan:
                 tuple(Q_FIELDS),
                 terms,
                 tuple(Q_FIELDS.items()),
+                q=True,
                 relax=request.match == "auto",
                 strong_only=request.sort != "relevance",
             )

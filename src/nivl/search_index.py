@@ -273,7 +273,7 @@ class SearchIndex:
         if plan.matches_nothing:
             return Query.empty_query(), None
         parts: list[tuple[Occur, Query]] = []
-        relaxed = [c for c in plan.text if c.relax and c.terms]
+        relaxed = [c for c in plan.text if c.q and c.terms]
         for clause in plan.text:
             if clause.terms and clause not in relaxed:
                 parts.append((Occur.Must, self._text_query(clause)))
@@ -288,6 +288,7 @@ class SearchIndex:
                     clause.terms,
                     dict(clause.boosts),
                     [q for _, q in parts],
+                    strict=not clause.relax,
                     strong_only=clause.strong_only,
                 )
             parts.insert(0, (Occur.Must, matched.query))
