@@ -196,9 +196,16 @@ def _word(
     strong = _parse(index, text, {f: 1.0 for f in strong_boosts})
     df = _count(searcher, strong, ())
     corrections: tuple[tuple[str, int], ...] = ()
-    if _count(searcher, query, ()) <= FEW and len(text) >= 5 and text.isalpha():
-        corrections = _corrections(searcher, vocabulary, text, df)
+    if len(text) >= 5 and text.isalpha() and not _common(searcher, vocabulary, text):
+        if _count(searcher, query, ()) <= FEW:
+            corrections = _corrections(searcher, vocabulary, text, df)
     return _Word(text, query, strong, df, corrections)
+
+
+def _common(searcher: tantivy.Searcher, vocabulary: tantivy.TextAnalyzer, text: str) -> bool:
+    """In more than ``FEW`` records' titles, keywords or caption starts (one term lookup)."""
+    tokens = vocabulary.analyze(text)
+    return len(tokens) == 1 and int(searcher.doc_freq(VOCABULARY_FIELD, tokens[0])) > FEW
 
 
 def _corrections(
@@ -212,10 +219,14 @@ def _corrections(
     word = tokens[0]
     limit = 2 if len(word) >= 9 else 1
     found = []
+    letters = set(word)
     for term, count in searcher.terms_with_prefix(VOCABULARY_FIELD, word[0]):
         if count <= df or term == word or abs(len(term) - len(word)) > limit:
             continue
-        if edit_distance(word, term, limit) <= limit:
+        # each edit changes at most two letters of the set difference: a cheap first test
+        if len(letters.symmetric_difference(term)) <= 2 * limit and (
+            edit_distance(word, term, limit) <= limit
+        ):
             found.append((term, int(count)))
     found.sort(key=lambda item: (-item[1], item[0]))
     return tuple(found[:MAX_CORRECTIONS])
