@@ -187,6 +187,17 @@ def test_api_suggestion_only_when_there_is_one(http: Any) -> None:
     assert typo["metadata"]["total_hits"] > 0
 
 
+def test_api_match_all_is_strict(http: Any) -> None:
+    auto = http.get("/search", params={"q": "apolo 11 lanch"}).json()["collection"]
+    strict = http.get("/search", params={"q": "apolo 11 lanch", "match": "all"}).json()
+    assert auto["metadata"]["total_hits"] > 0
+    assert strict["collection"]["metadata"]["total_hits"] == 0
+    assert strict["collection"]["metadata"]["suggestion"]["q"] == "apollo 11 launch"
+    assert "match=all" in strict["collection"]["href"]
+    bad = http.get("/search", params={"q": "moon", "match": "some"})
+    assert bad.status_code == 400 and "match" in bad.json()["reason"]
+
+
 def test_ui_says_what_it_searched_for(http: Any) -> None:
     page = http.get("/", params={"q": "saturn rigns", "mode": "lexical"}).text
     assert "Showing results for" in page and "saturn rings" in page
