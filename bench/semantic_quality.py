@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from nivl import Library, Settings
+from nivl import Library, Settings, search_index
 from nivl.embeddings import Embedder, record_text
 from nivl.hybrid import blend, dense_ranking, filter_plan, lexical_ranking, rank, rrf
 from nivl.query import parse_request
@@ -192,6 +192,9 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=20, help="repeats per query for latency")
     args = parser.parse_args()
     sets = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in args.sets.split(",")}
+    # one indexing thread: documents keep the file's order, so equal scores (the many
+    # duplicate captions) break ties the same way in every run
+    search_index.indexing_threads = lambda: 1
     with tempfile.TemporaryDirectory() as home:
         library = Library(Settings.from_env({}, home=home))
         library.import_paths([RECORDS])

@@ -204,3 +204,23 @@ def test_ui_says_what_it_searched_for(http: Any) -> None:
     assert "match=all" in page  # "search instead for" the words as typed
     exact = http.get("/", params={"q": "saturn rings", "mode": "lexical"}).text
     assert "Showing results for" not in exact and "Did you mean" not in exact
+
+
+def test_quoted_phrases_stay_required(loaded: Any) -> None:
+    """Relaxing drops words, never a quoted phrase."""
+    from nivl.query import parse_request
+
+    found = loaded.search(parse_request({"q": '"space shuttle" qqzzyx', "page_size": "1000"}))
+    assert found.total_hits == len(found.hits) > 0
+    for hit in found.hits:
+        assert "space shuttle" in " ".join(hit.raw.lower().split()), hit.raw[:200]
+
+
+def test_a_query_of_stop_words_requires_them(loaded: Any) -> None:
+    from nivl.query import parse_request
+
+    found = loaded.search(parse_request({"q": "into the", "page_size": "1000"}))
+    assert found.total_hits == len(found.hits) > 0
+    for hit in found.hits:
+        text = hit.raw.lower()
+        assert "into" in text and "the" in text

@@ -172,14 +172,18 @@ def compile_q(
         for clause, word, weight in zip(clauses, found, weights, strict=True)
     ]
     strict_query = _all([*required, *(scored if STRICT_BONUS else clauses)])
-    if len(clauses) == 1 or _count(searcher, strict_query, filters) >= ENOUGH:
+    alone = len(clauses) == 1 and not required  # one word: nothing to relax
+    if alone or _count(searcher, strict_query, filters) >= ENOUGH:
         return Matched(strict_query, False, suggestion, corrected)
-    # relaxed: the largest m that finds enough
+    # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
+    lowest = 0 if required else 1
     query = strict_query
-    for m in range(len(scored) - 1, 0, -1):
-        should = Query.boolean_query([(Occur.Should, c) for c in scored], m)
-        query = _all([*required, should]) if required else should
-        if m == 1 or _count(searcher, query, filters) >= ENOUGH:
+    for m in range(len(scored) - 1, lowest - 1, -1):
+        query = Query.boolean_query(
+            [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in scored],
+            m or None,
+        )
+        if m == lowest or _count(searcher, query, filters) >= ENOUGH:
             break
     return Matched(query, True, suggestion, corrected)
 
