@@ -21,9 +21,9 @@ The rule (measured by bench/semantic_quality.py, README "How q matches"):
   letters), first letter kept, that are more common than it; they score ``CORRECTION_WEIGHT``
   of an exact match. The most common correction of each such word gives the "did you mean"
   suggestion.
-* **Date sort** asks for records that match in the strong fields (so transcripts that only
-  mention the words do not fill a "newest" page), falling back to all fields when that
-  finds nothing.
+* **Date sort** ("newest among relevant") asks for every content word in the strong fields
+  (so transcripts that only mention the words do not fill a "newest" page), relaxing only
+  when that finds nothing, and searches all fields only when the strong ones find nothing.
 * ``match=all`` (strict) is the literal rule: every word, stop words included, must match,
   no relaxing and no typo tolerance.
 
@@ -104,6 +104,7 @@ def compile_q(
     *,
     strict: bool = False,
     strong_only: bool = False,
+    enough: int | None = None,
 ) -> Matched:
     """``q``'s terms (words and "quoted phrases") → one query, by the rule above.
 
@@ -121,11 +122,13 @@ def compile_q(
             },
         )
         return Matched(_parse(index, " ".join(f"+{t}" for t in terms), boosts), False, suggestion)
-    if strong_only:
+    enough = ENOUGH if enough is None else enough
+    if strong_only:  # date order: all words if anything has them all, in the strong fields
         strong = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
-        matched = compile_q(index, searcher, vocabulary, terms, strong, filters)
+        matched = compile_q(index, searcher, vocabulary, terms, strong, filters, enough=1)
         if _count(searcher, matched.query, filters):
             return matched
+        enough = 1
     phrases = [t for t in terms if t.startswith('"')]
     words = [t for t in terms if not t.startswith('"')]
     content = [w for w in words if w not in STOP_WORDS and w not in MEDIUM_WORDS]
@@ -173,7 +176,7 @@ def compile_q(
     ]
     strict_query = _all([*required, *(scored if STRICT_BONUS else clauses)])
     alone = len(clauses) == 1 and not required  # one word: nothing to relax
-    if alone or _count(searcher, strict_query, filters) >= ENOUGH:
+    if alone or _count(searcher, strict_query, filters) >= enough:
         return Matched(strict_query, False, suggestion, corrected)
     # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
     lowest = 0 if required else 1
@@ -183,7 +186,7 @@ def compile_q(
             [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in scored],
             m or None,
         )
-        if m == lowest or _count(searcher, query, filters) >= ENOUGH:
+        if m == lowest or _count(searcher, query, filters) >= enough:
             break
     return Matched(query, True, suggestion, corrected)
 
