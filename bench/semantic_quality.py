@@ -1,21 +1,27 @@
 """Quality and speed of lexical, semantic and hybrid search over the shared records.
 
 Usage:
-    python bench/semantic_quality.py [--cache DIR] [--variants] [--pool] [--latency N]
+    python bench/semantic_quality.py [--cache DIR] [--sets old,heldout] [--lexical-only]
+                                     [--variants] [--pool [--judge]] [--latency N]
 
-Needs nivl's [semantic] extra. Imports ../shared/data/nasa/records.jsonl (read in place,
-never copied) into a temporary home, embeds every record (vectors cached in --cache, keyed
-by the text variant, so reruns skip the model), then for each judged query in
-bench/judgements.json computes nDCG@10 (grades 0/1/2, gain 2^g - 1, unjudged = 0) for:
-lexical (BM25, nivl's default plan), semantic (vectors only), hybrid-blend (0.7 dense /
-0.3 BM25, min-max scaled) and hybrid-rrf (k=60), per query kind ("same": the caption's
-words; "different": a user's words for the same thing). Also printed: embedding throughput
-(records per wall second and per CPU second), query latency p50/p99 per mode, and the
-vector index's memory per vector.
+Needs nivl's [semantic] extra (not with --lexical-only). Imports
+../shared/data/nasa/records.jsonl (read in place, never copied) into a temporary home, embeds
+every record (vectors cached in --cache, keyed by the text variant, so reruns skip the model),
+then for each judged query in bench/judgements.json (the set tuned on: "same" = the captions'
+words, "different" = a user's words for the same thing) and bench/judgements_heldout.json (held
+out, never tuned on: keyword, sentence, question, paraphrase, misspelling, name) computes
+nDCG@10 (grades 0/1/2, gain 2^g - 1, unjudged = 0) per query kind for: lexical (nivl's default
+plan), bm25 (the plain baseline: tantivy's default query parser, OR, over title, description
+and keywords), semantic (vectors only), hybrid-blend (0.7 dense / 0.3 BM25, min-max scaled) and
+hybrid-rrf (k=60); and the share of multi-word queries for which lexical and bm25 find nothing.
+Also printed: embedding throughput (records per wall second and per CPU second), query latency
+p50/p99 per mode, and the vector index's memory per vector.
 
 --variants also compares what is embedded (title; +keywords; +description 200/400/1000
 characters) by semantic nDCG@10. --pool prints, per query, the pooled top 10 of every mode
-with its current grade, for judging; new results show as "?".
+with its current grade, for judging; new results show as "?". --judge (with --pool) grades
+the "?" results of a set whose queries carry a "rule" by that rule and writes the file back
+(to be read and corrected by hand).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -34,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from nivl import Library, Settings
+from nivl import Library, Settings, search_index
 from nivl.embeddings import Embedder, record_text
 from nivl.hybrid import blend, dense_ranking, filter_plan, lexical_ranking, rank, rrf
 from nivl.query import parse_request
@@ -45,8 +52,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDS = (
     Path(os.environ.get("NIVL_SHARED_DATA") or ROOT.parent / "shared/data/nasa") / "records.jsonl"
 )
-JUDGEMENTS = ROOT / "bench" / "judgements.json"
-MODES = ("lexical", "semantic", "hybrid-blend", "hybrid-rrf")
+JUDGEMENT_SETS = {
+    "old": ROOT / "bench" / "judgements.json",
+    "heldout": ROOT / "bench" / "judgements_heldout.json",
+}
+MODES = ("lexical", "bm25", "semantic", "hybrid-blend", "hybrid-rrf")
+LEXICAL_MODES = ("lexical", "bm25")
+BM25_FIELDS = ["title", "description", "keywords"]
 VARIANTS = {
     "title": {"description_chars": 0, "keywords": False},
     "title+kw": {"description_chars": 0, "keywords": True},
@@ -93,15 +105,31 @@ def vectors_for(
     return index, timing
 
 
+def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, float]]:
+    """The plain baseline: tantivy's default query parser (OR) over title, description and
+    keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
+    query, _errors = library.index.index.parse_query_lenient(q, BM25_FIELDS)
+    hits = library.index.search(query, limit=depth)
+    return list(zip(hits.row_ids, hits.scores, strict=True))
+
+
 def rankings(
-    library: Library, vectors: VectorIndex, embedder: Embedder, q: str, depth: int = 100
+    library: Library,
+    vectors: VectorIndex | None,
+    embedder: Embedder | None,
+    q: str,
+    depth: int = 100,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
     lexical = lexical_ranking(library.index, request, depth)
+    bm25 = bm25_ranking(library, q, depth)
+    if vectors is None or embedder is None:
+        return {"lexical": lexical, "bm25": bm25}
     vector = embedder.embed_query(q)
     dense = dense_ranking(library.index, vectors, vector, filter_plan(request), depth)
     return {
         "lexical": lexical,
+        "bm25": bm25,
         "semantic": dense,
         "hybrid-blend": blend(lexical, dense),
         "hybrid-rrf": rrf(lexical, dense),
@@ -117,15 +145,16 @@ def table(
     title: str, scores: dict[str, dict[str, list[float]]], judged: dict[str, list[float]]
 ) -> None:
     """nDCG@10 per mode and kind, and the share of each mode's top 10 that was judged."""
-    kinds = ("same", "different")
+    kinds = list(next(iter(scores.values())))
     print(f"\n{title}")
-    print(f"{'mode':<20}{'all':>8}{'same':>8}{'different':>11}{'judged@10':>11}")
+    print(f"{'mode':<14}{'all':>7}" + "".join(f"{k:>12}" for k in kinds) + f"{'judged@10':>11}")
     for name, by_kind in scores.items():
-        every = by_kind["same"] + by_kind["different"]
+        every = [v for k in kinds for v in by_kind[k]]
         cells = [statistics.fmean(every)] + [statistics.fmean(by_kind[k]) for k in kinds]
         print(
-            f"{name:<20}{cells[0]:>8.3f}{cells[1]:>8.3f}{cells[2]:>11.3f}"
-            f"{statistics.fmean(judged[name]):>11.0%}"
+            f"{name:<14}{cells[0]:>7.3f}"
+            + "".join(f"{c:>12.3f}" for c in cells[1:])
+            + f"{statistics.fmean(judged[name]):>11.0%}"
         )
 
 
@@ -153,64 +182,133 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "nivl-semantic-bench"
     )
+    parser.add_argument("--sets", default="old,heldout", help="judged sets: old, heldout")
+    parser.add_argument(
+        "--lexical-only", action="store_true", help="lexical and bm25 only (no model)"
+    )
     parser.add_argument("--variants", action="store_true", help="compare embedded texts")
     parser.add_argument("--pool", action="store_true", help="print pooled results to judge")
+    parser.add_argument("--judge", action="store_true", help="grade '?' by each query's rule")
     parser.add_argument("--latency", type=int, default=20, help="repeats per query for latency")
     args = parser.parse_args()
-    judged = json.loads(JUDGEMENTS.read_text())["queries"]
+    sets = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in args.sets.split(",")}
+    # one indexing thread: documents keep the file's order, so equal scores (the many
+    # duplicate captions) break ties the same way in every run
+    search_index.indexing_threads = lambda: 1
     with tempfile.TemporaryDirectory() as home:
         library = Library(Settings.from_env({}, home=home))
         library.import_paths([RECORDS])
-        started = time.perf_counter()
-        embedder = Embedder()
-        print(f"model loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        vectors, timing = vectors_for(library, DEFAULT_VARIANT, args.cache, embedder)
-        print(f"records: {library.store.count()}; queries: {len(judged)}")
-        if timing:
+        embedder: Embedder | None = None
+        vectors: VectorIndex | None = None
+        modes = LEXICAL_MODES if args.lexical_only else MODES
+        if not args.lexical_only:
+            started = time.perf_counter()
+            embedder = Embedder()
+            print(f"model loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            vectors, timing = vectors_for(library, DEFAULT_VARIANT, args.cache, embedder)
+            if timing:
+                print(
+                    f"embedding: {timing['records']} records in {timing['wall_s']:.1f} s wall "
+                    f"({timing['records'] / timing['wall_s']:.1f}/s), {timing['cpu_s']:.1f} s "
+                    f"CPU ({timing['records'] / timing['cpu_s']:.1f}/CPU-s); load average "
+                    f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+                )
+        print(f"records: {library.store.count()}")
+        for set_name, document in sets.items():
+            judged = document["queries"]
+            evaluate(library, vectors, embedder, set_name, judged, modes, args)
+            if args.judge and any("rule" in query for query in judged):
+                JUDGEMENT_SETS[set_name].write_text(
+                    json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+                )
+        if vectors is not None and embedder is not None:
+            latency(library, vectors, embedder, sets[next(iter(sets))]["queries"], args.latency)
             print(
-                f"embedding: {timing['records']} records in {timing['wall_s']:.1f} s wall "
-                f"({timing['records'] / timing['wall_s']:.1f}/s), "
-                f"{timing['cpu_s']:.1f} s CPU ({timing['records'] / timing['cpu_s']:.1f}/CPU-s); "
-                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+                f"\nvector index: {len(vectors)} vectors, {vectors.memory_usage / 2**20:.1f} MiB"
+                f" ({vectors.memory_usage / max(len(vectors), 1):.0f} B/vector)"
             )
-        scores: dict[str, dict[str, list[float]]] = {
-            m: {"same": [], "different": []} for m in MODES
-        }
-        judged_share: dict[str, list[float]] = {m: [] for m in MODES}
-        variant_rankings: dict[str, list[list[tuple[int, float]]]] = {}
-        if args.variants:
-            for variant in VARIANTS:
-                index, _ = vectors_for(library, variant, args.cache, embedder)
-                for query in judged:
-                    dense = rankings(library, index, embedder, query["q"])["semantic"]
-                    variant_rankings.setdefault(query["q"], []).append(dense)
-        for query in judged:
-            ranked = rankings(library, vectors, embedder, query["q"])
-            grades = {key: int(value) for key, value in query["grades"].items()}
-            for mode in MODES:
-                ids = nasa_ids(library, ranked[mode])
-                scores[mode][query["kind"]].append(ndcg(ids, grades))
-                judged_share[mode].append(coverage(ids, grades))
-            if args.pool:
-                pool = [ranked[m] for m in MODES] + variant_rankings.get(query["q"], [])
-                print_pool(library, query, pool)
-        table("nDCG@10 (title + keywords + 400 characters of description)", scores, judged_share)
-        if args.variants:
-            by_variant = {v: {"same": [], "different": []} for v in VARIANTS}
-            variant_judged: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for query in judged:
-                grades = {key: int(value) for key, value in query["grades"].items()}
-                for variant, dense in zip(VARIANTS, variant_rankings[query["q"]], strict=True):
-                    ids = nasa_ids(library, dense)
-                    by_variant[variant][query["kind"]].append(ndcg(ids, grades))
-                    variant_judged[variant].append(coverage(ids, grades))
-            table("semantic nDCG@10 by what is embedded", by_variant, variant_judged)
-        latency(library, vectors, embedder, judged, args.latency)
-        print(
-            f"\nvector index: {len(vectors)} vectors, {vectors.memory_usage / 2**20:.1f} MiB "
-            f"({vectors.memory_usage / max(len(vectors), 1):.0f} B/vector)"
-        )
         library.close()
+
+
+def evaluate(
+    library: Library,
+    vectors: VectorIndex | None,
+    embedder: Embedder | None,
+    set_name: str,
+    judged: list[dict],
+    modes: tuple[str, ...],
+    args: argparse.Namespace,
+) -> None:
+    """Print one judged set's nDCG@10 table and its zero-result rates."""
+    kinds = list(dict.fromkeys(query["kind"] for query in judged))
+    scores = {m: {k: [] for k in kinds} for m in modes}
+    judged_share: dict[str, list[float]] = {m: [] for m in modes}
+    variant_rankings: dict[str, list[list[tuple[int, float]]]] = {}
+    if args.variants and embedder is not None:
+        for variant in VARIANTS:
+            index, _ = vectors_for(library, variant, args.cache, embedder)
+            for query in judged:
+                dense = rankings(library, index, embedder, query["q"])["semantic"]
+                variant_rankings.setdefault(query["q"], []).append(dense)
+    for query in judged:
+        ranked = rankings(library, vectors, embedder, query["q"])
+        if args.pool:
+            pool = [ranked[m] for m in modes] + variant_rankings.get(query["q"], [])
+            if args.judge and "rule" in query:
+                judge(library, query, pool)
+            print_pool(library, query, pool)
+        grades = {key: int(value) for key, value in query["grades"].items()}
+        for mode in modes:
+            ids = nasa_ids(library, ranked[mode])
+            scores[mode][query["kind"]].append(ndcg(ids, grades))
+            judged_share[mode].append(coverage(ids, grades))
+    table(f"[{set_name}: {len(judged)} queries] nDCG@10", scores, judged_share)
+    multi = [query["q"] for query in judged if len(query["q"].split()) > 1]
+    lexical_zero = sum(
+        1
+        for q in multi
+        if library.search(parse_request({"q": q, "page_size": "1"})).total_hits == 0
+    )
+    bm25_zero = sum(1 for q in multi if not bm25_ranking(library, q, 1))
+    print(
+        f"multi-word queries with zero results: lexical {lexical_zero}/{len(multi)} "
+        f"({lexical_zero / max(len(multi), 1):.0%}), bm25 {bm25_zero}/{len(multi)} "
+        f"({bm25_zero / max(len(multi), 1):.0%})"
+    )
+    if args.variants and embedder is not None:
+        by_variant = {v: {k: [] for k in kinds} for v in VARIANTS}
+        variant_judged: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for query in judged:
+            grades = {key: int(value) for key, value in query["grades"].items()}
+            for variant, dense in zip(VARIANTS, variant_rankings[query["q"]], strict=True):
+                ids = nasa_ids(library, dense)
+                by_variant[variant][query["kind"]].append(ndcg(ids, grades))
+                variant_judged[variant].append(coverage(ids, grades))
+        table(f"[{set_name}] semantic nDCG@10 by what is embedded", by_variant, variant_judged)
+
+
+def judge(library: Library, query: dict, rankings: list[list[tuple[int, float]]]) -> None:
+    """Grade the pool's unjudged results by the query's rule: every regex of "2" matches
+    (title, keywords, first 500 characters of the description), else every regex of "1"."""
+    rule = {grade: [re.compile(p, re.I) for p in pats] for grade, pats in query["rule"].items()}
+    for row in library.store.rows_by_ids([r for ranking in rankings for r, _ in ranking[:K]]):
+        if row.nasa_id in query["grades"]:
+            continue
+        data = orjson.loads(row.raw)["data"][0]
+        keywords = data.get("keywords") or []
+        text = " | ".join(
+            [
+                str(data.get("title", "")),
+                "; ".join(map(str, keywords if isinstance(keywords, list) else [keywords])),
+                " ".join(str(data.get("description", "")).split())[:500],
+            ]
+        )
+        grade = 0
+        for level in ("2", "1"):
+            if rule.get(level) and all(p.search(text) for p in rule[level]):
+                grade = int(level)
+                break
+        query["grades"][row.nasa_id] = grade
 
 
 def latency(

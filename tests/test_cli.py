@@ -71,6 +71,8 @@ def test_search_table_and_filters(cli_home: Path) -> None:
         "1969",
         "--collapse",
         "none",
+        "--match",
+        "all",  # every word: two records (relaxed matching would add partial matches)
         home=cli_home,
     )
     assert done.returncode == 0, done.stderr

@@ -28,6 +28,7 @@ def test_public_api_is_explicit() -> None:
         "ingest",
         "jsonstream",
         "library",
+        "matching",
         "migrations",
         "query",
         "records",

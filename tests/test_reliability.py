@@ -113,7 +113,9 @@ def test_hostile_records_are_stored_verbatim_and_searchable(hostile_library: Lib
         assert json.loads(hostile_library.store.get_raw(nasa_id)) == item
         found = hostile_library.search(parse_request({"nasa_id": nasa_id}))
         assert found.total_hits == 1
-    assert hostile_library.search(parse_request({"q": "script alert"})).total_hits == 1
+    assert (
+        hostile_library.search(parse_request({"q": "script alert", "match": "all"})).total_hits == 1
+    )
     big = hostile_library.search(parse_request({"q": "moon", "highlight": "true"}))
     assert big.total_hits == 1 and len(big.hits[0].highlight["description"]) < 1000
     marked = hostile_library.search(parse_request({"q": "onerror", "highlight": "true"}))

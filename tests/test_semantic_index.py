@@ -133,6 +133,21 @@ def test_sort_facets_and_paging_work_on_a_ranking(embedded: Library) -> None:
     assert any(h.highlight for h in marked.hits)
 
 
+def test_hybrid_by_date_is_the_newest_among_the_words_matches(embedded: Library) -> None:
+    """Issue 17 item 30: "Newest" in hybrid mode (the UI's default with the extra) shows
+    records that hold the words in title, keywords or caption start, not vector neighbours."""
+    params = {"q": "apollo 11", "mode": "hybrid", "sort": "date_desc", "page_size": "20"}
+    dated = _search(embedded, **params)
+    assert dated
+    for d in dated:
+        strong = " ".join(
+            [d["title"], " ".join(d.get("keywords") or []), d.get("description", "")[:600]]
+        ).lower()
+        assert "apollo" in strong and "11" in strong, d["title"]
+    dates = [d["date_created"] for d in dated]
+    assert dates == sorted(dates, reverse=True)
+
+
 def test_collapse_shows_each_group_once_in_ranked_modes(embedded: Library) -> None:
     params = {"q": "rocket launch from the pad", "mode": "hybrid", "page_size": "50"}
     flat = embedded.search(parse_request({**params, "collapse": "none"}))

@@ -355,3 +355,23 @@ def test_screenshots_and_page_weight(browser: Any, api_url: str) -> None:
     print("screenshots:", sorted(str(p) for p in ARTIFACTS.glob("*.png")))
     print("100-card page:", metrics)
     assert metrics["html_transfer_kb"] < 40
+
+
+def test_typo_shows_results_for_the_correction_and_offers_the_words_as_typed(tab: Tab) -> None:
+    """Issue 14: "Showing results for saturn rings. Search instead for saturn rigns"."""
+    tab.goto("/")
+    tab.page.fill("#q", "saturn rigns")
+    tab.page.keyboard.press("Enter")
+    tab.page.wait_for_url("**q=saturn+rigns**")
+    note = tab.page.locator("[data-suggestion]")
+    assert "Showing results for saturn rings" in " ".join(note.inner_text().split())
+    titles = " ".join(_cards(tab).all_inner_texts()[:5]).lower()
+    assert _cards(tab).count() > 0 and "ring" in titles
+    note.locator("a", has_text="saturn rigns").click()
+    tab.page.wait_for_url("**match=all**")
+    assert _cards(tab).count() == 0
+    assert "No results" in tab.page.inner_text("main")
+    tab.page.locator("[data-suggestion] a", has_text="saturn rings").click()
+    tab.page.wait_for_url("**q=saturn+rings**")
+    assert _cards(tab).count() > 0
+    assert tab.page.locator("[data-suggestion]").count() == 0

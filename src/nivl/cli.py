@@ -80,6 +80,11 @@ class Collapse(StrEnum):
     event = "event"
 
 
+class Match(StrEnum):
+    auto = "auto"
+    all = "all"
+
+
 class Mode(StrEnum):
     lexical = "lexical"
     semantic = "semantic"
@@ -246,6 +251,10 @@ def search(
         ),
     ] = None,
     collapse: Annotated[Collapse, typer.Option(help="Show each group once.")] = Collapse.event,
+    match: Annotated[
+        Match,
+        typer.Option(help="auto: fewer words when all find too little; all: every word, as typed."),
+    ] = Match.auto,
     page: Annotated[str, typer.Option(metavar="N", help="Page number, from 1.")] = "1",
     page_size: Annotated[str, typer.Option(metavar="N", help="Results per page.")] = "20",
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON document.")] = False,
@@ -273,6 +282,7 @@ def search(
         "sort": sort.value,
         "mode": mode.value if mode else default_mode(),
         "collapse": collapse.value,
+        "match": match.value,
         "page": page,
         "page_size": page_size,
     }

@@ -28,6 +28,8 @@ def search_document(result: SearchResult, base_url: str, path: str = "/search") 
         metadata["total_groups"] = result.total_groups
     if result.facets:
         metadata["facets"] = result.facets
+    if result.suggestion:  # nivl's extension, only when there is one
+        metadata["suggestion"] = {"q": result.suggestion, "corrected": result.corrected}
     return collection_document(
         base_url,
         path,

@@ -195,4 +195,10 @@ def rank(
     if mode == "semantic":
         return dense
     lexical = lexical_ranking(index, request, depth) if request.q else []
-    return FUSIONS[fusion](lexical, dense)
+    fused = FUSIONS[fusion](lexical, dense)
+    if request.sort != "relevance" and lexical:
+        # by date: the newest among the words' matches (title, keywords, caption start:
+        # see matching.py), not whatever the vectors found nearest (issue 17 item 30)
+        matched = {row_id for row_id, _ in lexical}
+        fused = [(row_id, score) for row_id, score in fused if row_id in matched]
+    return fused

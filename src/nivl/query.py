@@ -8,6 +8,7 @@ can never make a search fail. ``search_index.py`` compiles the plan for tantivy.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,12 +39,18 @@ FACETS = ("center", "media_type", "year", "keywords", "photographer")
 #: Ranking modes; lexical (BM25) first: the upstream-compatible default.
 MODES = ("lexical", "semantic", "hybrid")
 
-#: Text fields ``q`` searches, with their weights: title and keywords weigh most.
+#: How ``q`` matches (``matching.py``): "auto" relaxes when all words find too little;
+#: "all" requires every word as typed.
+MATCHES = ("auto", "all")
+#: Text fields ``q`` searches, with their weights: title and keywords weigh most; the
+#: description's first part (``description_head``) counts fully, the rest (whole transcripts
+#: up to 90 kB) little (measured: bench/semantic_quality.py).
 Q_FIELDS: dict[str, float] = {
     "title": 3.0,
     "keywords": 2.5,
-    "description": 1.0,
-    "description_508": 0.5,
+    "description_head": 1.0,
+    "description": 0.2,
+    "description_508": 0.1,
     "location": 1.0,
     "photographer": 1.0,
     "secondary_creator": 1.0,
@@ -103,6 +110,7 @@ class SearchRequest:
     group_level: str = ""
     group_id: int | None = None
     mode: str = "lexical"
+    match: str = "auto"
 
     @property
     def offset(self) -> int:
@@ -112,7 +120,15 @@ class SearchRequest:
         """The request as query parameters (for next/prev links); defaults left out."""
         defaults = SearchRequest()
         out: dict[str, str] = {}
-        for name in (*UPSTREAM_PARAMETERS, "sort", "collapse", "facets", "highlight", "mode"):
+        for name in (
+            *UPSTREAM_PARAMETERS,
+            "sort",
+            "collapse",
+            "facets",
+            "highlight",
+            "mode",
+            "match",
+        ):
             value = getattr(self, name)
             if value == getattr(defaults, name) and name not in ("page",):
                 continue
@@ -132,6 +148,9 @@ class TextClause:
     fields: tuple[str, ...]
     terms: tuple[str, ...]  # each a word or a "quoted phrase", ready for the parser
     boosts: tuple[tuple[str, float], ...] = ()
+    q: bool = False  # the q clause: compiled by matching.py (suggestions, relaxing)
+    relax: bool = False  # all words when that finds enough, else fewer (match=auto)
+    strong_only: bool = False  # date sort: match in title, keywords, description head
 
 
 @dataclass(frozen=True)
@@ -208,6 +227,7 @@ def parse_request(
         facets=_facets(values.get("facets", "")),
         highlight=_boolean(values, "highlight"),
         mode=_choice(values, "mode", MODES),
+        match=_choice(values, "match", MATCHES),
         description=values.get("description", "").strip(),
         description_508=values.get("description_508", "").strip(),
         location=values.get("location", "").strip(),
@@ -225,7 +245,16 @@ def plan_query(request: SearchRequest) -> QueryPlan:
     if request.q and not _empty_phrase(request.q):
         terms = text_terms(request.q)
         nothing |= not terms
-        clauses.append(TextClause(tuple(Q_FIELDS), terms, tuple(Q_FIELDS.items())))
+        clauses.append(
+            TextClause(
+                tuple(Q_FIELDS),
+                terms,
+                tuple(Q_FIELDS.items()),
+                q=True,
+                relax=request.match == "auto",
+                strong_only=request.sort != "relevance",
+            )
+        )
         highlight_terms.extend(terms)
     for name in FIELD_PARAMETERS:
         value = getattr(request, name)
@@ -261,6 +290,7 @@ def plan_query(request: SearchRequest) -> QueryPlan:
 def text_terms(text: str) -> tuple[str, ...]:
     """Words and quoted phrases of user text, lowercased and safe for the query parser."""
     terms: list[str] = []
+    text = unicodedata.normalize("NFKC", text)  # a decomposed accent is not a word break
     for match in _WORD_OR_PHRASE.finditer(text):
         phrase, word = match.groups()
         if word is not None:

@@ -61,7 +61,10 @@ class ResultsTable:
                 more.append(f"{lines.indent}+{hit.group.size - 1} more: ", style="dim")
                 more.append(f"nivl group show {hit.group.id}")
                 parts.append(more)
-        return Group(*parts, Text(summary_line(result), style="dim"))
+        parts.append(Text(summary_line(result), style="dim"))
+        if result.suggestion:
+            parts.append(Text(plain(suggestion_line(result)), style="yellow"))
+        return Group(*parts)
 
 
 class RecordLines:
@@ -119,6 +122,16 @@ def summary_line(result: SearchResult) -> str:
     if result.has_next:
         line += f"; next: --page {request.page + 1}"
     return line
+
+
+def suggestion_line(result: SearchResult) -> str:
+    """ "Did you mean", or, when a word matched nothing, what the results are for."""
+    if result.corrected:
+        return (
+            f"Showing results for {result.suggestion!r}; search instead for "
+            f"{result.request.q!r} with --match all"
+        )
+    return f"Did you mean {result.suggestion!r}?"
 
 
 class ImportReport:

@@ -6,6 +6,7 @@ only touches the one page it returns, whose raw items come from the store.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ class SearchResult:
     hits: list[SearchHit]
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     total_groups: int | None = None
+    #: ``q`` with its typos corrected (matching.py), when a correction exists; ``corrected``
+    #: when some word matched nothing, so the results come from its correction.
+    suggestion: str | None = None
+    corrected: bool = False
 
     @property
     def has_next(self) -> bool:
@@ -68,11 +73,24 @@ def search(
     """``ranking`` (semantic/hybrid: row ids and scores, best first, filters already applied)
     replaces tantivy's BM25 order; sort, facets, highlights and paging work the same."""
     plan = plan_query(request)
+    query, matched = index.compile_matching(plan)
     if ranking is not None:
-        return _search_ranking(store, index, request, plan, ranking)
-    query = index.compile(plan)
-    if request.collapse != "none":
-        return _collapsed(store, index, request, query)
+        result = _search_ranking(store, index, request, plan, ranking)
+    elif request.collapse != "none":
+        result = _collapsed(store, index, request, query)
+    else:
+        result = _search_page(store, index, request, query)
+    if matched is not None and matched.suggestion:
+        result = dataclasses.replace(
+            result, suggestion=matched.suggestion, corrected=matched.corrected
+        )
+    return result
+
+
+def _search_page(
+    store: Store, index: SearchIndex, request: SearchRequest, query: Any
+) -> SearchResult:
+    """One page of hits in tantivy's order (relevance or date)."""
     hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
     raws = store.raw_by_ids(hits.row_ids)
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None

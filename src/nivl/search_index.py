@@ -22,16 +22,19 @@ import orjson
 import tantivy
 from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
+from . import matching
 from .errors import SearchIndexError
 from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 ANALYZER = "nivl_en"
+VOCABULARY_ANALYZER = "nivl_words"
 TEXT_FIELDS = (
     "title",
     "description",
+    "description_head",
     "description_508",
     "keywords",
     "location",
@@ -74,11 +77,13 @@ def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("rid", indexed=True, fast=True)
     builder.add_text_field("nasa_id", tokenizer_name="raw", stored=True)
-    builder.add_text_field("ids", tokenizer_name="default")
+    builder.add_text_field("ids", tokenizer_name=VOCABULARY_ANALYZER)  # folds accents too
     for name in TEXT_FIELDS:
         builder.add_text_field(
             name, tokenizer_name=ANALYZER, stored=name in ("title", "description")
         )
+    # the index's own words, unstemmed, for typo corrections (matching.py)
+    builder.add_text_field(matching.VOCABULARY_FIELD, tokenizer_name=VOCABULARY_ANALYZER)
     builder.add_text_field("center", tokenizer_name="raw", fast=True)
     builder.add_text_field("media_type", tokenizer_name="raw", fast=True)
     builder.add_text_field("album", tokenizer_name="raw")
@@ -102,6 +107,24 @@ def english_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def vocabulary_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        TextAnalyzerBuilder(Tokenizer.simple())
+        .filter(Filter.remove_long(40))
+        .filter(Filter.lowercase())
+        .filter(Filter.ascii_fold())
+        .build()
+    )
+
+
+def description_head(text: str, size: int = matching.HEAD_CHARS) -> str:
+    """The description's first ``size`` characters, cut at a word boundary."""
+    if len(text) <= size:
+        return text
+    cut = text.rfind(" ", 0, size)
+    return text[: cut if cut > size // 2 else size]
+
+
 def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> Document:
     doc = Document()
     doc.add_integer("rid", row_id)
@@ -118,6 +141,10 @@ def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> 
         value = getattr(record, name)
         if value:
             doc.add_text(name, value)
+    head = description_head(record.description)
+    if head:
+        doc.add_text("description_head", head)
+    doc.add_text(matching.VOCABULARY_FIELD, " ".join((record.title, *record.keywords, head)))
     for keyword in record.keywords:
         doc.add_text("keywords", keyword)
         doc.add_text("keyword_exact", keyword)
@@ -160,6 +187,8 @@ class SearchIndex:
             else:
                 self.index = tantivy.Index(self.schema)
             self.index.register_tokenizer(ANALYZER, english_analyzer())
+            self.index.register_tokenizer(VOCABULARY_ANALYZER, vocabulary_analyzer())
+        self._vocabulary = vocabulary_analyzer()
         self._searcher: tantivy.Searcher | None = None
 
     # --- writing ----------------------------------------------------------------
@@ -237,12 +266,41 @@ class SearchIndex:
 
     def compile(self, plan: QueryPlan) -> Query:
         """A plan → one tantivy query: text clauses must match, filters must hold."""
+        return self.compile_matching(plan)[0]
+
+    def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
+        """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``."""
         if plan.matches_nothing:
-            return Query.empty_query()
+            return Query.empty_query(), None
         parts: list[tuple[Occur, Query]] = []
+        relaxed = [c for c in plan.text if c.q and c.terms]
         for clause in plan.text:
-            if clause.terms:
+            if clause.terms and clause not in relaxed:
                 parts.append((Occur.Must, self._text_query(clause)))
+        parts += self._filters(plan)
+        matched = None
+        for clause in relaxed:
+            with tantivy_errors("parsing the query"):
+                matched = matching.compile_q(
+                    self.index,
+                    self.searcher,
+                    self._vocabulary,
+                    clause.terms,
+                    dict(clause.boosts),
+                    [q for _, q in parts],
+                    strict=not clause.relax,
+                    strong_only=clause.strong_only,
+                )
+            parts.insert(0, (Occur.Must, matched.query))
+        if not parts:
+            return Query.all_query(), matched
+        if len(parts) == 1 and parts[0][0] is Occur.Must:
+            return parts[0][1], matched
+        return Query.boolean_query(parts), matched
+
+    def _filters(self, plan: QueryPlan) -> list[tuple[Occur, Query]]:
+        """The plan's exact filters (everything but its text clauses)."""
+        parts: list[tuple[Occur, Query]] = []
         schema = self.schema
         if plan.media_types:
             parts.append(
@@ -266,11 +324,7 @@ class SearchIndex:
         if plan.group is not None:
             level, group_id = plan.group
             parts.append((Occur.Must, Query.term_query(schema, f"{level}_group", group_id)))
-        if not parts:
-            return Query.all_query()
-        if len(parts) == 1 and parts[0][0] is Occur.Must:
-            return parts[0][1]
-        return Query.boolean_query(parts)
+        return parts
 
     def _text_query(self, clause: TextClause) -> Query:
         text = " ".join(f"+{term}" for term in clause.terms)

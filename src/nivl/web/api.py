@@ -113,6 +113,13 @@ class PageParams(BaseModel):
         "best 200, so total_hits counts those.",
         examples=["hybrid"],
     )
+    match: str | None = Field(
+        None,
+        description="nivl: auto (default: every word of q when that finds 50 records, else "
+        "fewer, ranked by how much of q they match; typos tolerated) or all (every word as "
+        "typed, stop words too).",
+        examples=["all"],
+    )
 
 
 class SearchParams(PageParams):

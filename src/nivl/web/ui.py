@@ -44,7 +44,7 @@ CSP = (
     "frame-ancestors 'none'"
 )
 #: Query parameters the search page reads; anything else in the URL is ignored.
-UI_PARAMETERS = (*UPSTREAM_PARAMETERS, "album", "sort", "collapse", "mode")
+UI_PARAMETERS = (*UPSTREAM_PARAMETERS, "album", "sort", "collapse", "mode", "match")
 TEXT_PARAMETERS = (
     "q",
     "title",
