@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ def test_public_api_is_explicit() -> None:
     exported = {name for name in dir(nivl) if not name.startswith("_")}
     modules = {
         "cli",
+        "derived",
         "documents",
         "embeddings",
         "errors",
@@ -78,3 +80,22 @@ def test_bundled_sample_is_small_and_real(shared_items: list[dict]) -> None:
     with gzip.open(paths[0], "rt") as handle:
         sample = [json.loads(line) for line in handle]
     assert sample == shared_items[: len(sample)] and len(sample) > 1000
+
+
+def test_the_cli_and_web_layers_use_only_the_library_door() -> None:
+    """No ``library.store`` / ``library.index`` outside library.py, and tantivy's types stay
+    inside search_index.py (issue 15: the grep counted 18 such places)."""
+    src = Path(nivl.__file__).parent
+    reaches, tantivy_users = [], []
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        if path.name != "library.py":
+            reaches += [
+                f"{path.name}: {line.strip()}"
+                for line in text.splitlines()
+                if "library.store" in line or "library.index" in line
+            ]
+        if path.name != "search_index.py" and re.search(r"^\s*(from|import) tantivy", text, re.M):
+            tantivy_users.append(path.name)
+    assert reaches == []
+    assert tantivy_users == []

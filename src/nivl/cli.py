@@ -106,8 +106,7 @@ def open_library(
     derived state on a read-only home); on an empty home, load the bundled sample if asked."""
     settings = settings_for(home, **flags)
     with Library(settings, rebuild_index=rebuild_index) as library:
-        for note in library.notes:
-            err.print(f"nivl: {note}", markup=False, highlight=False, soft_wrap=True)
+        _print_notes(library.notes)
         if load_sample and settings.load_sample and library.is_empty() and not library.read_only:
             err.print(
                 f"[bold]{settings.home} is empty: loading the bundled sample "
@@ -115,7 +114,14 @@ def open_library(
                 "for more."
             )
             library.import_paths(sample_paths())
+        shown = len(library.notes)
         yield library
+        _print_notes(library.notes[shown:])  # e.g. a damaged vector file found on first use
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        err.print(f"nivl: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.callback()

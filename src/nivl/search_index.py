@@ -87,7 +87,18 @@ def is_panic(exc: BaseException) -> bool:
 
 
 #: Words in tantivy's messages that mean its files are damaged (not a bad query).
-_DAMAGE = ("corrupt", "footer", "magic", "checksum", "failed to open file", "eof", "segment_ord")
+_DAMAGE = (
+    "corrupt",
+    "footer",
+    "magic",
+    "checksum",
+    "failed to open file",
+    "eof",
+    "segment_ord",
+    "io error",
+    "unsupported",
+    "compressed",
+)
 
 
 def is_damage(message: str) -> bool:
@@ -531,7 +542,7 @@ def verify_files(path: Path, *, remember: bool) -> None:
             checked[name] = seen
     if remember and checked != memo:
         with contextlib.suppress(OSError):
-            tmp = memo_path.with_name("nivl-verified.tmp")
+            tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
 
