@@ -16,7 +16,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -46,34 +45,32 @@ def nivl(
     *args: str,
     cwd: Path | str | None = None,
     env: dict[str, str] | None = None,
-    user: int | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "nivl", *args],
+        [*prefix, sys.executable, "-m", "nivl", *args],
         capture_output=True,
         text=True,
         env=environment(env),
         cwd=cwd,
-        user=user,
         timeout=300,
     )
 
 
 @contextmanager
 def serving(
-    home: Path, *, cwd: Path | str | None = None, user: int | None = None
+    home: Path, *, cwd: Path | str | None = None, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, list[str]]]:
     """``nivl serve`` in a process of its own until the block ends; yields its URL and
     (filled in after the block) its standard error. Up once /healthz answers at all."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--home", str(home)],
+        [*prefix, sys.executable, "-m", "nivl", "serve", "--port", str(port), "--home", str(home)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=environment(),
         cwd=cwd,
-        user=user,
     )
     url, errors = f"http://127.0.0.1:{port}", []
     try:
@@ -474,8 +471,10 @@ def test_a_second_writer_is_told_to_try_again_and_writes_nothing(
         second = nivl(
             "import", str(write_items(tmp_path / "one.jsonl", [other])), "--home", str(home)
         )
+        overlapped = first.poll() is None  # refused while the first was still writing
     finally:
         first_err = first.communicate(timeout=600)[1]
+    assert overlapped
     assert first.returncode == 0, first_err
     assert second.returncode == 1
     assert second.stderr.strip() == (
@@ -503,24 +502,23 @@ def wait_until_locked(path: Path) -> None:
 # --- reading never requires writing -------------------------------------------------
 
 
-@pytest.fixture
-def world_readable(shared_items: list[dict[str, Any]]) -> Iterator[Path]:
-    """A directory another user can enter (pytest's tmp dirs are root's alone)."""
-    folder = Path(tempfile.mkdtemp(prefix="nivl-ro-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(folder)], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
+def read_only_mount(folder: Path) -> tuple[str, ...]:
+    """A command prefix that runs the command with ``folder`` mounted read-only (a mount
+    namespace of its own): even root cannot write there, as on a read-only mount."""
+    script = (
+        f'mount --bind "{folder}" "{folder}" && mount -o remount,ro,bind "{folder}" && exec "$@"'
+    )
+    return ("unshare", "--mount", "sh", "-c", script, "sh")
 
 
-NOBODY = 65534
+def _can_mount() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run([*read_only_mount(Path("/tmp")), "true"], capture_output=True)
+    return probe.returncode == 0
 
 
-def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
-    """``nivl`` run by an unprivileged user: file modes apply (they do not to root)."""
-    return nivl(*args, cwd="/", user=NOBODY)
+needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs unshare and mount (root)")
 
 
 def stale_home(folder: Path, items: list[dict[str, Any]]) -> Path:
@@ -542,34 +540,27 @@ def stale_home(folder: Path, items: list[dict[str, Any]]) -> Path:
     return home
 
 
-def make_read_only(path: Path) -> None:
-    subprocess.run(["chmod", "-R", "a-w", str(path)], check=True)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs to drop to nobody")
+@needs_mount
 def test_a_read_only_home_searches_and_reports_stale_state(
-    world_readable: Path, shared_items: list[dict[str, Any]]
+    tmp_path: Path, shared_items: list[dict[str, Any]]
 ) -> None:
-    home = stale_home(world_readable, shared_items)
-    make_read_only(world_readable)
-    found = as_nobody("search", "apollo", "--home", str(home), "--json")
+    home = stale_home(tmp_path, shared_items)
+    ro = read_only_mount(tmp_path)
+    found = nivl("search", "apollo", "--home", str(home), "--json", prefix=ro)
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["collection"]["metadata"]["total_hits"] > 0
     assert "read-only" in found.stderr and "10 records not in groups" in found.stderr
-    stats = as_nobody("stats", "--json", "--home", str(home))
+    stats = nivl("stats", "--json", "--home", str(home), prefix=ro)
     assert stats.returncode == 0 and json.loads(stats.stdout)["records"] == 210
-    refused = as_nobody("import", str(world_readable / "a.jsonl"), "--home", str(home))
+    refused = nivl("import", str(tmp_path / "a.jsonl"), "--home", str(home), prefix=ro)
     assert refused.returncode == 1 and "read-only" in refused.stderr
     assert "Traceback" not in found.stderr + stats.stderr + refused.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs to drop to nobody")
-def test_a_read_only_home_is_served(
-    world_readable: Path, shared_items: list[dict[str, Any]]
-) -> None:
-    home = stale_home(world_readable, shared_items)
-    make_read_only(world_readable)
-    with serving(home, cwd="/", user=NOBODY) as (url, errors):
+@needs_mount
+def test_a_read_only_home_is_served(tmp_path: Path, shared_items: list[dict[str, Any]]) -> None:
+    home = stale_home(tmp_path, shared_items)
+    with serving(home, prefix=read_only_mount(tmp_path)) as (url, errors):
         health = httpx.get(f"{url}/healthz")
         assert health.status_code == 200
         assert health.json()["read_only"] and health.json()["behind"]["index"] == 10
@@ -580,15 +571,15 @@ def test_a_read_only_home_is_served(
     assert "read-only" in errors[0] and "Traceback" not in errors[0], errors[0]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs to drop to nobody")
+@needs_mount
 def test_a_read_only_home_with_a_damaged_index_searches_a_copy_in_memory(
-    world_readable: Path, shared_items: list[dict[str, Any]]
+    tmp_path: Path, shared_items: list[dict[str, Any]]
 ) -> None:
-    home = world_readable / "home"
+    home = tmp_path / "home"
     assert (
         nivl(
             "import",
-            str(write_items(world_readable / "a.jsonl", shared_items)),
+            str(write_items(tmp_path / "a.jsonl", shared_items)),
             "--home",
             str(home),
         ).returncode
@@ -596,22 +587,26 @@ def test_a_read_only_home_with_a_damaged_index_searches_a_copy_in_memory(
     )
     expected = nivl("search", "apollo", "--home", str(home)).stdout
     damage(home, "truncated meta.json")
-    make_read_only(world_readable)
-    found = as_nobody("search", "apollo", "--home", str(home))
+    found = nivl("search", "apollo", "--home", str(home), prefix=read_only_mount(tmp_path))
     assert found.returncode == 0, found.stderr
     assert found.stdout == expected
     assert "in memory" in found.stderr
 
 
 def test_a_full_store_can_still_be_read(tmp_path: Path, shared_items: list[dict[str, Any]]) -> None:
-    """After an import that filled the disk, opening must not need to write: stats, search
-    and serve answer from what is there and say what is stale."""
-    home = stale_home(tmp_path, shared_items)
-    size_mb = max(1, (home / "nivl.db").stat().st_size // 2**20)
-    env = {"NIVL_MAX_DB_MB": str(size_mb)}  # the store is at its cap: any new page fails
-    with Store(home / "nivl.db", max_mb=size_mb) as store:
-        with pytest.raises(Exception, match="disk is full"):
-            store.set_meta("filler", "x" * 2_000_000)
+    """After an import that filled the disk, opening must not need to write: stats and
+    search answer from what is there and say what is stale."""
+    home = tmp_path / "home"
+    env = {"NIVL_MAX_DB_MB": "8"}  # the cap stands in for the disk
+    big = [
+        renamed(item, f"full-{n}-{i}", item["data"][0].get("title", ""))
+        for n in range(8)
+        for i, item in enumerate(shared_items)
+    ]
+    full = nivl(
+        "import", str(write_items(tmp_path / "big.jsonl", big)), "--home", str(home), env=env
+    )
+    assert full.returncode == 1 and "disk is full" in full.stderr  # some batches committed
     for args in (["stats", "--json"], ["search", "apollo", "--json"]):
         done = nivl(*args, "--home", str(home), env=env)
         assert done.returncode == 0, done.stderr

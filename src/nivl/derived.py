@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .errors import HomeBusy, SearchIndexError
+from .errors import HomeBusy, SearchIndexError, StoreError
 from .groups import update_groups
 from .search_index import SearchIndex
 from .store import Store
@@ -102,7 +102,10 @@ class WriteLock:
         if self._handle is not None:
             self._depth += 1
             return True
-        handle = self.path.open("a")
+        try:
+            handle = self.path.open("a")
+        except OSError as exc:  # a read-only home (or one this user may not write)
+            raise StoreError(f"cannot write to {self.home}: {exc.strerror}") from exc
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -140,29 +143,44 @@ class WriteLock:
 
 
 def open_index(
-    path: Path, store: Store, *, read_only: bool, note: Callable[[str], object]
+    path: Path,
+    store: Store,
+    *,
+    lock: WriteLock | None,
+    note: Callable[[str], object],
+    wait: float = 60.0,
 ) -> SearchIndex:
     """Open the home's index, checking its files; a damaged one is rebuilt from the store.
 
-    With ``read_only`` (nothing may be written) the rebuild goes to memory instead, so
-    the home can still be searched. Otherwise the caller holds the write lock.
+    Opening needs no lock; rebuilding takes ``lock`` (waiting up to ``wait`` seconds for
+    a writer to finish). Without one (nothing may be written: a read-only home) the
+    rebuild goes to memory instead, so the home can still be searched.
     """
+    read_only = lock is None
     try:
         return SearchIndex(path, read_only=read_only, verify=True)
     except SearchIndexError as exc:
         if not exc.damaged and not read_only:
             raise
         problem = exc
-    if read_only:
+    if lock is None:
         if (path / "meta.json").exists():
-            note(f"the search index in {path} cannot be used ({problem}); the home is read-only,")
-            note("so searches use a copy built in memory from the store (run 'nivl index")
-            note("--rebuild' where the home is writable to repair it)")
+            note(
+                f"the search index in {path} cannot be used ({problem}); the home is "
+                "read-only, so searches use a copy built in memory from the store "
+                "(run 'nivl index --rebuild' where the home is writable to repair it)"
+            )
         index = SearchIndex(None)
         index.sync(store)
         return index
-    note(f"the search index in {path} is damaged ({problem}); rebuilding it from the store")
-    return rebuild_index(path, store)
+    with lock.hold(wait=wait):
+        try:  # another process may have rebuilt it while this one waited
+            return SearchIndex(path, verify=True)
+        except SearchIndexError as exc:
+            if not exc.damaged:
+                raise
+        note(f"the search index in {path} is damaged ({problem}); rebuilding it from the store")
+        return rebuild_index(path, store)
 
 
 def rebuild_index(path: Path, store: Store) -> SearchIndex:

@@ -70,15 +70,14 @@ class Library:
         if rebuild_index and not self.read_only:
             with self.lock.hold():
                 self.index = derived.rebuild_index(settings.index_path, self.store)
-        elif self.read_only:
-            self.index = derived.open_index(
-                settings.index_path, self.store, read_only=True, note=self._note
-            )
         else:
-            with self.lock.hold(wait=HEAL_WAIT):
-                self.index = derived.open_index(
-                    settings.index_path, self.store, read_only=False, note=self._note
-                )
+            self.index = derived.open_index(
+                settings.index_path,
+                self.store,
+                lock=None if self.read_only else self.lock,
+                note=self._note,
+                wait=HEAL_WAIT,
+            )
         if sync:
             self._catch_up()
         self._view = View(self.index.indexed_rev(self.store), self.index.snapshot())

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import struct
+import tempfile
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -193,6 +194,7 @@ class SearchIndex:
         self._memory_mark = 0  # an index in memory keeps its mark here, not in the store
         self._searcher: tantivy.Searcher | None = None
         self._lock = threading.Lock()
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
         with tantivy_errors("opening the search index"):
             if path is not None:
                 old_layout = (path / "meta.json").exists() and _schema_version(
@@ -208,7 +210,12 @@ class SearchIndex:
                     (path / "nivl-schema").write_text(SCHEMA_VERSION)
                 if verify:
                     verify_files(path, remember=not read_only)
-                self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+                where = path
+                if read_only:  # tantivy takes a lock file even to read: read a copy
+                    self._copy = tempfile.TemporaryDirectory(prefix="nivl-index-")
+                    where = Path(self._copy.name)
+                    _copy_index(path, where)
+                self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
             else:
                 self.index = tantivy.Index(self.schema)
             self.index.register_tokenizer(ANALYZER, english_analyzer())
@@ -545,6 +552,13 @@ def verify_files(path: Path, *, remember: bool) -> None:
             tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
+
+
+def _copy_index(source: Path, target: Path) -> None:
+    """The index's files (not its lock files) into ``target``, e.g. from a read-only mount."""
+    for file in source.iterdir():
+        if file.is_file() and not file.name.endswith(".lock"):
+            shutil.copyfile(file, target / file.name)
 
 
 SEGMENT_FILES = ("idx", "pos", "term", "store", "fast", "fieldnorm")
