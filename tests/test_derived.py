@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nivl import Library, Settings
+from nivl import Library, Settings, embeddings
 from nivl.store import Store
 
 from .servers import free_port
@@ -158,6 +158,18 @@ def test_index_rebuild_works_on_an_index_that_cannot_be_opened(home: Path, kind:
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "the index holds 1538" in rebuilt.stderr
     assert "Traceback" not in rebuilt.stderr
+
+
+@pytest.mark.skipif(not embeddings.available(), reason="needs the [semantic] extra")
+def test_a_damaged_vector_file_is_set_aside_and_search_goes_on(home: Path) -> None:
+    expected = nivl("search", "apollo", "--mode", "lexical", "--home", str(home)).stdout
+    (home / "vectors.usearch").write_bytes(random.Random(3).randbytes(100_000))
+    found = nivl("search", "apollo", "--home", str(home))  # hybrid by default: opens it
+    assert found.returncode == 0, found.stderr
+    assert found.stdout == expected  # nothing embedded any more: BM25 ranks alone
+    assert "vector index" in found.stderr and "damaged" in found.stderr
+    assert "Traceback" not in found.stderr
+    assert nivl("search", "apollo", "--home", str(home)).stderr == ""
 
 
 def test_serve_rebuilds_a_damaged_index_and_answers(home: Path) -> None:
