@@ -97,9 +97,9 @@ def rankings(
     library: Library, vectors: VectorIndex, embedder: Embedder, q: str, depth: int = 100
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
-    lexical = lexical_ranking(library.index, request, depth)
+    lexical = lexical_ranking(library.view().snapshot, request, depth)
     vector = embedder.embed_query(q)
-    dense = dense_ranking(library.index, vectors, vector, filter_plan(request), depth)
+    dense = dense_ranking(library.view().snapshot, vectors, vector, filter_plan(request), depth)
     return {
         "lexical": lexical,
         "semantic": dense,
@@ -241,7 +241,7 @@ def latency(
             embed_times.append((time.perf_counter() - start) * 1000)
             request = parse_request({"q": query["q"], "mode": "hybrid"})
             start = time.perf_counter()
-            rank(library.index, vectors, vector, request, mode="hybrid")
+            rank(library.view().snapshot, vectors, vector, request, mode="hybrid")
             rank_times.append((time.perf_counter() - start) * 1000)
     print(f"  {'of which: embed query':<22} {percentiles(embed_times)}")
     print(f"  {'hybrid ranking alone':<22} {percentiles(rank_times)}")

@@ -359,35 +359,14 @@ class SearchIndex:
             ]
         )
 
-    # One-call reads on the current searcher (each call may see a newer one: a request
-    # that reads more than once takes a ``snapshot()`` and reads through it).
+    # One-call reads on the current searcher (a request that reads more than once takes
+    # a ``snapshot()`` and reads through it: the next call may see a newer searcher).
 
     def num_docs(self) -> int:
         return self.snapshot().num_docs()
 
     def search(self, query: Query, *, limit: int, offset: int = 0, sort: str = "relevance") -> Hits:
         return self.snapshot().search(query, limit=limit, offset=offset, sort=sort)
-
-    def similar_rows(
-        self, terms: Sequence[str], plan: QueryPlan, *, exclude_nasa_id: str, limit: int
-    ) -> list[tuple[int, float]]:
-        return self.snapshot().similar_rows(
-            terms, plan, exclude_nasa_id=exclude_nasa_id, limit=limit
-        )
-
-    def fast_values(self, field: str, addresses: Sequence[Any]) -> list[Any]:
-        return self.snapshot().fast_values(field, addresses)
-
-    def count_distinct(self, query: Query, field: str) -> int:
-        return self.snapshot().count_distinct(query, field)
-
-    def facets(
-        self, query: Query, names: Iterable[str], *, size: int = 20
-    ) -> dict[str, dict[str, int]]:
-        return self.snapshot().facets(query, names, size=size)
-
-    def snippet_generator(self, query: Query, field: str) -> Snippets:
-        return self.snapshot().snippet_generator(query, field)
 
 
 class Snapshot:
