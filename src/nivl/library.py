@@ -14,6 +14,7 @@ import dataclasses
 import importlib.resources
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -435,9 +436,8 @@ def _writable(home: Path) -> bool:
     if not os.access(home, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
         return False
     try:  # a read-only mount refuses even where the mode bits allow
-        probe = home / f".nivl-write-probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".nivl-write-probe-"):
+            pass
     except OSError:
         return False
     return True

@@ -5,7 +5,10 @@ carries the store's row id (``rid``) as a fast field, so a page of hits turns
 into raw items with one primary-key lookup and no stored-document loading.
 The store's ``rev`` counter is the watermark: ``sync`` indexes every row
 changed since the last ``indexed_rev`` and only then records the new mark, so
-a crash in between just means those rows are indexed again.
+a crash in between just means those rows are indexed again (``derived.py`` runs
+``sync`` as the index stage). Reads go through a ``Snapshot``, one searcher per
+request, and this is the only module that imports tantivy. ``verify_files`` is
+tantivy's checksum check, which its Python binding lacks.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ def indexing_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+#: The action of query parsing: its failures are the query's, never the files'.
+PARSING = "parsing the query"
+
+
 @contextlib.contextmanager
 def tantivy_errors(action: str) -> Iterator[None]:
     """tantivy raises ValueError/OSError for everything; give callers a ``SearchIndexError``.
@@ -73,14 +80,16 @@ def tantivy_errors(action: str) -> Iterator[None]:
     ``PanicException``, a ``BaseException`` that ``except Exception`` lets through, so
     it is caught here by name (pyo3 creates the class at run time) and marked damaged.
     """
+    reading = action != PARSING  # a query tantivy cannot parse says nothing about its files
     try:
         yield
     except (ValueError, OSError) as exc:
-        raise SearchIndexError(f"{action} failed: {exc}", damaged=is_damage(str(exc))) from exc
+        damaged = reading and is_damage(str(exc))
+        raise SearchIndexError(f"{action} failed: {exc}", damaged=damaged) from exc
     except BaseException as exc:
         if not is_panic(exc):
             raise
-        raise SearchIndexError(f"{action} failed: {exc}", damaged=True) from exc
+        raise SearchIndexError(f"{action} failed: {exc}", damaged=reading) from exc
 
 
 def is_panic(exc: BaseException) -> bool:
@@ -95,7 +104,6 @@ _DAMAGE = (
     "checksum",
     "failed to open file",
     "eof",
-    "segment_ord",
     "io error",
     "unsupported",
     "compressed",
@@ -343,13 +351,13 @@ class SearchIndex:
 
     def _text_query(self, clause: TextClause) -> Query:
         text = " ".join(f"+{term}" for term in clause.terms)
-        with tantivy_errors("parsing the query"):
+        with tantivy_errors(PARSING):
             return self.index.parse_query(
                 text, list(clause.fields), field_boosts=dict(clause.boosts) or None
             )
 
     def _similar_query(self, terms: Sequence[str], plan: QueryPlan, exclude_nasa_id: str) -> Query:
-        with tantivy_errors("parsing the query"):
+        with tantivy_errors(PARSING):
             text = self.index.parse_query(" ".join(terms), list(Q_FIELDS), field_boosts=Q_FIELDS)
         return Query.boolean_query(
             [
