@@ -247,6 +247,10 @@ class Library:
     def count(self) -> int:
         return self.store.count()
 
+    def indexed(self) -> int:
+        """Documents in the index as requests see it now."""
+        return self._view.snapshot.num_docs()
+
     def stats(self) -> dict[str, Any]:
         return self.store.stats()
 
