@@ -162,7 +162,7 @@ def index(
     """Bring the search index up to date with the store (or rebuild it)."""
     with open_library(home, rebuild_index=rebuild) as library:
         count = library.count() if rebuild else library.reindex()
-        err.print(f"indexed {count} records; the index holds {library.indexed()}")
+        err.print(f"indexed {count} records; the index holds {library.num_indexed()}")
         if rebuild and embeddings.available() and library.vectors_path.exists():
             _embed(library, rebuild=True)
 

@@ -247,7 +247,7 @@ class Library:
     def count(self) -> int:
         return self.store.count()
 
-    def indexed(self) -> int:
+    def num_indexed(self) -> int:
         """Documents in the index as requests see it now."""
         return self._view.snapshot.num_docs()
 
