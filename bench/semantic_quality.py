@@ -109,7 +109,7 @@ def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, 
     """The plain baseline: tantivy's default query parser (OR) over title, description and
     keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
     query, _errors = library.index.index.parse_query_lenient(q, BM25_FIELDS)
-    hits = library.index.search(query, limit=depth)
+    hits = library.view().snapshot.search(query, limit=depth)
     return list(zip(hits.row_ids, hits.scores, strict=True))
 
 
@@ -121,12 +121,12 @@ def rankings(
     depth: int = 100,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
-    lexical = lexical_ranking(library.index, request, depth)
+    lexical = lexical_ranking(library.view().snapshot, request, depth)
     bm25 = bm25_ranking(library, q, depth)
     if vectors is None or embedder is None:
         return {"lexical": lexical, "bm25": bm25}
     vector = embedder.embed_query(q)
-    dense = dense_ranking(library.index, vectors, vector, filter_plan(request), depth)
+    dense = dense_ranking(library.view().snapshot, vectors, vector, filter_plan(request), depth)
     return {
         "lexical": lexical,
         "bm25": bm25,
@@ -339,7 +339,7 @@ def latency(
             embed_times.append((time.perf_counter() - start) * 1000)
             request = parse_request({"q": query["q"], "mode": "hybrid"})
             start = time.perf_counter()
-            rank(library.index, vectors, vector, request, mode="hybrid")
+            rank(library.view().snapshot, vectors, vector, request, mode="hybrid")
             rank_times.append((time.perf_counter() - start) * 1000)
     print(f"  {'of which: embed query':<22} {percentiles(embed_times)}")
     print(f"  {'hybrid ranking alone':<22} {percentiles(rank_times)}")

@@ -36,7 +36,7 @@ def speed(replay: Replay, cap: int, page_size: int, fault_rate: float) -> str:
             Store(Path(home) / "nivl.db") as store,
             Upstream(replay.url, timeout=0.3, sleep=lambda s: time.sleep(min(s, 0.01))) as client,
         ):
-            result = harvest(store, None, client, page_size=page_size)
+            result = harvest(store, client, page_size=page_size)
             assert result.ok and store.count() == len(replay.items)
             runs.append(result)
     seconds = statistics.median(r.seconds for r in runs)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import nivl
+from nivl import derived
 from nivl.harvest import HarvestResult, harvest
 from nivl.search_index import SearchIndex
 from nivl.store import Store
@@ -51,8 +52,12 @@ def client(url: str, **options: Any) -> Upstream:
 
 
 def run(store: Store, replay: Replay, index: SearchIndex | None = None, **options: Any) -> Any:
+    """A harvest writes the store only; with an index, the derived stages run after it."""
     with client(replay.url, **options.pop("client", {})) as upstream:
-        return harvest(store, index, upstream, **options)
+        result = harvest(store, upstream, **options)
+    if index is not None:
+        result.indexed = derived.update(store, index).rows["index"]
+    return result
 
 
 def mirror(store: Store) -> dict[str, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ def test_public_api_is_explicit() -> None:
     exported = {name for name in dir(nivl) if not name.startswith("_")}
     modules = {
         "cli",
+        "derived",
         "documents",
         "embeddings",
         "errors",
@@ -142,3 +144,26 @@ def test_no_module_imports_another_package_s_private_modules() -> None:
                 if any(part.startswith("_") for part in name.split(".")[1:]):
                     private.append(f"{path.name}: {name}")
     assert private == []
+
+
+INDEX_MODULES = {"search_index.py", "matching.py"}
+
+
+def test_the_cli_and_web_layers_use_only_the_library_door() -> None:
+    """No ``library.store`` / ``library.index`` outside library.py, and tantivy's types stay
+    inside the index module, search_index.py, and matching.py, which builds its ``q``
+    queries (issue 15: the grep counted 18 such places)."""
+    src = Path(nivl.__file__).parent
+    reaches, tantivy_users = [], []
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        if path.name != "library.py":
+            reaches += [
+                f"{path.name}: {line.strip()}"
+                for line in text.splitlines()
+                if "library.store" in line or "library.index" in line
+            ]
+        if path.name not in INDEX_MODULES and re.search(r"^\s*(from|import) tantivy", text, re.M):
+            tantivy_users.append(path.name)
+    assert reaches == []
+    assert tantivy_users == []

@@ -69,9 +69,10 @@ def _snippet_html(description: str, query: str) -> str:
     writer.commit()
     index.reload()
     q = index.index.parse_query(query, ["description"])
-    address = index.searcher.search(q, 1).hits[0][1]
-    generator = index.snippet_generator(q, "description")
-    return str(generator.snippet_from_doc(index.searcher.doc(address)).to_html())
+    snapshot = index.snapshot()
+    address = snapshot.search(q, limit=1).addresses[0]
+    generator = snapshot.snippet_generator(q, "description")
+    return str(generator.snippet_from_doc(snapshot.doc(address)).to_html())
 
 
 def test_tantivy_snippet_html_escapes_the_caption() -> None:

@@ -36,9 +36,8 @@ from . import __version__, embeddings
 from .documents import search_document
 from .embeddings import default_mode
 from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters, NivlError
-from .exports import FORMATS, export
+from .exports import FORMATS
 from .harvest import Progress as HarvestProgress
-from .harvest import harvest
 from .library import Library, sample_paths
 from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
@@ -112,21 +111,30 @@ def settings_for(home: Path | None, **flags: Any) -> Settings:
 
 @contextmanager
 def open_library(
-    home: Path | None, *, load_sample: bool = False, **flags: object
+    home: Path | None, *, load_sample: bool = False, rebuild_index: bool = False, **flags: object
 ) -> Iterator[Library]:
-    """Open the home's library; on an empty home, load the bundled sample if asked, saying so."""
+    """Open the home's library, saying what opening found (a damaged index rebuilt, stale
+    derived state on a read-only home); on an empty home, load the bundled sample if asked."""
     settings = settings_for(home, **flags)
     if settings.home.exists() and not settings.home.is_dir():
         raise ConfigError(f"the home {settings.home} is not a directory")
-    with Library(settings) as library:
-        if load_sample and settings.load_sample and library.is_empty():
+    with Library(settings, rebuild_index=rebuild_index) as library:
+        _print_notes(library.notes)
+        if load_sample and settings.load_sample and library.is_empty() and not library.read_only:
             err.print(
                 f"[bold]{escape(str(settings.home))} is empty: loading the bundled sample "
                 "(1,538 real NASA records).[/] Use 'nivl import' or 'nivl harvest' "
                 "for more."
             )
             library.import_paths(sample_paths())
+        shown = len(library.notes)
         yield library
+        _print_notes(library.notes[shown:])  # e.g. a damaged vector file found on first use
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        err.print(f"nivl: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_version(value: bool) -> None:
@@ -193,9 +201,9 @@ def index(
     home: HomeOption = None,
 ) -> None:
     """Bring the search index up to date with the store (or rebuild it)."""
-    with open_library(home) as library:
-        count = library.index.sync(library.store, rebuild=rebuild)
-        err.print(f"indexed {count} records; the index holds {library.index.num_docs()}")
+    with open_library(home, rebuild_index=rebuild) as library:
+        count = library.count() if rebuild else library.reindex()
+        err.print(f"indexed {count} records; the index holds {library.num_indexed()}")
         if rebuild and embeddings.available() and library.vectors_path.exists():
             _embed(library, rebuild=True)
 
@@ -218,9 +226,7 @@ def _embed(library: Library, *, rebuild: bool) -> None:
     with _count_progress("embedding", total) as advance:
         count = library.embed(rebuild=rebuild, progress=advance)
     status = library.semantic_status()
-    err.print(
-        f"embedded {count} records; {status['embedded']} of {library.store.count()} are embedded"
-    )
+    err.print(f"embedded {count} records; {status['embedded']} of {library.count()} are embedded")
 
 
 @app.command()
@@ -332,7 +338,7 @@ def stats(
 ) -> None:
     """Counts of records by media type and center, and the years covered."""
     with open_library(home) as library:
-        figures = library.store.stats()
+        figures = library.stats()
     if as_json:
         _write(orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n", None)
         return
@@ -372,10 +378,10 @@ def export_(
         )
     with open_library(home) as library:
         if out is None:
-            count = export(library.store, fmt.value, sys.stdout.buffer)
+            count = library.export(fmt.value, sys.stdout.buffer)
         else:
             with out.open("wb") as handle:
-                count = export(library.store, fmt.value, handle)
+                count = library.export(fmt.value, handle)
     err.print(f"exported {count} records as {fmt.value}")
 
 
@@ -396,12 +402,12 @@ def serve(
     from .web.app import create_app
     from .web.listener import listen, run, serve_config
 
-    flags = {"host": host, "port": port, "workers": workers}
+    flags: dict[str, object] = {"host": host, "port": port, "workers": workers}
     settings = settings_for(home, **flags)
     sock = listen(settings.host, settings.port)  # a busy port fails here, before any work
-    with open_library(home, load_sample=True, **flags) as library:
+    with open_library(home, load_sample=True, host=host, port=port, workers=workers) as library:
         semantic = library.semantic_status()
-        records = library.store.count()
+        records = library.count()
     address = f"[{settings.host}]" if ":" in settings.host else settings.host
     err.print(
         f"nivl {__version__} serving {settings.home} on http://{address}:{settings.port}/",
@@ -443,7 +449,7 @@ def group(
         return
     with open_library(home) as library:
         update = library.group(rebuild=rebuild)
-        hidden = library.store.hidden_by_level()
+        hidden = library.hidden_by_level()
     err.print(
         f"grouped {update.records} records, {update.changed} with new group ids; collapsing hides "
         + ", ".join(f"{level} {count}" for level, count in hidden.items())
@@ -546,8 +552,8 @@ def harvest_(
         ) as client,
         _harvest_progress() as progress,
     ):
-        result = harvest(
-            library.store, library.index, client, q=query, media_type=media,
+        result = library.harvest(
+            client, q=query, media_type=media,
             year_start=year_start, year_end=year_end, center=center, progress=progress,
             since=int(since) if since and since.isdigit() else since,
             page_size=page_size, with_assets=with_assets,

@@ -3,7 +3,8 @@
     NivlError
     ├── ConfigError            bad settings or home directory
     ├── StoreError             SQLite failed (wraps sqlite3.Error)
-    ├── SearchIndexError       tantivy failed (wraps its ValueError/OSError)
+    │   └── HomeBusy           another nivl process is writing to the home
+    ├── SearchIndexError       tantivy failed (wraps its ValueError/OSError, and panics)
     ├── RecordRejected         an input item that cannot become a Record
     ├── BadRequest             400: a request nivl cannot answer as asked
     │   ├── MissingParameters  no search parameter at all (upstream's 400)
@@ -41,8 +42,18 @@ class StoreError(NivlError):
     pass
 
 
+class HomeBusy(StoreError):
+    """Another process holds the home's write lock: nothing was written."""
+
+    status = 503
+
+
 class SearchIndexError(NivlError):
-    pass
+    """``damaged``: the index's files are at fault (rebuild it), not the query."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
 
 
 class RecordRejected(NivlError):

@@ -1,4 +1,4 @@
-"""Harvesting: upstream → store → index, partitioned, resumable and incremental.
+"""Harvesting: upstream → store, partitioned, resumable and incremental.
 
 Upstream serves a search only as deep as its result window, so a harvest
 walks *partitions* that each fit in it. ``--all`` starts from one partition
@@ -36,9 +36,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from .errors import RecordRejected, UpstreamError
-from .groups import update_groups
 from .records import MEDIA_TYPES, Record, parse_item
-from .search_index import SearchIndex
 from .store import Store
 from .upstream import PageRefused, Upstream
 
@@ -147,7 +145,6 @@ ProgressCallback = Callable[[Progress], object]
 
 def harvest(
     store: Store,
-    index: SearchIndex | None,
     client: Upstream,
     *,
     q: str | None = None,
@@ -162,7 +159,8 @@ def harvest(
     progress: ProgressCallback | None = None,
     this_year: int | None = None,
 ) -> HarvestResult:
-    """Mirror the whole library (no ``q``) or one topic into ``store``, then sync ``index``.
+    """Mirror the whole library (no ``q``) or one topic into ``store`` (only the store:
+    ``Library.harvest`` brings the derived state up to date after it).
 
     ``since`` (a year, or ``"last"``: the mark left by the last finished run
     over the whole library, or over everything from the mark before it on)
@@ -201,9 +199,6 @@ def harvest(
         result.assets = fetch_assets(store, client, backlog)
     run.finish(move_mark=moves_mark)
     result.seconds = time.monotonic() - started
-    update_groups(store)  # derived like the index, from the same changed rows, before it
-    if index is not None:
-        result.indexed = index.sync(store)
     return result
 
 

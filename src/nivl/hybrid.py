@@ -23,12 +23,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
-
-from tantivy import Occur, Query
+from typing import TYPE_CHECKING, Any
 
 from .query import QueryPlan, SearchRequest, plan_query
-from .search_index import SearchIndex
+from .search_index import Snapshot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,14 +112,14 @@ def has_filters(plan: QueryPlan) -> bool:
     )
 
 
-def lexical_ranking(index: SearchIndex, request: SearchRequest, depth: int = DEPTH) -> Ranking:
+def lexical_ranking(index: Snapshot, request: SearchRequest, depth: int = DEPTH) -> Ranking:
     """BM25 top-``depth`` for the whole request (q and filters), as tantivy ranks it."""
     hits = index.search(index.compile(plan_query(request)), limit=depth)
     return list(zip(hits.row_ids, hits.scores, strict=True))
 
 
 def dense_ranking(
-    index: SearchIndex,
+    index: Snapshot,
     vectors: VectorIndex,
     vector: np.ndarray,
     plan: QueryPlan,
@@ -147,10 +145,10 @@ def dense_ranking(
 
 
 def _overfetch(
-    index: SearchIndex,
+    index: Snapshot,
     vectors: VectorIndex,
     vector: np.ndarray,
-    query: Query,
+    query: Any,
     want: int,
     allowed: int,
 ) -> Ranking:
@@ -161,9 +159,7 @@ def _overfetch(
     while True:
         candidates = vectors.search(vector, fetch)
         ids = [row_id for row_id, _ in candidates]
-        check = Query.boolean_query(
-            [(Occur.Must, query), (Occur.Must, Query.term_set_query(index.schema, "rid", ids))]
-        )
+        check = index.within_rows(query, ids)
         passing = set(index.search(check, limit=max(len(ids), 1)).row_ids)
         kept = [(row_id, score) for row_id, score in candidates if row_id in passing]
         if len(kept) >= want or fetch >= limit:
@@ -172,7 +168,7 @@ def _overfetch(
 
 
 def rank(
-    index: SearchIndex,
+    index: Snapshot,
     vectors: VectorIndex,
     vector: np.ndarray | None,
     request: SearchRequest,

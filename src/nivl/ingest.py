@@ -22,10 +22,8 @@ from urllib.parse import unquote
 import orjson
 
 from .errors import RecordRejected
-from .groups import update_groups
 from .jsonstream import NEWLINE, Chunk, Malformed, Reader
 from .records import Record, dump_item, parse_item
-from .search_index import SearchIndex
 from .store import Store
 
 _ASSET_HREF = re.compile(r"/asset/([^?#]+)")
@@ -65,7 +63,7 @@ class ImportSummary:
     rejected: int = 0
     #: Files that held nothing (not an error: an export of nothing is an empty file).
     empty: list[str] = field(default_factory=list)
-    #: Wall seconds of each step: "store" (read, parse, write), "group", "index".
+    #: Wall seconds of each step: "store" (read, parse, write), then one per derived stage.
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -384,15 +382,13 @@ def _json_error(exc: orjson.JSONDecodeError, line: int) -> str:
 
 def import_paths(
     store: Store,
-    index: SearchIndex,
     paths: Iterable[Path],
     *,
     batch_size: int = 1000,
     on_bytes: Callable[[int], object] | None = None,
-    on_indexed: Callable[[int], object] | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> ImportSummary:
-    """Import files into the store in batches, then bring the index up to date."""
+    """Import files into the store in batches; the derived state is ``derived.py``'s job."""
     summary = ImportSummary()
     batch: list[Record] = []
     started = time.perf_counter()
@@ -420,15 +416,5 @@ def import_paths(
                 summary.reject(entry)
     if batch:
         flush()
-    # If anything above failed, the committed batches are grouped and indexed on the next
-    # open. Grouping comes first, so that the index gets the group ids.
-    grouping = time.perf_counter()
-    update_groups(store)
-    indexing = time.perf_counter()
-    index.sync(store, progress=on_indexed)
-    summary.seconds = {
-        "store": grouping - started,
-        "group": indexing - grouping,
-        "index": time.perf_counter() - indexing,
-    }
+    summary.seconds = {"store": time.perf_counter() - started}
     return summary

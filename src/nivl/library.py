@@ -1,63 +1,168 @@
-"""``Library``: one home directory's store and index, opened together.
+"""``Library``: one home directory's store and its derived state, the one door to both.
 
-The CLI and the web app each build one from ``Settings`` and call its
-methods; it keeps the derived index in step with the store on open.
+The CLI and the web app each build one from ``Settings`` and call its methods.
+Every write (import, harvest, regrouping, reindexing, embedding) takes the
+home's write lock, writes the store, then has ``derived.py`` bring the derived
+stages up to date; opening does the same when it may write, and reports stale
+stages when it may not (a read-only home, a full disk, another process writing).
+A request reads one ``View``: a revision and one index snapshot.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from . import embeddings
-from .errors import RecordNotFound, SemanticUnavailable
+from . import derived, embeddings
+from .errors import RecordNotFound, SearchIndexError, SemanticUnavailable, StoreError
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
-from .ingest import ImportSummary, import_paths
-from .query import MAX_GROUP_ID, Limits, SearchRequest, text_terms
+from .ingest import ImportSummary
+from .ingest import import_paths as ingest_paths
+from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
 from .search import SearchResult, search
-from .search_index import SearchIndex
+from .search_index import Snapshot, verify_files
 from .settings import Settings
 from .store import Store
 
 if TYPE_CHECKING:
     from .embeddings import Embedder
+    from .harvest import HarvestResult
+    from .upstream import Upstream
     from .vector_index import VectorIndex
 
 VECTORS_FILE = "vectors.usearch"
+#: How long healing a damaged index waits for another writer to finish.
+HEAL_WAIT = 60.0
+log = logging.getLogger("nivl")
+
+
+@dataclass(frozen=True)
+class View:
+    """What one request reads: the index revision and the snapshot taken at it."""
+
+    revision: int
+    snapshot: Snapshot
 
 
 class Library:
-    def __init__(self, settings: Settings, *, sync: bool = True) -> None:
+    """``sync``: bring the derived stages up to date on open (when the home may be written).
+    ``rebuild_index``: build the index afresh from the store instead of opening it (for
+    ``nivl index --rebuild``, which must work on an index that cannot be opened)."""
+
+    def __init__(
+        self, settings: Settings, *, sync: bool = True, rebuild_index: bool = False
+    ) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path, max_mb=settings.max_db_mb)
-        self.index = SearchIndex(settings.index_path)
+        self.notes: list[str] = []  # what opening found and did, for the CLI or log to show
+        self.read_only = not _writable(settings.home)
+        self.store = Store(settings.db_path, max_mb=settings.max_db_mb, read_only=self.read_only)
+        self.lock = derived.WriteLock(settings.home)
+        self._damaged = False
+        self._heal_lock = threading.Lock()
+        self._view_lock = threading.Lock()
+        if rebuild_index and not self.read_only:
+            with self.lock.hold():
+                self.index = derived.rebuild_index(settings.index_path, self.store)
+        else:
+            self.index = derived.open_index(
+                settings.index_path,
+                self.store,
+                lock=None if self.read_only else self.lock,
+                note=self._note,
+                wait=HEAL_WAIT,
+            )
         if sync:
-            update_groups(self.store)
-            self.index.sync(self.store)
-        self.revision = self.index.indexed_rev(self.store)
+            self._catch_up()
+        self._view = View(self.index.indexed_rev(self.store), self.index.snapshot())
         self._vectors: VectorIndex | None = None
         self._embedder: Embedder | None = None
         self._vectors_lock = threading.Lock()
         self._embedder_lock = threading.Lock()  # held while the model loads: not /healthz's
+
+    def _note(self, message: str) -> None:
+        """Opening's findings: the CLI prints them, the web app logs them."""
+        self.notes.append(message)
+
+    def _catch_up(self) -> None:
+        """Run the stages if this process may write now; otherwise say what is stale."""
+        reason = ""
+        if self.read_only:
+            reason = "the home is read-only"
+        elif not self.lock.acquire():
+            return  # another process is writing: it brings the stages up to date after
+        else:
+            try:
+                derived.update(self.store, self.index)
+            except StoreError as exc:  # a full disk: reading goes on, with what is there
+                reason = str(exc)
+            finally:
+                self.lock.release()
+        if reason:
+            stale = {name: n for name, n in derived.behind(self.store, self.index).items() if n}
+            if stale:
+                self._note(
+                    f"{reason}: searches show the derived state as it is ("
+                    + ", ".join(f"{n} records not in {name}" for name, n in stale.items())
+                    + ")"
+                )
+
+    # --- reading ----------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._view.revision
+
+    def view(self) -> View:
+        """The current revision and snapshot: one request reads only this."""
+        return self._view
 
     def refresh(self) -> int:
         """See what another process (an import, a harvest) committed; returns the revision.
 
         Writers move the index's mark only after its commit, so reloading when the mark
         moves always shows the new documents; answers can be cached per revision.
+        A snapshot already handed out stays valid: the swap never changes it mid-request.
         """
+        if self._damaged:
+            self._heal()
         revision = self.index.indexed_rev(self.store)
-        if revision != self.revision:
-            self.index.reload()
-            self.revision = revision
+        if revision != self._view.revision:
+            with self._view_lock:
+                if revision != self._view.revision:
+                    self.index.reload()
+                    self._view = View(revision, self.index.snapshot())
         if self._vectors is not None:
             self._vectors.reload_if_changed()  # what ``nivl embed`` saved since
         return revision
+
+    def _heal(self) -> None:
+        """Rebuild an index found damaged while serving, if this process may write now."""
+        if self.read_only or not self._heal_lock.acquire(blocking=False):
+            return
+        try:
+            if not self.lock.acquire():
+                return  # a writer has the home; the next request tries again
+            try:
+                log.warning(
+                    "the search index in %s is damaged; rebuilding it from the store",
+                    self.settings.index_path,
+                )
+                self.index = derived.rebuild_index(self.settings.index_path, self.store)
+                with self._view_lock:
+                    self._view = View(self.index.indexed_rev(self.store), self.index.snapshot())
+                self._damaged = False
+            finally:
+                self.lock.release()
+        finally:
+            self._heal_lock.release()
 
     @property
     def limits(self) -> Limits:
@@ -69,12 +174,20 @@ class Library:
             max_query_length=s.max_query_length,
         )
 
-    def search(self, request: SearchRequest) -> SearchResult:
+    def search(self, request: SearchRequest, *, view: View | None = None) -> SearchResult:
         """Lexical (BM25), or semantic/hybrid over ``q`` when asked and there is text to embed."""
+        snapshot = (view or self._view).snapshot
+        try:
+            return self._search(snapshot, request)
+        except SearchIndexError as exc:
+            self._damaged = self._damaged or exc.damaged
+            raise
+
+    def _search(self, snapshot: Snapshot, request: SearchRequest) -> SearchResult:
         if request.mode != "lexical":
             embeddings.require(f"mode={request.mode}")
         if request.mode == "lexical" or not text_terms(request.q):
-            return search(self.store, self.index, request)
+            return search(self.store, snapshot, request)
         from .hybrid import rank
 
         vectors = self.vectors()
@@ -83,34 +196,34 @@ class Library:
                 raise SemanticUnavailable(
                     "mode=semantic needs embeddings and none are stored yet: run 'nivl embed'"
                 )
-            return search(self.store, self.index, request)
+            return search(self.store, snapshot, request)
         vector = self.embedder().embed_query(request.q)
-        ranking = rank(self.index, vectors, vector, request, mode=request.mode)
-        return search(self.store, self.index, request, ranking=ranking)
+        ranking = rank(snapshot, vectors, vector, request, mode=request.mode)
+        return search(self.store, snapshot, request, ranking=ranking)
 
     def similar(self, nasa_id: str, request: SearchRequest) -> SearchResult:
         """Records nearest to ``nasa_id``'s vector (its own text embedded if not stored yet)."""
-        from tantivy import Query
-
         from .hybrid import rank
         from .records import parse_item
 
+        snapshot = self._view.snapshot
         if not self.semantic_status()["embedded"]:  # no extra, or nothing embedded yet
-            return self._similar_by_words(nasa_id, request)
-        hits = self.index.search(Query.term_query(self.index.schema, "nasa_id", nasa_id), limit=1)
-        if not hits.row_ids:
+            return self._similar_by_words(snapshot, nasa_id, request)
+        row_id = snapshot.row_of(nasa_id)
+        if row_id is None:
             raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
-        row_id = hits.row_ids[0]
         vectors = self.vectors()
         vector = vectors.vector(row_id)
         if vector is None:
             raw = self.store.get_raw(nasa_id)
             vector = self.embedder().embed_query(embeddings.record_text(parse_item(_loads(raw))))
         request = dataclasses.replace(request, q="", mode="semantic")
-        ranking = rank(self.index, vectors, vector, request, mode="semantic", exclude={row_id})
-        return search(self.store, self.index, request, ranking=ranking)
+        ranking = rank(snapshot, vectors, vector, request, mode="semantic", exclude={row_id})
+        return search(self.store, snapshot, request, ranking=ranking)
 
-    def _similar_by_words(self, nasa_id: str, request: SearchRequest) -> SearchResult:
+    def _similar_by_words(
+        self, snapshot: Snapshot, nasa_id: str, request: SearchRequest
+    ) -> SearchResult:
         """Without the semantic extra: the records sharing most title and keyword words."""
         from .query import plan_query, text_terms
         from .records import parse_item
@@ -118,10 +231,58 @@ class Library:
         record = parse_item(_loads(self.store.get_raw(nasa_id)))
         words = text_terms(" ".join((record.title, *record.keywords)).replace('"', " "))
         request = dataclasses.replace(request, q="", mode="lexical")
-        ranking = self.index.similar_rows(
+        ranking = snapshot.similar_rows(
             words[:24], plan_query(request), exclude_nasa_id=nasa_id, limit=200
         )
-        return search(self.store, self.index, request, ranking=ranking)
+        return search(self.store, snapshot, request, ranking=ranking)
+
+    def item(self, nasa_id: str) -> str:
+        """The stored item's raw JSON (``RecordNotFound`` for an unknown id)."""
+        return self.store.get_raw(nasa_id)
+
+    def asset(self, nasa_id: str) -> dict[str, str | None]:
+        """The stored asset documents of ``nasa_id``: manifest, metadata and captions URLs."""
+        return self.store.get_asset(nasa_id)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def num_indexed(self) -> int:
+        """Documents in the index as requests see it now."""
+        return self._view.snapshot.num_docs()
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.stats()
+
+    def hidden_by_level(self) -> dict[str, int]:
+        return self.store.hidden_by_level()
+
+    def export(self, fmt: str, out: IO[bytes]) -> int:
+        from .exports import export
+
+        return export(self.store, fmt, out)
+
+    def status(self) -> dict[str, Any]:
+        """Whether searches can be answered now (``ok``), with counts and stale stages."""
+        figures: dict[str, Any] = {"ok": False, "read_only": self.read_only}
+        try:
+            snapshot = self._view.snapshot
+            figures["records"] = self.store.count()
+            figures["indexed"] = snapshot.num_docs()
+            hits = snapshot.search(snapshot.compile(_PROBE), limit=1)
+            self.store.raw_by_ids(hits.row_ids)
+            if self.index.path is not None and not self.read_only:
+                verify_files(self.index.path, remember=True)  # only files not seen before
+            figures["behind"] = derived.behind(self.store, self.index)
+            figures["ok"] = not self._damaged
+        except SearchIndexError as exc:
+            self._damaged = self._damaged or exc.damaged
+            figures["problem"] = str(exc)
+        except StoreError as exc:
+            figures["problem"] = str(exc)
+        if self._damaged:
+            figures["problem"] = figures.get("problem") or "the search index is damaged"
+        return figures
 
     # --- the semantic stage (needs the [semantic] extra) ------------------------
 
@@ -136,13 +297,39 @@ class Library:
         return self.settings.home / VECTORS_FILE
 
     def vectors(self) -> VectorIndex:
-        """The vector index, opened on first use; ``SemanticUnavailable`` without the extra."""
+        """The vector index, opened on first use; ``SemanticUnavailable`` without the extra.
+
+        A file that cannot be loaded is set aside (where the home may be written) and
+        its stage's mark reset, so the next ``nivl embed`` embeds everything again;
+        meanwhile hybrid search ranks by BM25 alone.
+        """
         with self._vectors_lock:
             if self._vectors is None:
                 from .vector_index import VectorIndex
 
-                self._vectors = VectorIndex(self.vectors_path)
+                try:
+                    self._vectors = VectorIndex(self.vectors_path)
+                except SearchIndexError as exc:
+                    self._vectors = self._heal_vectors(exc)
             return self._vectors
+
+    def _heal_vectors(self, problem: SearchIndexError) -> VectorIndex:
+        from .vector_index import VectorIndex
+
+        if not self.read_only and self.lock.acquire():
+            try:
+                os.replace(self.vectors_path, self.vectors_path.with_suffix(".damaged"))
+                for key in (derived.MARKS["vectors"], "embedded_cursor"):
+                    self.store.set_meta(key, "")
+            finally:
+                self.lock.release()
+            self._note(
+                f"the vector index {self.vectors_path} is damaged ({problem}); set it aside:"
+                " 'nivl embed' embeds the records again (BM25 ranks them meanwhile)"
+            )
+        else:
+            self._note(f"the vector index {self.vectors_path} cannot be used ({problem})")
+        return VectorIndex(None)
 
     def embedder(self) -> Embedder:
         """The sentence-embedding model, loaded on first use (a few seconds)."""
@@ -175,7 +362,8 @@ class Library:
         def embed(texts: Sequence[str]) -> Any:
             return embedder.embed(texts, threads=threads)
 
-        return vectors.sync(self.store, embed, rebuild=rebuild, progress=progress)
+        with self.lock.hold():
+            return vectors.sync(self.store, embed, rebuild=rebuild, progress=progress)
 
     def semantic_status(self) -> dict[str, Any]:
         """Whether semantic search is installed, and how many records are embedded."""
@@ -184,22 +372,47 @@ class Library:
         embedded = len(self.vectors()) if self.vectors_path.exists() else 0
         return {"available": True, "embedded": embedded}
 
+    # --- writing: the store, then the derived stages -----------------------------
+
     def import_paths(
         self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
     ) -> ImportSummary:
-        return import_paths(
-            self.store,
-            self.index,
-            paths,
-            on_bytes=on_bytes,
-            max_record_bytes=self.settings.max_record_kb * 1024,
-        )
+        with self.lock.hold():
+            summary = ingest_paths(
+                self.store,
+                paths,
+                on_bytes=on_bytes,
+                max_record_bytes=self.settings.max_record_kb * 1024,
+            )
+            run = derived.update(self.store, self.index)
+        summary.seconds.update(run.seconds)
+        self.refresh()
+        return summary
+
+    def harvest(self, client: Upstream, **options: Any) -> HarvestResult:
+        """Mirror upstream into the store (see ``harvest.harvest``), then derive."""
+        from .harvest import harvest
+
+        with self.lock.hold():
+            result = harvest(self.store, client, **options)
+            result.indexed = derived.update(self.store, self.index).rows["index"]
+        self.refresh()
+        return result
 
     def group(self, *, rebuild: bool = False) -> GroupUpdate:
         """Regroup what changed (everything with ``rebuild``), then refresh the index."""
-        update = update_groups(self.store, rebuild=rebuild)
-        self.index.sync(self.store)
+        with self.lock.hold():
+            update = update_groups(self.store, rebuild=rebuild)
+            self.index.sync(self.store)
+        self.refresh()
         return update
+
+    def reindex(self, *, rebuild: bool = False) -> int:
+        """Bring the index up to date (or rebuild it); returns records (re)indexed."""
+        with self.lock.hold():
+            count = self.index.sync(self.store, rebuild=rebuild)
+        self.refresh()
+        return count
 
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group
@@ -213,14 +426,15 @@ class Library:
 
         import orjson
 
-        from .query import QueryPlan, TextClause
+        from .query import TextClause
         from .records import parse_item
 
         words = text_terms(name.replace('"', " "))
         if not words:
             return []
         plan = QueryPlan(text=(TextClause(("album_text",), words),))
-        hits = self.index.search(self.index.compile(plan), limit=limit)
+        snapshot = self._view.snapshot
+        hits = snapshot.search(snapshot.compile(plan), limit=limit)
         folded = name.casefold()
         found: Counter[str] = Counter()
         for raw in self.store.raw_by_ids(hits.row_ids):
@@ -243,6 +457,28 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _writable(home: Path) -> bool:
+    """Whether this process may write to the home (creating it if it is not there yet)."""
+    if not home.exists():
+        try:
+            home.mkdir(parents=True)
+        except OSError:
+            return False
+        return True
+    db = home / "nivl.db"
+    if not os.access(home, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        return False
+    try:  # a read-only mount refuses even where the mode bits allow
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".nivl-write-probe-"):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+_PROBE = QueryPlan()  # every document: can the index answer at all
 
 
 def sample_paths() -> list[Path]:

@@ -115,3 +115,31 @@ def m003_record_groups(conn: sqlite3.Connection) -> None:
         ALTER TABLE records DROP COLUMN event_group;
         """
     )
+
+
+@migration
+def m004_stage_marks(conn: sqlite3.Connection) -> None:
+    """The derived stages' marks are keyed by stage name: they were keyed by the index's
+    path as typed, so ``--home data`` and ``--home /abs/data`` kept two marks for one
+    index. Where several spellings left marks, the lowest wins (re-deriving is safe)."""
+    for name in ("indexed_rev", "embedded_rev"):
+        rows = conn.execute(
+            "SELECT value FROM meta WHERE key LIKE ? AND key != ?",
+            (f"{name}:%", f"{name}:memory"),
+        ).fetchall()
+        if rows:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (name, str(min(int(value or 0) for (value,) in rows))),
+            )
+    cursors = conn.execute(
+        "SELECT value FROM meta WHERE key LIKE 'embedded_cursor:%' AND value != ''"
+    ).fetchall()
+    if len(cursors) == 1:  # one run in flight carries on; of several, none can be trusted
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('embedded_cursor', ?)", cursors[0]
+        )
+    conn.execute(
+        "DELETE FROM meta WHERE key LIKE 'indexed_rev:%' OR key LIKE 'embedded_rev:%'"
+        " OR key LIKE 'embedded_cursor:%'"
+    )

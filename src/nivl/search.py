@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tantivy import Query
-
 from .query import QueryPlan, SearchRequest, plan_query
-from .search_index import SearchIndex
+from .search_index import Snapshot
 from .store import Store
 
 HIGHLIGHT_FIELDS = ("title", "description")
@@ -65,7 +63,7 @@ class SearchResult:
 
 def search(
     store: Store,
-    index: SearchIndex,
+    index: Snapshot,
     request: SearchRequest,
     *,
     ranking: Sequence[tuple[int, float]] | None = None,
@@ -87,9 +85,7 @@ def search(
     return result
 
 
-def _search_page(
-    store: Store, index: SearchIndex, request: SearchRequest, query: Any
-) -> SearchResult:
+def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
     """One page of hits in tantivy's order (relevance or date)."""
     hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
     raws = store.raw_by_ids(hits.row_ids)
@@ -107,9 +103,7 @@ def _search_page(
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
 
 
-def _collapsed(
-    store: Store, index: SearchIndex, request: SearchRequest, query: Any
-) -> SearchResult:
+def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
 
     Hits are read in growing batches until the page's groups are found (or the hits
@@ -166,13 +160,13 @@ def _collapsed(
     )
 
 
-def _highlights(index: SearchIndex, query: Any, addresses: list[Any]) -> list[dict[str, str]]:
+def _highlights(index: Snapshot, query: Any, addresses: list[Any]) -> list[dict[str, str]]:
     generators = {name: index.snippet_generator(query, name) for name in HIGHLIGHT_FIELDS}
     for generator in generators.values():
         generator.set_max_num_chars(240)
     out = []
     for address in addresses:
-        doc = index.searcher.doc(address)
+        doc = index.doc(address)
         marked = {}
         for name, generator in generators.items():
             snippet = generator.snippet_from_doc(doc)
@@ -184,7 +178,7 @@ def _highlights(index: SearchIndex, query: Any, addresses: list[Any]) -> list[di
 
 def _search_ranking(
     store: Store,
-    index: SearchIndex,
+    index: Snapshot,
     request: SearchRequest,
     plan: QueryPlan,
     ranking: Sequence[tuple[int, float]],
@@ -198,7 +192,7 @@ def _search_ranking(
     scores = dict(ranking)
     if not scores:
         return SearchResult(request=request, total_hits=0, hits=[])
-    members = Query.term_set_query(index.schema, "rid", list(scores))
+    members = index.rows_query(list(scores))
     located = index.search(members, limit=len(scores), sort=request.sort)
     address = dict(zip(located.row_ids, located.addresses, strict=True))
     if request.sort == "relevance":

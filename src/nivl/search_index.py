@@ -5,7 +5,10 @@ carries the store's row id (``rid``) as a fast field, so a page of hits turns
 into raw items with one primary-key lookup and no stored-document loading.
 The store's ``rev`` counter is the watermark: ``sync`` indexes every row
 changed since the last ``indexed_rev`` and only then records the new mark, so
-a crash in between just means those rows are indexed again.
+a crash in between just means those rows are indexed again (``derived.py`` runs
+``sync`` as the index stage). Reads go through a ``Snapshot``, one searcher per
+request, and this is the only module that imports tantivy. ``verify_files`` is
+tantivy's checksum check, which its Python binding lacks.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import struct
+import tempfile
+import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,13 +71,50 @@ def indexing_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+#: The action of query parsing: its failures are the query's, never the files'.
+PARSING = "parsing the query"
+
+
 @contextlib.contextmanager
 def tantivy_errors(action: str) -> Iterator[None]:
-    """tantivy raises ValueError/OSError for everything; give callers a ``SearchIndexError``."""
+    """tantivy raises ValueError/OSError for everything; give callers a ``SearchIndexError``.
+
+    A damaged file can also make tantivy's Rust code panic: pyo3 raises that as
+    ``PanicException``, a ``BaseException`` that ``except Exception`` lets through, so
+    it is caught here by name (pyo3 creates the class at run time) and marked damaged.
+    """
+    reading = action != PARSING  # a query tantivy cannot parse says nothing about its files
     try:
         yield
     except (ValueError, OSError) as exc:
-        raise SearchIndexError(f"{action} failed: {exc}") from exc
+        damaged = reading and is_damage(str(exc))
+        raise SearchIndexError(f"{action} failed: {exc}", damaged=damaged) from exc
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise SearchIndexError(f"{action} failed: {exc}", damaged=reading) from exc
+
+
+def is_panic(exc: BaseException) -> bool:
+    return type(exc).__name__ == "PanicException"
+
+
+#: Words in tantivy's messages that mean its files are damaged (not a bad query).
+_DAMAGE = (
+    "corrupt",
+    "footer",
+    "magic",
+    "checksum",
+    "failed to open file",
+    "eof",
+    "io error",
+    "unsupported",
+    "compressed",
+)
+
+
+def is_damage(message: str) -> bool:
+    return any(word in message.lower() for word in _DAMAGE)
 
 
 def build_schema() -> tantivy.Schema:
@@ -172,24 +216,47 @@ class Hits:
 
 
 class SearchIndex:
-    """A tantivy index in ``path`` (or in memory when ``path`` is None)."""
+    """A tantivy index in ``path`` (or in memory when ``path`` is None).
 
-    def __init__(self, path: Path | None) -> None:
+    ``read_only`` opens an existing index without writing a byte (a read-only home);
+    ``verify`` checks its files' checksums first (``SearchIndexError(damaged=True)``).
+    """
+
+    def __init__(self, path: Path | None, *, read_only: bool = False, verify: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self.schema = build_schema()
+        self._memory_mark = 0  # an index in memory keeps its mark here, not in the store
+        self._searcher: tantivy.Searcher | None = None
+        self._lock = threading.Lock()
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
         with tantivy_errors("opening the search index"):
             if path is not None:
-                if (path / "meta.json").exists() and _schema_version(path) != SCHEMA_VERSION:
-                    shutil.rmtree(path)  # derived data in an old layout: rebuilt by sync
-                path.mkdir(parents=True, exist_ok=True)
-                (path / "nivl-schema").write_text(SCHEMA_VERSION)
-                self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+                old_layout = (path / "meta.json").exists() and _schema_version(
+                    path
+                ) != SCHEMA_VERSION
+                if read_only:
+                    if not (path / "meta.json").exists() or old_layout:
+                        raise SearchIndexError(f"{path} holds no usable index", damaged=True)
+                else:
+                    if old_layout:
+                        shutil.rmtree(path)  # derived data in an old layout: rebuilt by sync
+                    path.mkdir(parents=True, exist_ok=True)
+                    (path / "nivl-schema").write_text(SCHEMA_VERSION)
+                if verify:
+                    verify_files(path, remember=not read_only)
+                where = path
+                if read_only:  # tantivy takes a lock file even to read: read a copy
+                    self._copy = tempfile.TemporaryDirectory(prefix="nivl-index-")
+                    where = Path(self._copy.name)
+                    _copy_index(path, where)
+                self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
             else:
                 self.index = tantivy.Index(self.schema)
             self.index.register_tokenizer(ANALYZER, english_analyzer())
             self.index.register_tokenizer(VOCABULARY_ANALYZER, vocabulary_analyzer())
+            self.index.searcher()  # opens every segment's files: a damaged one fails here
         self._vocabulary = vocabulary_analyzer()
-        self._searcher: tantivy.Searcher | None = None
 
     # --- writing ----------------------------------------------------------------
 
@@ -201,7 +268,7 @@ class SearchIndex:
         progress: Callable[[int], object] | None = None,
     ) -> int:
         """Bring the index up to the store's latest rev; returns rows (re)indexed."""
-        since = 0 if rebuild else int(store.get_meta(self.mark_key, "0") or 0)
+        since = 0 if rebuild else self.indexed_rev(store)
         top = store.max_rev()
         if since > top or (since == top and not self.agrees_with(store)):
             since = 0  # the index disagrees with the source of truth: rebuild it
@@ -224,52 +291,65 @@ class SearchIndex:
                         progress(1)
             writer.commit()
             writer.wait_merging_threads()
-            self.index.reload()
-        self._searcher = None
-        store.set_meta(self.mark_key, str(top))
+            del writer  # its lock goes with it
+        self.reload()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                verify_files(self.path, remember=True)  # our own files: remembered as checked
+            store.set_meta(self.mark_key, str(top))
+        else:
+            self._memory_mark = top
         return done
 
     def indexed_rev(self, store: Store) -> int:
+        if self.path is None:
+            return self._memory_mark
         return int(store.get_meta(self.mark_key, "0") or 0)
 
     def agrees_with(self, store: Store, *, samples: int = 16) -> bool:
         """Same count as the store, and a random sample of its rows is findable."""
-        if self.num_docs() != store.count():
+        snapshot = self.snapshot()
+        if snapshot.num_docs() != store.count():
             return False
         for row_id in store.sample_row_ids(samples):
-            query = Query.term_query(self.schema, "rid", row_id)
-            found = self.searcher.search(query, 1, count=True)
-            if found.count != 1:  # type: ignore[attr-defined]
+            if snapshot.search(snapshot.rows_query([row_id]), limit=1).total != 1:
                 return False
         return True
 
-    @property
-    def mark_key(self) -> str:
-        """The store meta key holding the last rev this index committed."""
-        return f"indexed_rev:{self.path}" if self.path is not None else "indexed_rev:memory"
+    #: The store meta key holding the last rev this index committed: the stage's name,
+    #: so that every spelling of the home's path finds the same mark.
+    mark_key = "indexed_rev"
 
     # --- reading ----------------------------------------------------------------
 
     @property
     def searcher(self) -> tantivy.Searcher:
-        if self._searcher is None:
-            self._searcher = self.index.searcher()
-        return self._searcher
+        with self._lock:
+            if self._searcher is None:
+                with tantivy_errors("opening a searcher"):
+                    self._searcher = self.index.searcher()
+            return self._searcher
+
+    def snapshot(self) -> Snapshot:
+        """The index as it is now: one searcher that a reload in another thread leaves alone."""
+        return Snapshot(self, self.searcher)
 
     def reload(self) -> None:
         with tantivy_errors("reloading the search index"):
             self.index.reload()
-        self._searcher = None
-
-    def num_docs(self) -> int:
-        return int(self.searcher.num_docs)
+            searcher = self.index.searcher()
+        with self._lock:
+            self._searcher = searcher
 
     def compile(self, plan: QueryPlan) -> Query:
         """A plan → one tantivy query: text clauses must match, filters must hold."""
         return self.compile_matching(plan)[0]
 
-    def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
-        """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``."""
+    def compile_matching(
+        self, plan: QueryPlan, searcher: tantivy.Searcher | None = None
+    ) -> tuple[Query, matching.Matched | None]:
+        """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``;
+        the counts that decide how far to relax are read on ``searcher`` (default: current)."""
         if plan.matches_nothing:
             return Query.empty_query(), None
         parts: list[tuple[Occur, Query]] = []
@@ -283,7 +363,7 @@ class SearchIndex:
             with tantivy_errors("parsing the query"):
                 matched = matching.compile_q(
                     self.index,
-                    self.searcher,
+                    searcher or self.searcher,
                     self._vocabulary,
                     clause.terms,
                     dict(clause.boosts),
@@ -328,22 +408,82 @@ class SearchIndex:
 
     def _text_query(self, clause: TextClause) -> Query:
         text = " ".join(f"+{term}" for term in clause.terms)
-        with tantivy_errors("parsing the query"):
+        with tantivy_errors(PARSING):
             return self.index.parse_query(
                 text, list(clause.fields), field_boosts=dict(clause.boosts) or None
             )
 
+    def _similar_query(self, terms: Sequence[str], plan: QueryPlan, exclude_nasa_id: str) -> Query:
+        with tantivy_errors(PARSING):
+            text = self.index.parse_query(" ".join(terms), list(Q_FIELDS), field_boosts=Q_FIELDS)
+        return Query.boolean_query(
+            [
+                (Occur.Must, text),
+                (Occur.Must, self.compile(plan)),
+                (Occur.MustNot, Query.term_query(self.schema, "nasa_id", exclude_nasa_id)),
+            ]
+        )
+
+    # One-call reads on the current searcher (a request that reads more than once takes
+    # a ``snapshot()`` and reads through it: the next call may see a newer searcher).
+
+    def num_docs(self) -> int:
+        return self.snapshot().num_docs()
+
     def search(self, query: Query, *, limit: int, offset: int = 0, sort: str = "relevance") -> Hits:
+        return self.snapshot().search(query, limit=limit, offset=offset, sort=sort)
+
+
+class Snapshot:
+    """One tantivy searcher and the reads a request makes through it.
+
+    Addresses (segment ord, doc) from one searcher mean nothing to another: a request
+    that searched on one and read fast fields or snippets on a newer one got "Invalid
+    segment_ord" or another record's values. Everything here reads the one searcher
+    it was made with, which stays valid however often the index reloads meanwhile.
+    """
+
+    def __init__(self, index: SearchIndex, searcher: tantivy.Searcher) -> None:
+        self._index = index
+        self._searcher = searcher
+        self.schema = index.schema
+
+    def compile(self, plan: QueryPlan) -> Query:
+        return self.compile_matching(plan)[0]
+
+    def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
+        """The plan compiled against this snapshot's own counts."""
+        return self._index.compile_matching(plan, self._searcher)
+
+    def rows_query(self, row_ids: Sequence[int]) -> Query:
+        """Exactly the documents of these store rows."""
+        return Query.term_set_query(self.schema, "rid", list(row_ids))
+
+    def within_rows(self, query: Query, row_ids: Sequence[int]) -> Query:
+        """``query``, restricted to these store rows."""
+        return Query.boolean_query([(Occur.Must, query), (Occur.Must, self.rows_query(row_ids))])
+
+    def row_of(self, nasa_id: str) -> int | None:
+        """The store row id of the document for ``nasa_id``, if indexed."""
+        hits = self.search(Query.term_query(self.schema, "nasa_id", nasa_id), limit=1)
+        return hits.row_ids[0] if hits.row_ids else None
+
+    def num_docs(self) -> int:
+        return int(self._searcher.num_docs)
+
+    def search(self, query: Query, *, limit: int, offset: int = 0, sort: str = "relevance") -> Hits:
+        searcher = self._searcher
         with tantivy_errors("searching"):
             if sort in SORT_FIELDS:
                 field, order = SORT_FIELDS[sort]
-                result = self.searcher.search(
+                result = searcher.search(
                     query, limit, count=True, offset=offset, order_by_field=field, order=order
                 )
             else:
-                result = self.searcher.search(query, limit, count=True, offset=offset)
+                result = searcher.search(query, limit, count=True, offset=offset)
             addresses = [address for _score, address in result.hits]
-            row_ids = self.searcher.fast_field_values("rid", addresses) if addresses else []
+        with tantivy_errors("reading fast fields"):
+            row_ids = searcher.fast_field_values("rid", addresses) if addresses else []
         return Hits(
             total=int(result.count or 0),  # type: ignore[attr-defined]
             row_ids=[int(r) for r in row_ids if r is not None],
@@ -357,21 +497,12 @@ class SearchIndex:
         """Rows sharing the most (weighted) words with ``terms``: lexical "more like this"."""
         if not terms:
             return []
-        with tantivy_errors("parsing the query"):
-            text = self.index.parse_query(" ".join(terms), list(Q_FIELDS), field_boosts=Q_FIELDS)
-        query = Query.boolean_query(
-            [
-                (Occur.Must, text),
-                (Occur.Must, self.compile(plan)),
-                (Occur.MustNot, Query.term_query(self.schema, "nasa_id", exclude_nasa_id)),
-            ]
-        )
-        hits = self.search(query, limit=limit)
+        hits = self.search(self._index._similar_query(terms, plan, exclude_nasa_id), limit=limit)
         return list(zip(hits.row_ids, hits.scores, strict=False))
 
     def fast_values(self, field: str, addresses: Sequence[Any]) -> list[Any]:
         with tantivy_errors("reading fast fields"):
-            return list(self.searcher.fast_field_values(field, list(addresses)))
+            return list(self._searcher.fast_field_values(field, list(addresses)))
 
     def count_distinct(self, query: Query, field: str) -> int:
         """Distinct values of a fast field over all hits, exactly; a hit without a value
@@ -383,9 +514,12 @@ class SearchIndex:
         """
         shared = {"field": field, "size": max(1, self.num_docs()), "min_doc_count": 2}
         spec = {"hits": {"value_count": {"field": "rid"}}, "shared": {"terms": shared}}
-        try:
-            result = self.searcher.aggregate(query, spec)
-        except ValueError:  # over tantivy's 65,000 buckets: read every hit's value instead
+        with tantivy_errors("counting groups"):
+            try:
+                result = self._searcher.aggregate(query, spec)
+            except ValueError:  # over tantivy's 65,000 buckets: read every hit's value
+                result = None
+        if result is None:
             hits = self.search(query, limit=max(1, self.num_docs()))
             values = self.fast_values(field, hits.addresses)
             return len(
@@ -413,7 +547,7 @@ class SearchIndex:
         if not aggregations:
             return {}
         with tantivy_errors("counting facets"):
-            result = self.searcher.aggregate(query, aggregations)
+            result = self._searcher.aggregate(query, aggregations)
         counts = {
             name: {
                 str(_facet_key(b["key"])): int(b["doc_count"])
@@ -440,13 +574,118 @@ class SearchIndex:
         }
         spec = {"terms": {"field": "keyword_exact", "size": 10_000, "include": sorted(spellings)}}
         with tantivy_errors("counting facets"):
-            result = self.searcher.aggregate(query, {"k": spec})
+            result = self._searcher.aggregate(query, {"k": spec})
         every = {str(b["key"]): int(b["doc_count"]) for b in result["k"]["buckets"]}
         return merge_case_variants(every, size)
 
-    def snippet_generator(self, query: Query, field: str) -> tantivy.SnippetGenerator:
+    def snippet_generator(self, query: Query, field: str) -> Snippets:
         with tantivy_errors("highlighting"):
-            return tantivy.SnippetGenerator.create(self.searcher, query, self.schema, field)
+            return Snippets(
+                tantivy.SnippetGenerator.create(self._searcher, query, self.schema, field)
+            )
+
+    def doc(self, address: Any) -> tantivy.Document:
+        with tantivy_errors("reading a document"):
+            return self._searcher.doc(address)
+
+
+class Snippets:
+    """A snippet generator whose panics on a damaged file become ``SearchIndexError``."""
+
+    def __init__(self, generator: tantivy.SnippetGenerator) -> None:
+        self._generator = generator
+
+    def set_max_num_chars(self, count: int) -> None:
+        self._generator.set_max_num_chars(count)
+
+    def snippet_from_doc(self, doc: tantivy.Document) -> tantivy.Snippet:
+        with tantivy_errors("highlighting"):
+            return self._generator.snippet_from_doc(doc)
+
+
+def verify_files(path: Path, *, remember: bool) -> None:
+    """Check the footer and checksum of every file of the segments ``meta.json`` lists.
+
+    tantivy writes each file once, ending it with ``{json footer with crc32}``, the
+    footer's length and the magic 1337 (tantivy's ``validate_checksum``, which its
+    Python binding lacks). Files already checked, with the same size and mtime, are
+    remembered in ``nivl-verified`` and skipped, so a reopen reads only new segments.
+    """
+    try:
+        meta = orjson.loads((path / "meta.json").read_bytes())
+    except FileNotFoundError:
+        return
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise SearchIndexError(f"the index's meta.json is unreadable: {exc}", damaged=True) from exc
+    memo_path = path / "nivl-verified"
+    try:
+        memo: dict[str, list[int]] = orjson.loads(memo_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        memo = {}
+    checked: dict[str, list[int]] = {}
+    for segment in meta.get("segments", []):
+        stem = str(segment.get("segment_id", "")).replace("-", "")
+        names = [f"{stem}.{ext}" for ext in SEGMENT_FILES]
+        if segment.get("deletes"):
+            names.append(f"{stem}.{segment['deletes'].get('opstamp')}.del")
+        for name in names:
+            file = path / name
+            try:
+                stat = file.stat()
+            except FileNotFoundError:
+                continue  # not every segment has every kind of file; tantivy's open says
+            seen = [stat.st_size, stat.st_mtime_ns]
+            if memo.get(name) != seen:
+                _check_footer(file)
+            checked[name] = seen
+    if remember and checked != memo:
+        with contextlib.suppress(OSError):
+            tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
+            tmp.write_bytes(orjson.dumps(checked))
+            os.replace(tmp, memo_path)
+
+
+def _copy_index(source: Path, target: Path) -> None:
+    """The index's files (not its lock files) into ``target``, e.g. from a read-only mount."""
+    for file in source.iterdir():
+        if file.is_file() and not file.name.endswith(".lock"):
+            shutil.copyfile(file, target / file.name)
+
+
+SEGMENT_FILES = ("idx", "pos", "term", "store", "fast", "fieldnorm")
+_FOOTER_MAGIC = 1337
+
+
+def _check_footer(file: Path) -> None:
+    """tantivy's footer check, streaming the file (segments can be hundreds of MB)."""
+    with file.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        problem = "too short" if size < 8 else ""
+        if not problem:
+            handle.seek(size - 8)
+            length, magic = struct.unpack("<II", handle.read(8))
+            if magic != _FOOTER_MAGIC or length + 8 > size:
+                problem = "no footer (magic number mismatch)"
+        if not problem:
+            body = size - 8 - length
+            handle.seek(body)
+            try:
+                crc = int(orjson.loads(handle.read(length))["crc"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                problem = "unreadable footer"
+            else:
+                handle.seek(0)
+                running, left = 0, body
+                while left:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    running = zlib.crc32(block, running)
+                    left -= len(block)
+                if running != crc:
+                    problem = "checksum mismatch"
+    if problem:
+        raise SearchIndexError(f"{file.name} is damaged: {problem}", damaged=True)
 
 
 def _chunks(rows: Iterable[StoredRow], size: int) -> Iterator[list[StoredRow]]:

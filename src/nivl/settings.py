@@ -127,7 +127,8 @@ class Settings:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         home = values.pop("home", None)
         home_path = Path(home) if home else Path(platformdirs.user_data_dir("nivl"))
-        return cls(home=home_path.expanduser(), **values)
+        # One absolute spelling per home: "data" and "/abs/data" are the same directory.
+        return cls(home=home_path.expanduser().resolve(), **values)
 
     def as_env(self) -> dict[str, str]:
         """``NIVL_*`` variables that make ``from_env`` give these settings back."""

@@ -59,32 +59,74 @@ def sqlite_errors(action: str) -> Iterator[None]:
 
 
 class Store:
-    def __init__(self, path: Path | str, *, tracer: Tracer | None = None, max_mb: int = 0) -> None:
+    """``read_only``: open an existing database without writing to it or its directory
+    (a read-only mount, a home the user may not write): no migrations, no writer."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        tracer: Tracer | None = None,
+        max_mb: int = 0,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.tracer = tracer
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._immutable = False
+        if read_only:
+            if not self.path.exists():
+                raise StoreError(f"opening {self.path} failed: there is no database there")
+            with sqlite_errors(f"opening {self.path}"):
+                self._reader.execute("SELECT count(*) FROM records").fetchone()
+            return
         with sqlite_errors(f"opening {self.path}"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = self._connect()
-            self._writer.execute("PRAGMA journal_mode=WAL")
-            apply_migrations(self._writer)
+            writer = self._writer = self._connect()
+            if writer.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                writer.execute("PRAGMA journal_mode=WAL")
+            apply_migrations(writer)
             if max_mb:
-                page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
-                self._writer.execute(f"PRAGMA max_page_count = {max_mb * 2**20 // page_size}")
+                page_size = writer.execute("PRAGMA page_size").fetchone()[0]
+                writer.execute(f"PRAGMA max_page_count = {max_mb * 2**20 // page_size}")
 
     def _connect(self, *, read_only: bool = False) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        if self.read_only:
+            conn = self._connect_read_only()
+        else:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
         if read_only:
             conn.execute("PRAGMA query_only=1")
         if self.tracer is not None:
             tracer = self.tracer
             conn.set_trace_callback(lambda sql: tracer(sql, ()))
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``, which reads the WAL through its ``-shm`` file; where that cannot be
+        made (a read-only directory), ``immutable=1``: nobody can be writing there."""
+        uri = self.path.resolve().as_uri()
+        if not self._immutable:
+            conn = sqlite3.connect(
+                f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+            try:
+                conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                self._immutable = True
+        return sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
+        )
 
     @property
     def _reader(self) -> sqlite3.Connection:
@@ -100,7 +142,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             for conn in [*self._readers, self._writer]:
-                conn.close()
+                if conn is not None:
+                    conn.close()
             self._readers.clear()
 
     def __enter__(self) -> Store:
@@ -112,6 +155,8 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error)."""
+        if self._writer is None:
+            raise StoreError(f"{self.path} is open read-only: nothing can be written to it")
         with self._lock, sqlite_errors("writing to the store"):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")

@@ -191,10 +191,11 @@ class VectorIndex:
         return since, top, 0
 
     def _mark_key(self) -> str:
-        return f"embedded_rev:{self.path}" if self.path is not None else "embedded_rev:memory"
+        """Keyed by the stage's name, not the path as typed (one home, one mark)."""
+        return "embedded_rev" if self.path is not None else "embedded_rev:memory"
 
     def _cursor_key(self) -> str:
-        return f"embedded_cursor:{self.path}" if self.path is not None else "embedded_cursor:memory"
+        return "embedded_cursor" if self.path is not None else "embedded_cursor:memory"
 
     # --- reading ----------------------------------------------------------------
 

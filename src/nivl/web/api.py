@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import PathConvertor, register_url_convertor
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ..documents import group_document, location_document, search_document
 from ..errors import BadRequest, RecordNotFound
@@ -169,15 +169,14 @@ def base_url(request: Request) -> str:
 
 
 @router.get("/healthz", tags=["nivl"])
-def healthz(request: Request) -> dict[str, object]:
-    """200 once the library is open and searchable."""
+def healthz(request: Request) -> Response:
+    """200 when searches can be answered, 503 (with the problem) when they cannot."""
     library = library_of(request)
-    return {
-        "status": "ok",
-        "records": library.store.count(),
-        "indexed": library.index.num_docs(),
-        "semantic": library.semantic_status(),
-    }
+    status = library.status()
+    body = {"status": "ok" if status.pop("ok") else "failing", **status}
+    if body["status"] == "ok":
+        body["semantic"] = library.semantic_status()
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 @router.get(
@@ -189,12 +188,11 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     """Search, exactly like upstream's /search (at least one parameter is required)."""
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits)
+    view = library.view()  # the cache key and the answer come from one revision
     return json_response(
         request,
-        lambda: search_document(library.search(search_request), base_url(request)),
-        revision=library.revision
-        if search_request.mode == "lexical"
-        else library.semantic_revision,
+        lambda: search_document(library.search(search_request, view=view), base_url(request)),
+        revision=view.revision if search_request.mode == "lexical" else library.semantic_revision,
         cache=request.app.state.body_cache,
     )
 
@@ -266,9 +264,9 @@ def groups(
 def asset(request: Request, nasa_id: NasaId) -> Response:
     """The asset's rendition manifest, when this mirror holds it."""
     library = library_of(request)
-    manifest = library.store.get_asset(nasa_id)["manifest"]
+    manifest = library.asset(nasa_id)["manifest"]
     if manifest is None:
-        library.store.get_raw(nasa_id)  # 404 for an unknown id
+        library.item(nasa_id)  # 404 for an unknown id
         raise RecordNotFound(
             f"No asset manifest for {nasa_id!r} in this mirror (harvest it with --with-assets)"
         )
@@ -279,7 +277,7 @@ def asset(request: Request, nasa_id: NasaId) -> Response:
 def metadata(request: Request, nasa_id: NasaId) -> Response:
     """Where the asset's metadata.json lives: ``{"location": url}``."""
     library = library_of(request)
-    stored = library.store.get_asset(nasa_id)["metadata_location"]
+    stored = library.asset(nasa_id)["metadata_location"]
     location = _web_url(stored) or _asset_folder(library, nasa_id) + "metadata.json"
     return json_response(request, lambda: location_document(location), revision=0)
 
@@ -291,7 +289,7 @@ def captions(request: Request, nasa_id: NasaId) -> Response:
     record = parse_item(_item(library, nasa_id))
     if record.media_type != "video":
         raise BadRequest(f"{nasa_id!r} is {record.media_type}, not a video: it has no captions")
-    stored = library.store.get_asset(nasa_id)["captions_location"]
+    stored = library.asset(nasa_id)["captions_location"]
     location = _web_url(stored) or _web_url(record.captions_href)
     if not location:
         raise RecordNotFound(f"No captions known for {nasa_id!r}")
@@ -307,7 +305,7 @@ def _given(request: Request, params: PageParams) -> dict[str, str]:
 def _item(library: Library, nasa_id: str) -> dict[str, object]:
     import orjson
 
-    item: dict[str, object] = orjson.loads(library.store.get_raw(nasa_id))
+    item: dict[str, object] = orjson.loads(library.item(nasa_id))
     return item
 
 

@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import NivlError
+from ..errors import NivlError, SearchIndexError
 from ..library import Library
+from ..search_index import is_panic
 from ..settings import Settings
 from .responses import BodyCache, Compression
 
@@ -37,6 +38,8 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = library is None
         app.state.library = library or Library(settings)
+        for note in app.state.library.notes:  # a rebuilt index, stale derived state
+            log.warning("%s", note)
         if own:
             app.state.library.warm_semantic()  # load the model now, not on the first query
         try:
@@ -134,12 +137,27 @@ class RequestIdMiddleware:
         request_id = request_id or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            # A Rust panic in tantivy arrives as pyo3's PanicException, a BaseException
+            # that passes every ``except Exception`` (Starlette's handlers included):
+            # it would reach uvicorn as a plain-text 500 without a request id.
+            if started or not is_panic(exc):
+                raise
+            response = await handle_exception(
+                Request(scope), SearchIndexError(f"the search index failed: {exc}", damaged=True)
+            )
+            await response(scope, receive, send_with_id)
 
 
 class AnswerFailures:

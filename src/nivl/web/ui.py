@@ -380,10 +380,10 @@ def _search_page(request: Request, library: Library) -> Response:
 def item_page(request: Request, nasa_id: str) -> Response:
     started = time.perf_counter()
     library = library_of(request)
-    raw = library.store.get_raw(nasa_id)
+    raw = library.item(nasa_id)
     item = orjson.loads(raw)
     record = parse_item(item, raw=raw)
-    asset = library.store.get_asset(nasa_id)
+    asset = library.asset(nasa_id)
     files = manifest_files(asset.get("manifest"))
     event = _event_group(library, nasa_id)
     members: list[Card] = []
