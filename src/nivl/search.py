@@ -88,16 +88,17 @@ def search(
 def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
     """One page of hits in tantivy's order (relevance or date)."""
     hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
-    raws = store.raw_by_ids(hits.row_ids)
+    raws = store.raw_map(hits.row_ids)
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None
     page = [
         SearchHit(
             row_id=row_id,
-            raw_json=raw,
+            raw_json=raws[row_id],
             score=score,
             highlight=highlights[i] if highlights else None,
         )
-        for i, (row_id, raw, score) in enumerate(zip(hits.row_ids, raws, hits.scores, strict=False))
+        for i, (row_id, score) in enumerate(zip(hits.row_ids, hits.scores, strict=True))
+        if row_id in raws  # an index row the store lacks (damage) is left out, not misaligned
     ]
     facets = index.facets(query, request.facets) if request.facets else {}
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
@@ -124,7 +125,7 @@ def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any
         total = hits.total
         ids = index.fast_values(field_name, hits.addresses) if hits.addresses else []
         for row_id, score, address, group_id in zip(
-            hits.row_ids, hits.scores, hits.addresses, ids, strict=False
+            hits.row_ids, hits.scores, hits.addresses, ids, strict=True
         ):
             key = int(group_id) if group_id is not None else -row_id  # ungrouped: alone
             if key not in firsts:
@@ -139,20 +140,21 @@ def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any
         total_groups = index.count_distinct(query, field_name)
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
-    raws = store.raw_by_ids([row_id for row_id, *_ in chosen])
+    raws = store.raw_map([row_id for row_id, *_ in chosen])
     addresses = [address for _, _, address, _ in chosen]
     highlights = _highlights(index, query, addresses) if request.highlight else None
     page = [
         SearchHit(
             row_id=row_id,
-            raw_json=raw,
+            raw_json=raws[row_id],
             score=score,
             group=GroupInfo(int(group_id), level, sizes.get(int(group_id), 1))
             if group_id is not None
             else None,
             highlight=highlights[i] if highlights else None,
         )
-        for i, ((row_id, score, _, group_id), raw) in enumerate(zip(chosen, raws, strict=False))
+        for i, (row_id, score, _, group_id) in enumerate(chosen)
+        if row_id in raws  # an index row the store lacks (damage) is left out, not misaligned
     ]
     facets = index.facets(query, request.facets) if request.facets else {}
     return SearchResult(

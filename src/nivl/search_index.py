@@ -484,11 +484,14 @@ class Snapshot:
             addresses = [address for _score, address in result.hits]
         with tantivy_errors("reading fast fields"):
             row_ids = searcher.fast_field_values("rid", addresses) if addresses else []
+        # A hit without a row id (only a damaged fast field has one) is dropped with its
+        # address and score, so the three lists stay aligned.
+        kept = [(i, int(row_id)) for i, row_id in enumerate(row_ids) if row_id is not None]
         return Hits(
             total=int(result.count or 0),  # type: ignore[attr-defined]
-            row_ids=[int(r) for r in row_ids if r is not None],
-            addresses=addresses,
-            scores=[float(score) if sort not in SORT_FIELDS else 0.0 for score, _ in result.hits],
+            row_ids=[row_id for _, row_id in kept],
+            addresses=[addresses[i] for i, _ in kept],
+            scores=[float(result.hits[i][0]) if sort not in SORT_FIELDS else 0.0 for i, _ in kept],
         )
 
     def similar_rows(
