@@ -57,11 +57,14 @@
     function show(suggestions) {
       list.textContent = "";
       suggestions.forEach(function (s, i) {
-        var item = document.createElement("li"), count = document.createElement("span");
+        var item = document.createElement("li"), text = document.createElement("span"),
+          count = document.createElement("span");
         item.id = "q-suggestion-" + i;
         item.setAttribute("role", "option");
         item.setAttribute("aria-selected", "false");
-        item.textContent = s.text;
+        text.className = "text";
+        text.textContent = s.text;
+        item.appendChild(text);
         count.className = "count";
         count.textContent = s.count.toLocaleString();
         item.appendChild(count);
@@ -92,7 +95,7 @@
         mark(event.key === "ArrowDown" ? (active + 1) % n : (active - 1 + n) % n);
       } else if (event.key === "Enter" && active >= 0 && !list.hidden) {
         event.preventDefault();
-        pick(list.children[active].firstChild.nodeValue);
+        pick(list.children[active].firstChild.textContent);
       }
     });
     box.addEventListener("blur", close);
