@@ -33,6 +33,8 @@ from .matching import STOP_WORDS
 LIMIT = 10
 #: A keyword's count weighs this much more than a word's in the ranking.
 KEYWORD_WEIGHT = 2
+#: Earlier words that narrow the last word's counts (the last ones typed).
+MAX_HEAD_WORDS = 8
 #: Prefix ranges longer than this are ranked once per snapshot and remembered.
 MEMO_RANGE = 2000
 
@@ -108,25 +110,36 @@ class Completions:
             return []
         found: dict[str, tuple[int, int, str]] = {}  # folded text → count, weight, text
 
-        def add(text: str, count: int, weight: int) -> None:
-            key = fold(text).rstrip()
+        def add(text: str, count: int, weight: int, key: str) -> None:
             old = found.get(key, (0, 0, text))  # the first spelling (a keyword's) stays
             found[key] = (max(count, old[0]), max(weight, old[1]), old[2])
 
         for i in self.keywords.top(whole, limit):
-            add(self.keywords.texts[i], self.keywords.counts[i], KEYWORD_WEIGHT)
+            add(
+                self.keywords.texts[i],
+                self.keywords.counts[i],
+                KEYWORD_WEIGHT,
+                self.keywords.keys[i],
+            )
         last = _LAST_WORD.search(q)
         if last:
             head = q[: last.start()]
             prefix = fold(last.group())
-            content = [w for w in _WORDS.findall(fold(head)) if w not in STOP_WORDS]
+            folded_head = fold(head)  # once: the key of each completion is it plus a word
+            content = [w for w in _WORDS.findall(folded_head) if w not in STOP_WORDS]
+            content = list(dict.fromkeys(content))[-MAX_HEAD_WORDS:]  # a pasted essay: its end
             if content and along is not None:  # counted in the records the head finds
                 common = [(w, c) for w, c in along(content, prefix, limit * 3) if _completes(w)]
                 for word, count in common[:limit]:
-                    add(head + word, count, 1)
+                    add(head + word, count, 1, folded_head + word)
             else:
                 for i in self.words.top(prefix, limit):
-                    add(head + self.words.texts[i], self.words.counts[i], 1)
+                    add(
+                        head + self.words.texts[i],
+                        self.words.counts[i],
+                        1,
+                        folded_head + self.words.keys[i],
+                    )
         ranked = sorted(found.values(), key=lambda e: (-e[0] * e[1], len(e[2]), e[2]))
         return [Suggestion(_SPACES.sub(" ", text).strip(), n) for n, _, text in ranked[:limit]]
 
