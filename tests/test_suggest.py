@@ -63,6 +63,17 @@ def test_accents_and_case_fold(http: Any) -> None:
     assert _texts(http, "APO")[:2] == ["Apollo", "Apollo 11"]
 
 
+def test_stop_words_are_never_offered(http: Any) -> None:
+    texts = _texts(http, "th")
+    assert texts  # "thermal", "three", ...
+    assert not {t.casefold() for t in texts} & {"the", "this", "that", "these", "they", "there"}
+
+
+def test_a_long_pasted_q_is_answered(http: Any) -> None:
+    texts = _texts(http, "moon " * 1900 + "apo")
+    assert texts and texts[0] == "moon " * 1899 + "moon apollo"
+
+
 def test_nothing_to_complete_is_an_empty_list(http: Any) -> None:
     for params in ({}, {"q": ""}, {"q": "   "}, {"q": "zqxjzqxj"}, {"q": "!!!"}):
         response = http.get("/suggest", params=params)
