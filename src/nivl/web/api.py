@@ -216,7 +216,7 @@ class SuggestOut(BaseModel):
     suggestions: list[SuggestionOut]
 
 
-@router.get("/suggest", tags=["nivl"], response_model=SuggestOut, responses=ERRORS)
+@router.get("/suggest", tags=["nivl"], response_model=SuggestOut, responses={400: ERRORS[400]})
 def suggest(request: Request, params: Annotated[SuggestParams, Query()]) -> Response:
     """nivl: autocomplete. Up to 10 completions of ``q`` from the index's keywords (mission
     names such as "Apollo 11") and the words of titles, keywords and caption starts, most
