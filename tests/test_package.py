@@ -38,6 +38,7 @@ def test_public_api_is_explicit() -> None:
         "search_index",
         "settings",
         "store",
+        "suggest",
         "upstream",
         "vector_index",
         "web",

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import derived, embeddings
-from .errors import RecordNotFound, SearchIndexError, SemanticUnavailable, StoreError
+from .errors import (
+    InvalidParameter,
+    RecordNotFound,
+    SearchIndexError,
+    SemanticUnavailable,
+    StoreError,
+)
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
@@ -31,6 +37,7 @@ from .search import SearchResult, search
 from .search_index import Snapshot, verify_files
 from .settings import Settings
 from .store import Store
+from .suggest import Suggestion
 
 if TYPE_CHECKING:
     from .embeddings import Embedder
@@ -179,6 +186,21 @@ class Library:
         snapshot = (view or self._view).snapshot
         try:
             return self._search(snapshot, request)
+        except SearchIndexError as exc:
+            self._damaged = self._damaged or exc.damaged
+            raise
+
+    def suggest(self, q: str, *, view: View | None = None) -> list[Suggestion]:
+        """Completions of ``q`` as typed (suggest.py), from one revision's vocabulary."""
+        if len(q) > self.settings.max_query_length:
+            raise InvalidParameter(
+                "q", f"longer than {self.settings.max_query_length} characters ({len(q)})"
+            )
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in q):
+            raise InvalidParameter("q", "contains a control character")
+        snapshot = (view or self._view).snapshot
+        try:
+            return snapshot.completions().suggest(q, along=snapshot.words_along)
         except SearchIndexError as exc:
             self._damaged = self._damaged or exc.damaged
             raise

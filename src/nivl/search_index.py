@@ -34,6 +34,7 @@ from .errors import SearchIndexError
 from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
+from .suggest import Completions
 
 SCHEMA_VERSION = "2"
 ANALYZER = "nivl_en"
@@ -447,6 +448,8 @@ class Snapshot:
         self._index = index
         self._searcher = searcher
         self.schema = index.schema
+        self._completions: Completions | None = None
+        self._completions_lock = threading.Lock()
 
     def compile(self, plan: QueryPlan) -> Query:
         return self.compile_matching(plan)[0]
@@ -470,6 +473,28 @@ class Snapshot:
 
     def num_docs(self) -> int:
         return int(self._searcher.num_docs)
+
+    def completions(self) -> Completions:
+        """This revision's autocomplete vocabulary: built on first use (two term-dictionary
+        walks), then kept with the snapshot, so a reload (a new snapshot) rebuilds it."""
+        with self._completions_lock:
+            if self._completions is None:
+                with tantivy_errors("reading the vocabulary"):
+                    keywords = self._searcher.terms_with_prefix("keyword_exact", "")
+                    words = self._searcher.terms_with_prefix(matching.VOCABULARY_FIELD, "")
+                self._completions = Completions(keywords, words)
+            return self._completions
+
+    def words_along(self, head: Sequence[str], prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Vocabulary words starting with ``prefix``, counted among the records holding
+        every ``head`` word (one filtered term-dictionary walk)."""
+        field = matching.VOCABULARY_FIELD
+        terms = [Query.term_query(self.schema, field, word) for word in head]
+        with tantivy_errors("reading the vocabulary"):
+            found = self._searcher.terms_with_prefix(
+                field, prefix, filter_query=matching._all(terms), limit=limit
+            )
+        return [(str(term), int(count)) for term, count in found if count]
 
     def search(self, query: Query, *, limit: int, offset: int = 0, sort: str = "relevance") -> Hits:
         searcher = self._searcher

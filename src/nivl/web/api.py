@@ -197,6 +197,37 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     )
 
 
+class SuggestParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    q: str | None = Field(
+        None,
+        description="What has been typed so far; the last word may be unfinished.",
+        examples=["apo"],
+    )
+
+
+class SuggestionOut(BaseModel):
+    text: str = Field(description="The completed q (earlier words kept as typed).")
+    count: int = Field(description="How many records hold the completion.")
+
+
+class SuggestOut(BaseModel):
+    q: str
+    suggestions: list[SuggestionOut]
+
+
+@router.get("/suggest", tags=["nivl"], response_model=SuggestOut, responses={400: ERRORS[400]})
+def suggest(request: Request, params: Annotated[SuggestParams, Query()]) -> Response:
+    """nivl: autocomplete. Up to 10 completions of ``q`` from the index's keywords (mission
+    names such as "Apollo 11") and the words of titles, keywords and caption starts, most
+    records first (a keyword counts double); an empty or missing ``q`` gets none."""
+    library = library_of(request)
+    q = request.query_params.get("q", "")
+    found = library.suggest(q)
+    body = {"q": q, "suggestions": [{"text": s.text, "count": s.count} for s in found]}
+    return JSONResponse(body)
+
+
 class SimilarParams(PageParams):
     media_type: str | None = Field(None, description="image, video or audio; comma-separated.")
     center: str | None = Field(None, description="NASA center that published the media.")

@@ -26,6 +26,82 @@
     var box = document.getElementById("q");
     if (box) { event.preventDefault(); box.focus(); box.select(); }
   });
+  // Autocomplete: an ARIA combobox over /suggest (arrows move, Enter picks, Escape closes).
+  function autocomplete(box) {
+    var form = box.form, list = document.createElement("ul"), timer = 0, asked = 0, active = -1;
+    list.id = "q-suggestions";
+    list.className = "suggestions";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-label", "Suggestions");
+    list.hidden = true;
+    box.setAttribute("role", "combobox");
+    box.setAttribute("aria-autocomplete", "list");
+    box.setAttribute("aria-controls", list.id);
+    box.setAttribute("aria-expanded", "false");
+    box.parentNode.insertBefore(list, box.nextSibling);
+    function close() {
+      list.hidden = true; active = -1;
+      box.setAttribute("aria-expanded", "false");
+      box.removeAttribute("aria-activedescendant");
+    }
+    function mark(index) {
+      var options = list.children;
+      active = index;
+      for (var i = 0; i < options.length; i++) {
+        options[i].setAttribute("aria-selected", i === index ? "true" : "false");
+      }
+      if (index >= 0) box.setAttribute("aria-activedescendant", options[index].id);
+      else box.removeAttribute("aria-activedescendant");
+    }
+    function pick(text) { box.value = text; close(); form.submit(); }
+    function show(suggestions) {
+      list.textContent = "";
+      suggestions.forEach(function (s, i) {
+        var item = document.createElement("li"), text = document.createElement("span"),
+          count = document.createElement("span");
+        item.id = "q-suggestion-" + i;
+        item.setAttribute("role", "option");
+        item.setAttribute("aria-selected", "false");
+        text.className = "text";
+        text.textContent = s.text;
+        item.appendChild(text);
+        count.className = "count";
+        count.textContent = s.count.toLocaleString();
+        item.appendChild(count);
+        item.addEventListener("mousedown", function (event) { event.preventDefault(); pick(s.text); });
+        list.appendChild(item);
+      });
+      active = -1;
+      list.hidden = !suggestions.length;
+      box.setAttribute("aria-expanded", suggestions.length ? "true" : "false");
+    }
+    box.addEventListener("input", function () {
+      clearTimeout(timer);
+      var q = box.value, ticket = ++asked;
+      if (!q.trim()) { close(); return; }
+      timer = setTimeout(function () {
+        fetch("/suggest?q=" + encodeURIComponent(q)).then(function (r) {
+          return r.ok ? r.json() : { suggestions: [] };
+        }).then(function (body) {
+          if (ticket === asked && document.activeElement === box) show(body.suggestions);
+        }).catch(close);
+      }, 150);
+    });
+    box.addEventListener("keydown", function (event) {
+      var n = list.children.length;
+      if (event.key === "Escape" && !list.hidden) { event.preventDefault(); close(); }
+      else if ((event.key === "ArrowDown" || event.key === "ArrowUp") && n && !list.hidden) {
+        event.preventDefault();
+        mark(event.key === "ArrowDown" ? (active + 1) % n : (active - 1 + n) % n);
+      } else if (event.key === "Enter" && active >= 0 && !list.hidden) {
+        event.preventDefault();
+        pick(list.children[active].firstChild.textContent);
+      }
+    });
+    box.addEventListener("blur", close);
+  }
+  var search = document.getElementById("q");
+  if (search && search.form && window.fetch) autocomplete(search);
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", sweep);
   } else {
