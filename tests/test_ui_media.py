@@ -152,7 +152,7 @@ def test_image_page_shows_the_mirrored_medium_and_every_rendition(client: httpx.
     assert f"{IMAGE}~orig.jpg.part" not in html
     size = len(jpeg(320, 240, (200, 80, 40)))
     assert f"{size / 1000:.1f} kB" in downloads
-    assert "NASA/JPL-Caltech" in html
+    assert "credit: <span data-credit>NASA/JPL/Arizona State University</span>" in html
 
 
 def test_video_page_plays_with_captions_as_webvtt(client: httpx.Client) -> None:
@@ -213,6 +213,11 @@ def test_srt_to_vtt_tolerates_upstreams_files() -> None:
         ({"center": "HQ", "photographer": "NASA/Joel Kowsky"}, "NASA/Joel Kowsky"),
         ({"center": "GSFC"}, "NASA/Goddard Space Flight Center"),
         ({"center": "JPL", "photographer": "Ian O'Neill"}, "NASA/JPL-Caltech/Ian O'Neill"),
+        (
+            {"center": "JPL", "secondary_creator": "NASA/JPL/Arizona State University"},
+            "NASA/JPL/Arizona State University",
+        ),
+        ({"center": "HQ", "secondary_creator": "Someone Else"}, "NASA"),
         ({}, "NASA"),
     ],
 )

@@ -681,11 +681,13 @@ def _pick_name(local: Mapping[str, str], suffixes: tuple[str, ...]) -> str | Non
 
 def credit_line(record: Record) -> str:
     """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
-    the center's form ("NASA/JPL-Caltech"), else "NASA"."""
+    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
+    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
     who = " ".join(record.photographer.split())
     center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
     if not who:
-        return center
+        given = " ".join(record.secondary_creator.split())
+        return given if given.upper().startswith("NASA") else center
     if who.upper().startswith("NASA"):
         return who
     if center == "NASA/JPL-Caltech":
