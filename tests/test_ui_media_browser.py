@@ -93,7 +93,7 @@ def test_mirrored_thumbnail_on_card_and_item_page(browser: Any, media_url: str) 
         if served:  # the /media route is there: the mirrored picture shows
             card.locator("img").wait_for()
             assert card.locator("img").get_attribute("src") == local
-            assert card.locator("img").evaluate("i => i.naturalWidth") == 320
+            assert card.locator("img").evaluate("i => i.decode().then(() => i.naturalWidth)") == 320
         else:  # not yet: the local src is used, and a failed load falls back cleanly
             tab.page.wait_for_selector(f'li.card[data-nasa-id="{IMAGE}"] .thumb.failed')
         assert all(not u.endswith(f"{IMAGE}~thumb.jpg") for u in tab.blocked)
