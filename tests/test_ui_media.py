@@ -235,3 +235,23 @@ def test_paragraphs_never_split_a_link() -> None:
         '<a href="https://x.org/">a link</a> two',
         "three",
     ]
+
+
+def test_search_page_shows_a_thumbnail_mirrored_after_it_was_cached(
+    client: httpx.Client, media_settings: Settings, shared_items: list[dict[str, Any]]
+) -> None:
+    nasa_id = next(
+        i["data"][0]["nasa_id"]
+        for i in shared_items
+        if i["data"][0]["media_type"] == "image" and i["data"][0]["nasa_id"] != IMAGE
+    )
+    params = {"nasa_id": nasa_id, "collapse": "none"}
+    before = assert_safe(client.get("/", params=params).text).all("img")
+    assert before[0]["src"].startswith("https://images-assets.nasa.gov/")
+    folder = media_settings.home / "media" / nasa_id
+    folder.mkdir()
+    (folder / f"{nasa_id}~thumb.jpg").write_bytes(jpeg(320, 240, (90, 90, 90)))
+    after = assert_safe(client.get("/", params=params).text).all("img")
+    assert (
+        after[0]["src"] == f"/media/{quote(nasa_id, safe='')}/{quote(nasa_id, safe='')}~thumb.jpg"
+    )

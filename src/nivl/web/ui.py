@@ -186,7 +186,14 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
     Browsers revalidate with the ETag and get a 304 while nothing changed.
     """
     cache: BodyCache | None = getattr(request.app.state, "body_cache", None)
-    key = ("ui", base_url(request), request.url.path, request.url.query, library.semantic_revision)
+    key = (
+        "ui",
+        base_url(request),
+        request.url.path,
+        request.url.query,
+        library.semantic_revision,
+        _media_mark(library),
+    )
     body = cache.get(key) if cache is not None else None
     if body is None:
         response = build()
@@ -204,6 +211,15 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
     if etag_matches(request.headers.get("if-none-match"), body.etag):
         return _secure(Response(status_code=304, headers={"ETag": body.etag}))
     return response
+
+
+def _media_mark(library: Library) -> int:
+    """When HOME/media last changed (a new item's folder, or a fetcher's touch after a
+    verified file): pages showing mirrored thumbnails are rebuilt once it moves."""
+    try:
+        return (library.settings.home / "media").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def error_page(request: Request, status: int, reason: str) -> Response:
