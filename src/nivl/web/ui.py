@@ -272,7 +272,7 @@ def cards(hits: list[SearchHit], library: Library | None = None) -> list[Card]:
         shown: Markup | str = title
         if marked_title is not None and text.plain(str(marked_title)) == title:
             shown = marked_title  # the whole title, with its matched words marked
-        local = library.local_media(record.nasa_id) if library is not None else {}
+        local = mirrored(library, record.nasa_id) if library is not None else {}
         out.append(
             Card(
                 record=record,
@@ -468,13 +468,14 @@ def item_captions(request: Request, nasa_id: str) -> Response:
     """The mirrored captions file as WebVTT, for the item page's ``<track>``."""
     library = library_of(request)
     library.item(nasa_id)  # a 404 for an unknown record
-    name = _pick_name(library.local_media(nasa_id), CAPTION_SUFFIXES)
+    local = mirrored(library, nasa_id)
+    name = _pick_name(local, CAPTION_SUFFIXES)
     if name is None:
         raise RecordNotFound(
             f"No mirrored captions for {nasa_id!r}: fetch them with `nivl media fetch`, "
             "or follow the upstream link on the item page"
         )
-    raw = (_media_folder(library, nasa_id) / name).read_bytes()
+    raw = _local_file(library, local[name]).read_bytes()
     body = srt_to_vtt(raw.decode("utf-8", errors="replace"))
     return _secure(Response(body, media_type="text/vtt; charset=utf-8"))
 
@@ -487,10 +488,8 @@ def item_page(request: Request, nasa_id: str) -> Response:
     item = orjson.loads(raw)
     record = parse_item(item, raw=raw)
     asset = library.asset(nasa_id)
-    local = library.local_media(nasa_id)
-    files = renditions(
-        manifest_files(asset.get("manifest")), record, local, _media_folder(library, nasa_id)
-    )
+    local = mirrored(library, nasa_id)
+    files = renditions(manifest_files(asset.get("manifest")), record, local, library)
     captions_local = _pick_name(local, CAPTION_SUFFIXES)
     captions_remote = _pick(files, CAPTION_SUFFIXES) or text.safe_url(record.captions_href)
     if not captions_remote:
@@ -645,13 +644,20 @@ def manifest_files(manifest: str | None) -> list[dict[str, str]]:
     return files
 
 
-def _media_folder(library: Library, nasa_id: str) -> Path:
-    """Where ``Library.local_media`` finds the mirrored files (only its names are opened)."""
-    return library.settings.home / "media" / nasa_id
+def mirrored(library: Library, nasa_id: str) -> dict[str, str]:
+    """``Library.local_media`` by the manifest's own file names (the mirror may keep a
+    name percent-encoded on disk, as ``%20`` for a space)."""
+    return {unquote(name): url for name, url in library.local_media(nasa_id).items()}
+
+
+def _local_file(library: Library, url: str) -> Path:
+    """The file behind a ``/media/<folder>/<file>`` URL that ``local_media`` gave."""
+    _, _, folder, name = url.split("/", 3)
+    return library.settings.home / "media" / unquote(folder) / unquote(name)
 
 
 def renditions(
-    files: list[dict[str, str]], record: Record, local: Mapping[str, str], folder: Path
+    files: list[dict[str, str]], record: Record, local: Mapping[str, str], library: Library
 ) -> list[dict[str, Any]]:
     """Every rendition the manifest names (else the record's own links), each with its
     mirrored copy when there is one: ``href`` is what to show or download, the local copy
@@ -665,16 +671,16 @@ def renditions(
     listed = listed + [{"name": n, "url": ""} for n in local if n not in names]
     out: list[dict[str, Any]] = []
     for file in listed:
-        mirrored = local.get(file["name"])
+        copy = local.get(file["name"])
         size = None
-        if mirrored:
+        if copy:
             try:
-                size = (folder / file["name"]).stat().st_size
+                size = _local_file(library, copy).stat().st_size
             except OSError:
-                mirrored = None
-        href = mirrored or file["url"]
+                copy = None
+        href = copy or file["url"]
         if href:
-            out.append({**file, "href": href, "local": mirrored, "size": size})
+            out.append({**file, "href": href, "local": copy, "size": size})
     return out
 
 
