@@ -18,6 +18,7 @@ from nivl.settings import SETTINGS, Settings
 def test_public_api_is_explicit() -> None:
     exported = {name for name in dir(nivl) if not name.startswith("_")}
     modules = {
+        "captions",
         "cli",
         "derived",
         "documents",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from . import derived, embeddings
 from .errors import (
@@ -265,6 +266,21 @@ class Library:
     def asset(self, nasa_id: str) -> dict[str, str | None]:
         """The stored asset documents of ``nasa_id``: manifest, metadata and captions URLs."""
         return self.store.get_asset(nasa_id)
+
+    def local_media(self, nasa_id: str) -> dict[str, str]:
+        """The completely mirrored renditions of ``nasa_id``: file name -> its ``/media`` URL.
+
+        A download in progress is ``<name>.part`` until verified, so it is never listed.
+        """
+        folder = self.settings.home / "media" / nasa_id
+        if not nasa_id or nasa_id in (".", "..") or "/" in nasa_id or not folder.is_dir():
+            return {}
+        prefix = "/media/" + quote(nasa_id, safe="") + "/"
+        return {
+            entry.name: prefix + quote(entry.name, safe="")
+            for entry in sorted(folder.iterdir())
+            if entry.is_file() and not entry.name.endswith(".part")
+        }
 
     def count(self) -> int:
         return self.store.count()

@@ -11,7 +11,9 @@ Security Policy forbids inline script and style.
 from __future__ import annotations
 
 import math
+import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
+from ..captions import srt_to_vtt
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
@@ -39,7 +42,7 @@ from .responses import Body, BodyCache, etag, etag_matches
 HERE = Path(__file__).parent
 UI_PREFIXES = ("/item/", "/group/", "/static/")
 CSP = (
-    "default-src 'self'; img-src 'self' https:; media-src https:; script-src 'self'; "
+    "default-src 'self'; img-src 'self' https:; media-src 'self' https:; script-src 'self'; "
     "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
@@ -75,6 +78,30 @@ MEDIA_NOUNS = {
 SORT_LABELS = {"relevance": "Relevance", "date_desc": "Newest", "date_asc": "Oldest"}
 MEDIA_LABELS = {"image": "Image", "video": "Video", "audio": "Audio"}
 PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~thumb.jpg")
+#: A card's picture: the smallest rendition that is not too small for a 320 px tile.
+THUMB_SUFFIXES = ("~thumb.jpg", "~small.jpg", "~medium.jpg", "~large.jpg", "~orig.jpg")
+CAPTION_SUFFIXES = (".vtt", ".srt")
+#: Credit lines per NASA's media guidelines: "NASA/JPL-Caltech", a center's name, or
+#: "NASA/<photographer>" when the photographer is known.
+CENTER_CREDITS = {
+    "JPL": "NASA/JPL-Caltech",
+    "GSFC": "NASA/Goddard Space Flight Center",
+    "MSFC": "NASA/Marshall Space Flight Center",
+    "JSC": "NASA/Johnson Space Center",
+    "KSC": "NASA/Kennedy Space Center",
+    "ARC": "NASA/Ames Research Center",
+    "GRC": "NASA/Glenn Research Center",
+    "AFRC": "NASA/Armstrong Flight Research Center",
+    "LARC": "NASA/Langley Research Center",
+    "LRC": "NASA/Langley Research Center",
+    "SSC": "NASA/Stennis Space Center",
+    "MAF": "NASA/Michoud Assembly Facility",
+}
+#: A long description (a podcast's transcript) shows its first paragraphs, the rest folded.
+SHOWN_PARAGRAPHS = 3
+SHOWN_CHARS = 1_200
+PARAGRAPH_CHARS = 900  # an unbroken transcript is cut at a sentence end past this
+HUES = 8  # placeholder tiles are tinted by one of this many hues, by nasa_id
 VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
 MEMBERS_ON_ITEM_PAGE = 24
@@ -97,7 +124,18 @@ def _environment() -> jinja2.Environment:
     env.filters["quote"] = lambda value: quote(str(value), safe="")
     env.filters["num"] = lambda value: f"{value:,}"
     env.filters["safe_url"] = text.safe_url
+    env.filters["bytes"] = human_bytes
     return env
+
+
+def human_bytes(size: int) -> str:
+    """1234567 -> "1.2 MB" (decimal units, as download pages give them)."""
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} bytes"
 
 
 templates = Jinja2Templates(env=_environment())
@@ -148,7 +186,14 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
     Browsers revalidate with the ETag and get a 304 while nothing changed.
     """
     cache: BodyCache | None = getattr(request.app.state, "body_cache", None)
-    key = ("ui", base_url(request), request.url.path, request.url.query, library.semantic_revision)
+    key = (
+        "ui",
+        base_url(request),
+        request.url.path,
+        request.url.query,
+        library.semantic_revision,
+        _media_mark(library),
+    )
     body = cache.get(key) if cache is not None else None
     if body is None:
         response = build()
@@ -168,6 +213,15 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
     return response
 
 
+def _media_mark(library: Library) -> int:
+    """When HOME/media last changed (a new item's folder, or a fetcher's touch after a
+    verified file): pages showing mirrored thumbnails are rebuilt once it moves."""
+    try:
+        return (library.settings.home / "media").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def error_page(request: Request, status: int, reason: str) -> Response:
     return page(request, "error.html", {"status": status, "reason": reason}, status)
 
@@ -184,10 +238,19 @@ class Card:
     snippet: Markup | str | None
     title: Markup | str  # Markup when matched words are marked
     title_text: str  # plain, for alt text
+    local_thumb: str | None = None  # the mirrored thumbnail's /media URL
 
     @property
     def thumb(self) -> str | None:
-        return text.safe_url(self.record.preview_href)
+        return self.local_thumb or text.safe_url(self.record.preview_href)
+
+    @property
+    def initial(self) -> str:
+        return placeholder_initial(self.title_text, self.record.nasa_id)
+
+    @property
+    def hue(self) -> int:
+        return hue_of(self.record.nasa_id)
 
     @property
     def more(self) -> int:
@@ -195,7 +258,8 @@ class Card:
         return max(0, self.group.size - 1) if self.group is not None else 0
 
 
-def cards(hits: list[SearchHit]) -> list[Card]:
+def cards(hits: list[SearchHit], library: Library | None = None) -> list[Card]:
+    """Cards for ``hits``, with the mirrored thumbnail where ``library`` has one."""
     out = []
     for hit in hits:
         record = parse_item(orjson.loads(hit.raw_json), raw=hit.raw)
@@ -208,10 +272,31 @@ def cards(hits: list[SearchHit]) -> list[Card]:
         shown: Markup | str = title
         if marked_title is not None and text.plain(str(marked_title)) == title:
             shown = marked_title  # the whole title, with its matched words marked
+        local = mirrored(library, record.nasa_id) if library is not None else {}
         out.append(
-            Card(record=record, group=hit.group, snippet=snippet, title=shown, title_text=title)
+            Card(
+                record=record,
+                group=hit.group,
+                snippet=snippet,
+                title=shown,
+                title_text=title,
+                local_thumb=_pick_name(local, THUMB_SUFFIXES),
+            )
         )
     return out
+
+
+def placeholder_initial(title: str, nasa_id: str) -> str:
+    """The first letter or digit of the title (else the id): what a tile without a picture shows."""
+    for char in title + nasa_id:
+        if char.isalnum():
+            return char.upper()
+    return "?"
+
+
+def hue_of(nasa_id: str) -> int:
+    """A stable tint for a placeholder tile, so a grid of them is not one navy block."""
+    return zlib.crc32(nasa_id.encode()) % HUES
 
 
 def _shorten(value: str, limit: int) -> str:
@@ -363,7 +448,7 @@ def _search_page(request: Request, library: Library) -> Response:
         "request_": search_request,
         "given": given,
         "result": result,
-        "cards": cards(result.hits),
+        "cards": cards(result.hits, library),
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "years": year_facet(result.facets.get("year", {}), search_request),
@@ -376,6 +461,25 @@ def _search_page(request: Request, library: Library) -> Response:
     return page(request, "search.html", context, started=started, search_ms=search_ms)
 
 
+@router.api_route(
+    "/item/{nasa_id:anytext}/captions.vtt", methods=["GET", "HEAD"], response_class=Response
+)
+def item_captions(request: Request, nasa_id: str) -> Response:
+    """The mirrored captions file as WebVTT, for the item page's ``<track>``."""
+    library = library_of(request)
+    library.item(nasa_id)  # a 404 for an unknown record
+    local = mirrored(library, nasa_id)
+    name = _pick_name(local, CAPTION_SUFFIXES)
+    if name is None:
+        raise RecordNotFound(
+            f"No mirrored captions for {nasa_id!r}: fetch them with `nivl media fetch`, "
+            "or follow the upstream link on the item page"
+        )
+    raw = _local_file(library, local[name]).read_bytes()
+    body = srt_to_vtt(raw.decode("utf-8", errors="replace"))
+    return _secure(Response(body, media_type="text/vtt; charset=utf-8"))
+
+
 @router.api_route("/item/{nasa_id:anytext}", methods=["GET", "HEAD"], response_class=Response)
 def item_page(request: Request, nasa_id: str) -> Response:
     started = time.perf_counter()
@@ -384,7 +488,14 @@ def item_page(request: Request, nasa_id: str) -> Response:
     item = orjson.loads(raw)
     record = parse_item(item, raw=raw)
     asset = library.asset(nasa_id)
-    files = manifest_files(asset.get("manifest"))
+    local = mirrored(library, nasa_id)
+    files = renditions(manifest_files(asset.get("manifest")), record, local, library)
+    captions_local = _pick_name(local, CAPTION_SUFFIXES)
+    captions_remote = _pick(files, CAPTION_SUFFIXES) or text.safe_url(record.captions_href)
+    if not captions_remote:
+        captions_remote = text.safe_url(asset.get("captions_location"))
+    paragraphs = text_paragraphs(text.rich(_cut(record.description, FIELD_CHARS)))
+    shown, folded = fold(paragraphs)
     event = _event_group(library, nasa_id)
     members: list[Card] = []
     members_total = 0
@@ -400,21 +511,27 @@ def item_page(request: Request, nasa_id: str) -> Response:
             )
         )
         members_total = result.total_hits
-        members = [c for c in cards(result.hits) if c.record.nasa_id != nasa_id]
+        members = [c for c in cards(result.hits, library) if c.record.nasa_id != nasa_id]
         members = members[:MEMBERS_ON_ITEM_PAGE]
         others = dict(result.facets.get("media_type", {}))
         others[record.media_type] = others.get(record.media_type, 0) - 1  # not this one
         members_noun = media_noun(others, members_total - 1)
     like_this = [
         c
-        for c in cards(library.similar(nasa_id, SearchRequest(page_size=LIKE_THIS + 12)).hits)
+        for c in cards(
+            library.similar(nasa_id, SearchRequest(page_size=LIKE_THIS + 12)).hits, library
+        )
         if c.record.nasa_id not in {m.record.nasa_id for m in members}
     ][:LIKE_THIS]
     data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
         "title": _cut(text.plain(record.title), TITLE_CHARS) or record.nasa_id,
-        "description": text.rich(_cut(record.description, FIELD_CHARS)),
+        "paragraphs": shown,
+        "folded": folded,
+        "credit": credit_line(record),
+        "initial": placeholder_initial(text.plain(record.title), nasa_id),
+        "hue": hue_of(nasa_id),
         "description_chars": len(record.description),
         "field_chars": FIELD_CHARS,
         "fields": [(n, [_cut(v, FIELD_CHARS) for v in vs]) for n, vs in metadata_fields(data)],
@@ -424,6 +541,10 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "preview": _pick(files, PREVIEW_SUFFIXES) or text.safe_url(record.preview_href),
         "video": _pick(files, VIDEO_SUFFIXES) if record.media_type == "video" else None,
         "audio": _pick(files, AUDIO_SUFFIXES) if record.media_type == "audio" else None,
+        "captions": (
+            "/item/" + quote(nasa_id, safe="") + "/captions.vtt" if captions_local else None
+        ),
+        "captions_remote": captions_remote,
         "files": files,
         "metadata_location": text.safe_url(asset.get("metadata_location")),
         "upstream": "https://images.nasa.gov/details/" + quote(nasa_id, safe=""),
@@ -465,7 +586,7 @@ def group_page(request: Request, level: str, group_id: str) -> Response:
         "level": level,
         "group_id": number,
         "result": result,
-        "cards": cards(result.hits),
+        "cards": cards(result.hits, library),
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "heading": LEVEL_LABELS[level].format(noun=noun),
@@ -523,12 +644,126 @@ def manifest_files(manifest: str | None) -> list[dict[str, str]]:
     return files
 
 
-def _pick(files: list[dict[str, str]], suffixes: tuple[str, ...]) -> str | None:
+def mirrored(library: Library, nasa_id: str) -> dict[str, str]:
+    """``Library.local_media`` by the manifest's own file names (the mirror may keep a
+    name percent-encoded on disk, as ``%20`` for a space)."""
+    return {unquote(name): url for name, url in library.local_media(nasa_id).items()}
+
+
+def _local_file(library: Library, url: str) -> Path:
+    """The file behind a ``/media/<folder>/<file>`` URL that ``local_media`` gave."""
+    _, _, folder, name = url.split("/", 3)
+    return library.settings.home / "media" / unquote(folder) / unquote(name)
+
+
+def renditions(
+    files: list[dict[str, str]], record: Record, local: Mapping[str, str], library: Library
+) -> list[dict[str, Any]]:
+    """Every rendition the manifest names (else the record's own links), each with its
+    mirrored copy when there is one: ``href`` is what to show or download, the local copy
+    first; ``size`` is known for mirrored files."""
+    listed = files or [
+        {"name": unquote(url.rsplit("/", 1)[-1]), "url": url}
+        for url in (text.safe_url(record.preview_href), text.safe_url(record.captions_href))
+        if url
+    ]
+    names = {f["name"] for f in listed}
+    listed = listed + [{"name": n, "url": ""} for n in local if n not in names]
+    out: list[dict[str, Any]] = []
+    for file in listed:
+        copy = local.get(file["name"])
+        size = None
+        if copy:
+            try:
+                size = _local_file(library, copy).stat().st_size
+            except OSError:
+                copy = None
+        href = copy or file["url"]
+        if href:
+            out.append({**file, "href": href, "local": copy, "size": size})
+    return out
+
+
+def _pick(files: list[dict[str, Any]], suffixes: tuple[str, ...]) -> str | None:
     for suffix in suffixes:
         for file in files:
-            if file["url"].lower().endswith(suffix):
-                return file["url"]
+            if file["name"].lower().endswith(suffix):
+                return str(file.get("href") or file["url"])
     return None
+
+
+def _pick_name(local: Mapping[str, str], suffixes: tuple[str, ...]) -> str | None:
+    """The mirrored file of the first suffix there is a copy of (its URL for pictures)."""
+    for suffix in suffixes:
+        for name, url in local.items():
+            if name.lower().endswith(suffix):
+                return name if suffix in CAPTION_SUFFIXES else url
+    return None
+
+
+def credit_line(record: Record) -> str:
+    """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
+    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
+    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
+    who = " ".join(record.photographer.split())
+    center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
+    if not who:
+        given = " ".join(record.secondary_creator.split())
+        return given if given.upper().startswith("NASA") else center
+    if who.upper().startswith("NASA"):
+        return who
+    if center == "NASA/JPL-Caltech":
+        return f"{center}/{who}"
+    return f"NASA/{who}"
+
+
+_SPEAKER = re.compile(
+    r"(?<=[.?!\"”’)])\s+(?=(?:[A-Z][\w.'’-]*\s){0,3}[A-Z][\w.'’-]*(?:\s\([^()]{1,40}\))?:\s)"
+)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z\"“])")
+
+
+def text_paragraphs(body: Markup) -> list[Markup]:
+    """A rendered description as paragraphs: split on blank lines (else line breaks),
+    a transcript with neither at its speaker turns, and any paragraph still very long
+    at a sentence end; a link is never split."""
+    source = str(body)
+    parts = re.split(r"\n\s*\n", source) if "\n\n" in source else source.split("\n")
+    out: list[str] = []
+    for part in parts:
+        for turn in _SPEAKER.split(part):
+            out.extend(_sentences(turn))
+    merged: list[str] = []
+    for part in out:
+        if merged and merged[-1].count("<a ") > merged[-1].count("</a>"):
+            merged[-1] += " " + part  # the split fell inside a link: undo it
+        else:
+            merged.append(part)
+    return [Markup(p.strip()) for p in merged if p.strip()]
+
+
+def _sentences(part: str) -> list[str]:
+    if len(part) <= PARAGRAPH_CHARS * 2:
+        return [part]
+    out, start = [], 0
+    for match in _SENTENCE_END.finditer(part):
+        if match.start() - start >= PARAGRAPH_CHARS:
+            out.append(part[start : match.start()])
+            start = match.end()
+    out.append(part[start:])
+    return out
+
+
+def fold(paragraphs: list[Markup]) -> tuple[list[Markup], list[Markup]]:
+    """The paragraphs to show (the first few, up to ``SHOWN_CHARS``) and the rest, folded."""
+    shown: list[Markup] = []
+    chars = 0
+    for paragraph in paragraphs:
+        if shown and (len(shown) >= SHOWN_PARAGRAPHS or chars + len(paragraph) > SHOWN_CHARS):
+            break
+        shown.append(paragraph)
+        chars += len(paragraph)
+    return shown, paragraphs[len(shown) :]
 
 
 def _cut(value: str, limit: int) -> str:
