@@ -265,7 +265,7 @@ class Library:
                 from .upstream import Upstream
 
                 self._upstream = Upstream(
-                    self.settings.upstream_url, timeout=10.0, retries=2, max_wait=5.0
+                    self.settings.upstream_url, timeout=5.0, retries=2, backoff=0.2, max_wait=5.0
                 )
             return self._upstream
 
