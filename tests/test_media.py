@@ -322,6 +322,8 @@ def test_media_fetch_keeps_to_the_disk_budget(
     used = sum(p.stat().st_size for p in _media_files(home))
     assert 0 < used <= 50_000
     assert run.returncode == 0
+    # Once a file did not fit, no more were asked for (4 in flight at most).
+    assert len(replay.media_log) <= len(_media_files(home)) + 4
 
 
 def test_media_fetch_usage_errors(imported: Path, tmp_path: Path, replay: Replay) -> None:

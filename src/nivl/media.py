@@ -179,11 +179,18 @@ class Budget:
     def __init__(self, limit: int | None, used: int) -> None:
         self.limit = limit
         self.used = used
+        self.refused = False
         self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        """True once a file did not fit: the fetch stops starting downloads there."""
+        return self.refused or (self.limit is not None and self.used >= self.limit)
 
     def reserve(self, size: int) -> bool:
         with self._lock:
             if self.limit is not None and self.used + size > self.limit:
+                self.refused = True
                 return False
             self.used += size
             return True
@@ -225,6 +232,8 @@ def fetch(
     lock = threading.Lock()
 
     def one(job: Job) -> tuple[str, int]:
+        if budget.full:  # no request for a file that cannot fit
+            return "over_budget", 0
         job.path.parent.mkdir(parents=True, exist_ok=True)
         part = job.path.with_name(job.path.name + PART)
         had = part.stat().st_size if part.exists() else 0
