@@ -331,3 +331,20 @@ def test_media_fetch_usage_errors(imported: Path, tmp_path: Path, replay: Replay
     _, err = run.communicate(timeout=60)
     assert run.returncode == 2 and "Traceback" not in err
     assert "huge" in err
+
+
+def test_harvest_with_media_fetches_the_topic_files(tmp_path: Path, replay: Replay) -> None:
+    """``nivl harvest --media SIZE``: the records, their manifests, then their files."""
+    replay.reset()
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
+    env["PYTHONPATH"] = str(Path(nivl.__file__).resolve().parents[1])
+    env["NIVL_ASSETS_URL"] = replay.url
+    command = [sys.executable, "-m", "nivl", "harvest", "--query", "mars", "--home", str(home)]
+    command += ["--base-url", replay.url, "--media-type", "video", "--media", "thumb", "--json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    received = json.loads(done.stdout)["received"]
+    folders = [p for p in (home / "media").iterdir() if p.is_dir()]
+    assert received > 0 and len(folders) == received  # every video has a ~thumb.jpg
+    assert all(f.name.endswith("~thumb.jpg") for d in folders for f in d.iterdir())

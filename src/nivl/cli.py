@@ -39,6 +39,7 @@ from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters
 from .exports import FORMATS
 from .harvest import Progress as HarvestProgress
 from .library import Library, sample_paths
+from .media import FetchResult
 from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
 from .settings import Settings
@@ -88,6 +89,14 @@ class Mode(StrEnum):
     lexical = "lexical"
     semantic = "semantic"
     hybrid = "hybrid"
+
+
+class Size(StrEnum):
+    thumb = "thumb"
+    small = "small"
+    medium = "medium"
+    large = "large"
+    orig = "orig"
 
 
 class MediaType(StrEnum):
@@ -528,6 +537,12 @@ def harvest_(
             help="Also fetch each new record's /asset manifest and /metadata (resumable).",
         ),
     ] = True,
+    media_size: Annotated[
+        Size | None,
+        typer.Option(
+            "--media", metavar="SIZE", help="Then fetch this rendition too ('nivl media fetch')."
+        ),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(metavar="URL", help="Upstream API base URL.")
     ] = None,
@@ -564,10 +579,19 @@ def harvest_(
             since=int(since) if since and since.isdigit() else since,
             page_size=page_size, with_assets=with_assets,
         )  # fmt: skip
+        fetched = None
+        if media_size is not None and result.ok:
+            types = tuple(m.value for m in media_type or [])
+            topic = SearchRequest(q=query or "", media_type=types, match="all", collapse="none")
+            targets = library.media_targets(None if all_ else topic)
+            with _media_progress() as bar:
+                fetched = library.fetch_media(client, targets, size=media_size, progress=bar)
     err.print(HarvestReport(result))
+    if fetched is not None and media_size is not None:
+        _print_fetch(fetched, media_size)
     if as_json:
         _write(orjson.dumps(result.as_dict()) + b"\n", None)
-    if not result.ok:
+    if not result.ok or (fetched is not None and not fetched.ok):
         raise typer.Exit(1)
 
 
@@ -647,14 +671,6 @@ def _count_progress(label: str, total: int) -> Iterator[Callable[[int], object] 
         yield lambda n: progress.advance(task, n)
 
 
-class Size(StrEnum):
-    thumb = "thumb"
-    small = "small"
-    medium = "medium"
-    large = "large"
-    orig = "orig"
-
-
 media_app = typer.Typer(help="Mirror the media files themselves into HOME/media.")
 app.add_typer(media_app, name="media")
 
@@ -711,22 +727,26 @@ def media_fetch(
         result = library.fetch_media(
             client, targets, size=size.value, max_bytes=max_bytes, progress=progress
         )
+    _print_fetch(result, size.value)
+    if as_json:
+        _write(orjson.dumps(result.as_dict()) + b"\n", None)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_fetch(result: FetchResult, size: str) -> None:
     mb = result.bytes / 1e6
     seconds = max(result.seconds, 1e-9)
     err.print(
         f"{result.fetched} files fetched ({result.resumed} resumed, {mb:.1f} MB, "
         f"{result.fetched / seconds:.1f} files/s, {mb / seconds:.2f} MB/s), "
         f"{result.already} already here, {result.no_rendition} records without a "
-        f"{size.value} rendition, {result.over_budget} over the budget, "
+        f"{size} rendition, {result.over_budget} over the budget, "
         f"{len(result.failed)} failed",
         markup=False, highlight=False,
     )  # fmt: skip
     for url, reason in result.failed[:5]:
         err.print(f"nivl: {url}: {reason}", markup=False, highlight=False)
-    if as_json:
-        _write(orjson.dumps(result.as_dict()) + b"\n", None)
-    if not result.ok:
-        raise typer.Exit(1)
 
 
 @media_app.command("status")
