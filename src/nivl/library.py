@@ -79,6 +79,7 @@ class Library:
         self._view_lock = threading.Lock()
         self._upstream: Upstream | None = None
         self._upstream_lock = threading.Lock()
+        self._remember_lock = threading.Lock()  # WriteLock's depth count is not thread-safe
         if rebuild_index and not self.read_only:
             with self.lock.hold():
                 self.index = derived.rebuild_index(settings.index_path, self.store)
@@ -295,7 +296,7 @@ class Library:
         if self.read_only or not _is_manifest(text):
             return
         try:
-            with self._upstream_lock, self.lock.hold(wait=2.0):
+            with self._remember_lock, self.lock.hold(wait=2.0):
                 self.store.put_asset(nasa_id, manifest=text)
         except NivlError as exc:  # another writer, a full disk: the answer still stands
             log.info("not storing the manifest of %s: %s", nasa_id, exc)

@@ -228,7 +228,8 @@ class Upstream:
         if status == 206:
             start = _range_start(response.headers.get("Content-Range"))
             if start != have:  # not the range asked for: start over
-                start = 0
+                part.unlink(missing_ok=True)
+                return None
         length = response.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else None
         if status == 206:
