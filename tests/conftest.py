@@ -32,9 +32,14 @@ def shared_items(records_path: Path) -> list[dict]:
     return [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
 
 
+#: An upstream that refuses every connection: /asset's read-through must never reach the
+#: internet from a test (a port below 1024 nobody listens on, on loopback).
+OFFLINE = "http://127.0.0.1:9"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env({}, home=str(tmp_path / "home"))
+    return Settings.from_env({}, home=str(tmp_path / "home"), upstream_url=OFFLINE)
 
 
 @pytest.fixture
@@ -46,7 +51,8 @@ def library(settings: Settings) -> Iterator[Library]:
 @pytest.fixture(scope="session")
 def loaded_settings(tmp_path_factory: pytest.TempPathFactory, records_path: Path) -> Settings:
     """A home with every shared record imported, built once per test session."""
-    settings = Settings.from_env({}, home=str(tmp_path_factory.mktemp("loaded") / "home"))
+    home = str(tmp_path_factory.mktemp("loaded") / "home")
+    settings = Settings.from_env({}, home=home, upstream_url=OFFLINE)
     with Library(settings) as lib:
         lib.import_paths([records_path])
     return settings

@@ -15,12 +15,14 @@ It is ``http.server`` rather than an ASGI app because a dropped connection
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -28,9 +30,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 FAULTS = ("500", "503", "429", "slow", "drop")
+#: Faults for the media tests: ``cut`` promises the whole body and sends half of it.
+MEDIA_FAULTS = ("500", "503", "429", "drop", "cut")
+#: Public-domain NASA photographs that ship inside scikit-image (its data folder).
+PHOTOS = ("astronaut.png", "hubble_deep_field.jpg")
+#: Width of each image rendition, roughly upstream's.
+WIDTHS = {"thumb": 100, "small": 320, "medium": 640, "large": 1024, "orig": 1600}
+_API = ("/search", "/asset/", "/metadata/", "/captions/")
 SEARCH_PARAMS = (
     "q",
     "center",
@@ -75,12 +84,16 @@ class Replay:
     faults_served: int = 0
     fault_kinds: Counter[str] = field(default_factory=Counter)
     url: str = ""
+    #: (path, Range header or None, status) of every media file request answered.
+    media_log: list[tuple[str, str | None, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.rng = random.Random(self.config.seed)
         self._text: list[frozenset[str]] | None = None  # words of each item, on first q=
         self._by_type_year: dict[tuple[str, str], list[int]] = {}
+        self._by_id = {str(item["data"][0].get("nasa_id")): item for item in self.items}
+        self._files: dict[str, bytes] = {}
         for number, item in enumerate(self.items):
             data = item["data"][0]
             key = (str(data.get("media_type")), str(data.get("date_created") or "")[:4])
@@ -95,6 +108,7 @@ class Replay:
             self.config = config or ReplayConfig()
             self.rng = random.Random(self.config.seed)
             self.log.clear()
+            self.media_log.clear()
             self.faults_served = 0
             self.fault_kinds.clear()
 
@@ -159,9 +173,76 @@ class Replay:
         }
         return 200, document
 
+    def built_manifest(self, nasa_id: str) -> dict[str, Any] | None:
+        """A manifest for a record none was recorded for, from its own rendition names:
+        the folder and stem of its preview link (or of its collection.json)."""
+        item = self._by_id.get(nasa_id)
+        if item is None:
+            return None
+        media_type = item["data"][0].get("media_type")
+        links = [link.get("href") for link in item.get("links") or [] if isinstance(link, dict)]
+        previews = [h for h in links if isinstance(h, str) and "~" in h.rsplit("/", 1)[-1]]
+        if previews:
+            stem = previews[0].rsplit("~", 1)[0]
+        else:
+            stem = str(item.get("href", "")).rsplit("/", 1)[0] + "/" + quote(nasa_id)
+        folder = stem.rsplit("/", 1)[0]
+        names = {
+            "image": ["~orig.jpg", "~large.jpg", "~medium.jpg", "~small.jpg", "~thumb.jpg"],
+            "video": ["~orig.mp4", "~medium.mp4", "~small.mp4", "~preview.mp4", "~thumb.jpg"],
+            "audio": ["~orig.mp3", "~128k.mp3"],
+        }.get(str(media_type), [])
+        hrefs = [stem + name for name in names] + [folder + "/metadata.json"]
+        return {
+            "collection": {
+                "version": "1.0",
+                "href": f"{self.url}/asset/{quote(nasa_id)}",
+                "items": [{"href": href} for href in hrefs],
+            }
+        }
+
+    def file(self, path: str) -> bytes | None:
+        """A media file's bytes: an image rendition is a real NASA photograph (from
+        scikit-image's data folder) resized to the rendition's width; other files are
+        seeded bytes. The same path always gets the same bytes."""
+        name = path.rsplit("/", 1)[-1]
+        if "~" not in name and not name.endswith((".json", ".srt", ".vtt")):
+            return None
+        with self.lock:
+            cached = self._files.get(path)
+        if cached is not None:
+            return cached
+        size = name.rsplit("~", 1)[-1].split(".")[0]
+        if name.lower().endswith((".jpg", ".jpeg", ".png")):
+            data = _photo(zlib.crc32(path.encode()), WIDTHS.get(size, 200))
+        else:
+            data = random.Random(path).randbytes(20_000 + zlib.crc32(path.encode()) % 30_000)
+        with self.lock:
+            self._files[path] = data
+        return data
+
     def _href(self, params: Mapping[str, str], page: int | None) -> str:
         query = dict(params) if page is None else {**params, "page": str(page)}
         return f"{self.url}/search?{urlencode(query)}"
+
+
+def _photo(seed: int, width: int) -> bytes:
+    """One of ``PHOTOS`` (picked by ``seed``), ``width`` pixels wide, as JPEG."""
+    import importlib.util
+    import io
+
+    from PIL import Image
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the media tests need scikit-image's bundled photographs")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    with Image.open(folder / PHOTOS[seed % len(PHOTOS)]) as image:
+        rgb = image.convert("RGB")
+        height = max(1, round(rgb.height * width / rgb.width))
+        out = io.BytesIO()
+        rgb.resize((width, height)).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def _item_text(item: Mapping[str, Any]) -> str:
@@ -240,17 +321,68 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "429":
             self._send(429, {"reason": "Too many requests"}, replay.config.retry_after)
             return
+        if fault == "cut" and not path.startswith(_API):
+            self._media(replay, path, cut=True)
+            return
+        if fault == "cut":
+            self.close_connection = True
+            return
         recorded = replay.recorded.get((path, tuple(sorted(params.items()))))
         if recorded is not None:
             self._send(200, recorded.read_bytes())
         elif path == "/search":
             self._send(*replay.search(params))
+        elif path.startswith("/asset/") and (built := replay.built_manifest(path[7:])):
+            self._send(200, built)
+        elif not path.startswith(_API):
+            self._media(replay, path)
         elif path.startswith(("/asset/", "/metadata/", "/captions/")):
             kind, _, nasa_id = path[1:].partition("/")
             reason = {"asset": f"Could not find Asset with assetid={nasa_id}"}.get(kind)
             self._send(404, {"reason": reason} if reason else {})
         else:
             self._send(404, {"reason": f"No route {path}"})
+
+    def _media(self, replay: Replay, path: str, *, cut: bool = False) -> None:
+        """A media file with ``Range`` (one ``bytes=N-`` or ``N-M``) and an MD5 ETag, as
+        images-assets.nasa.gov (S3) answers; ``cut`` sends half the promised body."""
+        data = replay.file(path)
+        requested = self.headers.get("Range")
+        if data is None:
+            self._send(404, {"reason": f"No route {path}"})
+            return
+        start, end, status = 0, len(data), 200
+        if requested:
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", requested.strip())
+            if match is None or int(match[1]) >= len(data):
+                with replay.lock:
+                    replay.media_log.append((path, requested, 416))
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start = int(match[1])
+            end = min(len(data), int(match[2]) + 1) if match[2] else len(data)
+            status = 206
+        with replay.lock:
+            replay.media_log.append((path, requested, 599 if cut else status))
+        body = data[start:end]
+        kind = "image/jpeg" if path.endswith(".jpg") else "application/octet-stream"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"')
+            self.send_header("Accept-Ranges", "bytes")
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if cut else body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if cut:
+            self.close_connection = True
 
     def _send(self, status: int, body: Any, retry_after: str | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()

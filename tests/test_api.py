@@ -163,10 +163,13 @@ def test_metadata_and_captions(http: httpx.Client, shared_items: list[dict]) -> 
     assert http.get("/captions/nope").status_code == 404
 
 
-def test_asset_404_when_the_mirror_has_no_manifest(http: httpx.Client) -> None:
+def test_asset_offline_says_what_to_do(http: httpx.Client) -> None:
+    """No stored manifest and upstream unreachable (the fixture's OFFLINE): a 503 whose
+    reason says how to get one; an unknown id is still a 404, asking nobody."""
     response = http.get("/asset/0002272")
-    assert response.status_code == 404
-    assert "manifest" in response.json()["reason"]
+    assert response.status_code == 503
+    reason = response.json()["reason"]
+    assert "could not be reached" in reason and "nivl harvest --all" in reason
     assert http.get("/asset/not-an-id").status_code == 404
 
 

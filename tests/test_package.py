@@ -32,6 +32,7 @@ def test_public_api_is_explicit() -> None:
         "jsonstream",
         "library",
         "matching",
+        "media",
         "migrations",
         "query",
         "records",

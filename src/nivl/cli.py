@@ -39,6 +39,7 @@ from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters
 from .exports import FORMATS
 from .harvest import Progress as HarvestProgress
 from .library import Library, sample_paths
+from .media import FetchResult
 from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
 from .settings import Settings
@@ -88,6 +89,14 @@ class Mode(StrEnum):
     lexical = "lexical"
     semantic = "semantic"
     hybrid = "hybrid"
+
+
+class Size(StrEnum):
+    thumb = "thumb"
+    small = "small"
+    medium = "medium"
+    large = "large"
+    orig = "orig"
 
 
 class MediaType(StrEnum):
@@ -521,7 +530,19 @@ def harvest_(
             metavar="YYYY|last", help="Only records from that year on; last: since the last --all."
         ),
     ] = None,
-    with_assets: Annotated[bool, typer.Option(help="Also fetch /asset and /metadata.")] = False,
+    with_assets: Annotated[
+        bool,
+        typer.Option(
+            "--with-assets/--no-assets",
+            help="Also fetch each new record's /asset manifest and /metadata (resumable).",
+        ),
+    ] = True,
+    media_size: Annotated[
+        Size | None,
+        typer.Option(
+            "--media", metavar="SIZE", help="Then fetch this rendition too ('nivl media fetch')."
+        ),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(metavar="URL", help="Upstream API base URL.")
     ] = None,
@@ -558,10 +579,19 @@ def harvest_(
             since=int(since) if since and since.isdigit() else since,
             page_size=page_size, with_assets=with_assets,
         )  # fmt: skip
+        fetched = None
+        if media_size is not None and result.ok:
+            types = tuple(m.value for m in media_type or [])
+            topic = SearchRequest(q=query or "", media_type=types, match="all", collapse="none")
+            targets = library.media_targets(None if all_ else topic)
+            with _media_progress() as bar:
+                fetched = library.fetch_media(client, targets, size=media_size, progress=bar)
     err.print(HarvestReport(result))
+    if fetched is not None and media_size is not None:
+        _print_fetch(fetched, media_size)
     if as_json:
         _write(orjson.dumps(result.as_dict()) + b"\n", None)
-    if not result.ok:
+    if not result.ok or (fetched is not None and not fetched.ok):
         raise typer.Exit(1)
 
 
@@ -639,6 +669,138 @@ def _count_progress(label: str, total: int) -> Iterator[Callable[[int], object] 
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+media_app = typer.Typer(help="Mirror the media files themselves into HOME/media.")
+app.add_typer(media_app, name="media")
+
+
+@media_app.command("fetch")
+def media_fetch(
+    query: Annotated[str, typer.Argument(help="Words to search for (default: every record).")] = "",
+    media_type: Annotated[
+        list[MediaType] | None,
+        typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
+    ] = None,
+    center: Annotated[str, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")] = "",
+    year_start: Annotated[str, typer.Option(metavar="YYYY", help="First year, inclusive.")] = "",
+    year_end: Annotated[str, typer.Option(metavar="YYYY", help="Last year, inclusive.")] = "",
+    keywords: Annotated[str, typer.Option(metavar="LIST", help="Comma-separated keywords.")] = "",
+    nasa_id: Annotated[str, typer.Option(metavar="ID", help="Exact nasa_id.")] = "",
+    size: Annotated[Size, typer.Option(help="Which rendition to download.")] = Size.thumb,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(metavar="N", min=0, help="Stop before the media folder exceeds N bytes."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, max=64, help="Downloads in flight.")
+    ] = 4,
+    rate: Annotated[
+        float | None,
+        typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
+    ] = None,
+    retries: Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")] = 6,
+    base_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Upstream API base URL (for manifests).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Download a rendition of each record (resumable: rerun to finish, nothing twice)."""
+    params = {
+        "q": query, "center": center, "year_start": year_start, "year_end": year_end,
+        "keywords": keywords, "nasa_id": nasa_id,
+        "media_type": ",".join(m.value for m in media_type or []),
+        "collapse": "none", "match": "all",
+    }  # fmt: skip
+    settings = settings_for(home, upstream_url=base_url)
+    filtered = any(v for k, v in params.items() if k not in ("collapse", "match"))
+    request = _search_request(params, settings) if filtered else None
+    with (
+        open_library(home, upstream_url=base_url) as library,
+        Upstream(
+            library.settings.upstream_url, concurrency=concurrency, rate=rate, retries=retries
+        ) as client,
+        _media_progress() as progress,
+    ):
+        targets = library.media_targets(request)
+        result = library.fetch_media(
+            client, targets, size=size.value, max_bytes=max_bytes, progress=progress
+        )
+    _print_fetch(result, size.value)
+    if as_json:
+        _write(orjson.dumps(result.as_dict()) + b"\n", None)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_fetch(result: FetchResult, size: str) -> None:
+    mb = result.bytes / 1e6
+    seconds = max(result.seconds, 1e-9)
+    err.print(
+        f"{result.fetched} files fetched ({result.resumed} resumed, {mb:.1f} MB, "
+        f"{result.fetched / seconds:.1f} files/s, {mb / seconds:.2f} MB/s), "
+        f"{result.already} already here, {result.no_rendition} records without a "
+        f"{size} rendition, {result.over_budget} over the budget, "
+        f"{len(result.failed)} failed",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    for url, reason in result.failed[:5]:
+        err.print(f"nivl: {url}: {reason}", markup=False, highlight=False)
+
+
+@media_app.command("status")
+def media_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """What HOME/media holds: records, files and bytes mirrored, and unfinished downloads."""
+    with open_library(home) as library:
+        status = library.media_status()
+    if as_json:
+        _write(orjson.dumps(status) + b"\n", None)
+        return
+    err.print(
+        f"{status['files']} files ({status['bytes'] / 1e6:.1f} MB) for {status['records']} "
+        f"records in {status['folder']}; {status['manifests']} manifests stored; "
+        f"{status['partial_files']} unfinished downloads ({status['partial_bytes']} bytes, "
+        "finished by the next 'nivl media fetch')",
+        markup=False, highlight=False,
+    )  # fmt: skip
+
+
+@contextmanager
+def _media_progress() -> Iterator[Callable[[str, int], object] | None]:
+    """Files done of those to fetch, bytes and their rate, and an ETA, only on a terminal."""
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("fetching"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files, {task.fields[mb]:.1f} MB ({task.fields[speed]:.2f} MB/s)"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("fetch", total=None, mb=0.0, speed=0.0)
+        received = 0
+
+        def update(kind: str, n: int) -> None:
+            nonlocal received
+            if kind == "files":
+                bar.update(task, total=n)
+            elif kind == "file":
+                bar.advance(task, 1)
+            elif kind == "bytes":
+                received += n
+                elapsed = bar.tasks[0].elapsed or 0.0
+                speed = received / 1e6 / elapsed if elapsed else 0.0
+                bar.update(task, mb=received / 1e6, speed=speed)
+
+        yield update
 
 
 def main(argv: Sequence[str] | None = None) -> None:

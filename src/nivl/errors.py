@@ -97,3 +97,9 @@ class UpstreamHTTPError(UpstreamError):
         super().__init__(f"upstream answered {status_code} for {url}{detail}")
         self.status_code = status_code
         self.url = url
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Upstream could not be reached for something this mirror does not hold (a 503)."""
+
+    status = 503

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -196,7 +196,12 @@ def harvest(
         backlog = store.nasa_ids_without_asset()
         if not whole_library:  # a topic fetches its own records' documents, not everyone's
             backlog = [row for row in backlog if row[0] in run.received_ids]
-        result.assets = fetch_assets(store, client, backlog)
+        requests, retries = client.requests, client.retried
+        failures: list[PartitionProblem] = []
+        result.assets = fetch_assets(store, client, backlog, failures=failures)
+        result.failed.extend(failures)
+        result.requests += client.requests - requests
+        result.retries += client.retried - retries
     run.finish(move_mark=moves_mark)
     result.seconds = time.monotonic() - started
     return result
@@ -552,22 +557,45 @@ def _splittable(partition: Partition) -> bool:
     )
 
 
-def fetch_assets(store: Store, client: Upstream, records: Iterable[tuple[str, str]]) -> int:
+def fetch_assets(
+    store: Store,
+    client: Upstream,
+    records: Iterable[tuple[str, str]],
+    *,
+    failures: list[PartitionProblem] | None = None,
+) -> int:
     """Fetch /asset manifests, /metadata (and, for videos, /captions) locations; count them.
 
-    ``records`` are (nasa_id, media_type) pairs. A row is written even when
-    upstream has none of them (404s), so that a rerun does not ask again: the
-    backlog is ``Store.nasa_ids_without_asset()``.
+    ``records`` are (nasa_id, media_type) pairs, fetched ``client.concurrency`` at a time
+    and written here, one row each. A row is written even when upstream has none of them
+    (404s), so that a rerun does not ask again: the backlog is
+    ``Store.nasa_ids_without_asset()``. A record whose documents could not be fetched
+    gets no row (the next run asks again) and, given ``failures``, a problem there;
+    without it the first failure raises.
     """
-    fetched = 0
-    for nasa_id, media_type in records:
+
+    def documents(nasa_id: str, media_type: str) -> tuple[str | None, str | None, str | None]:
         manifest = client.asset_manifest(nasa_id)
         metadata = client.location("metadata", nasa_id)
         captions = client.location("captions", nasa_id) if media_type == "video" else None
-        store.put_asset(
-            nasa_id, manifest=manifest, metadata_location=metadata, captions_location=captions
-        )
-        fetched += any(doc is not None for doc in (manifest, metadata, captions))
+        return manifest, metadata, captions
+
+    fetched = 0
+    with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
+        futures = {pool.submit(documents, *row): row[0] for row in records}
+        for future in as_completed(futures):
+            nasa_id = futures[future]
+            try:
+                manifest, metadata, captions = future.result()
+            except UpstreamError as exc:
+                if failures is None:
+                    raise
+                failures.append(PartitionProblem(f"assets of {nasa_id}", str(exc)))
+                continue
+            store.put_asset(
+                nasa_id, manifest=manifest, metadata_location=metadata, captions_location=captions
+            )
+            fetched += any(doc is not None for doc in (manifest, metadata, captions))
     return fetched
 
 

@@ -20,15 +20,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from . import derived, embeddings
 from .errors import (
     InvalidParameter,
+    NivlError,
     RecordNotFound,
     SearchIndexError,
     SemanticUnavailable,
     StoreError,
+    UpstreamError,
+    UpstreamUnavailable,
 )
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
 from .ingest import ImportSummary
@@ -43,6 +45,7 @@ from .suggest import Suggestion
 if TYPE_CHECKING:
     from .embeddings import Embedder
     from .harvest import HarvestResult
+    from .media import FetchProgress, FetchResult
     from .upstream import Upstream
     from .vector_index import VectorIndex
 
@@ -76,6 +79,9 @@ class Library:
         self._damaged = False
         self._heal_lock = threading.Lock()
         self._view_lock = threading.Lock()
+        self._upstream: Upstream | None = None
+        self._upstream_lock = threading.Lock()
+        self._remember_lock = threading.Lock()  # WriteLock's depth count is not thread-safe
         if rebuild_index and not self.read_only:
             with self.lock.hold():
                 self.index = derived.rebuild_index(settings.index_path, self.store)
@@ -267,20 +273,136 @@ class Library:
         """The stored asset documents of ``nasa_id``: manifest, metadata and captions URLs."""
         return self.store.get_asset(nasa_id)
 
-    def local_media(self, nasa_id: str) -> dict[str, str]:
-        """The completely mirrored renditions of ``nasa_id``: file name -> its ``/media`` URL.
+    # --- asset manifests and media files (media.py) ---------------------------------
 
-        A download in progress is ``<name>.part`` until verified, so it is never listed.
-        """
-        folder = self.settings.home / "media" / nasa_id
-        if not nasa_id or nasa_id in (".", "..") or "/" in nasa_id or not folder.is_dir():
-            return {}
-        prefix = "/media/" + quote(nasa_id, safe="") + "/"
+    def upstream(self) -> Upstream:
+        """The read-through client: the harvester's retries and pacing, but short waits,
+        since a request is waiting on it."""
+        with self._upstream_lock:
+            if self._upstream is None:
+                from .upstream import Upstream
+
+                self._upstream = Upstream(
+                    self.settings.upstream_url, timeout=5.0, retries=2, backoff=0.2, max_wait=5.0
+                )
+            return self._upstream
+
+    def asset_manifest(self, nasa_id: str) -> str:
+        """The stored ``/asset`` manifest, else upstream's (stored for next time): a
+        read-through cache. ``UpstreamUnavailable`` when upstream cannot be reached."""
+        stored = self.store.get_asset(nasa_id)["manifest"]
+        if stored is not None:
+            return stored
+        self.store.get_raw(nasa_id)  # RecordNotFound for an id this mirror does not hold
+        url = self.settings.upstream_url
+        try:
+            text = self.upstream().asset_manifest(nasa_id)
+        except UpstreamError as exc:
+            raise UpstreamUnavailable(
+                f"No asset manifest for {nasa_id!r} in this mirror, and upstream ({url}) "
+                f"could not be reached ({exc}). Run 'nivl harvest --all' (which fetches "
+                "manifests) while online, or point NIVL_UPSTREAM_URL at a reachable mirror."
+            ) from exc
+        if text is None:
+            raise RecordNotFound(f"No asset manifest for {nasa_id!r} here or upstream ({url})")
+        self.remember_manifest(nasa_id, text)
+        return text
+
+    def remember_manifest(self, nasa_id: str, text: str) -> None:
+        """Store a fetched manifest if this home may be written now; else serve it only."""
+        if self.read_only or not _is_manifest(text):
+            return
+        try:
+            with self._remember_lock, self.lock.hold(wait=2.0):
+                self.store.put_asset(nasa_id, manifest=text)
+        except NivlError as exc:  # another writer, a full disk: the answer still stands
+            log.info("not storing the manifest of %s: %s", nasa_id, exc)
+
+    def local_media(self, nasa_id: str) -> dict[str, str]:
+        """Each completely mirrored file of ``nasa_id`` → its ``/media/...`` URL path."""
+        from .media import local_files
+
+        return local_files(self.settings.media_path, nasa_id)
+
+    def media_file(self, folder: str, filename: str) -> Path:
+        """The mirrored file ``/media/<folder>/<filename>`` serves (``RecordNotFound``)."""
+        from .media import served_file
+
+        return served_file(self.settings.media_path, folder, filename)
+
+    def media_status(self) -> dict[str, Any]:
+        from .media import usage
+
+        used = usage(self.settings.media_path)
         return {
-            entry.name: prefix + quote(entry.name, safe="")
-            for entry in sorted(folder.iterdir())
-            if entry.is_file() and not entry.name.endswith(".part")
+            "folder": str(self.settings.media_path),
+            "records": self.store.count(),
+            "manifests": self.store.count_assets(),
+            **dataclasses.asdict(used),
         }
+
+    def media_targets(self, request: SearchRequest | None) -> list[str]:
+        """The nasa_ids a ``media fetch`` covers: every record, or a search's hits."""
+        if request is None:
+            return [row.nasa_id for row in self.store.iter_rows()]
+        ids: list[str] = []
+        limits = self.limits
+        size = limits.max_page_size
+        page = 1
+        while page * size <= limits.max_result_window:
+            result = self.search(dataclasses.replace(request, page=page, page_size=size))
+            ids.extend(str(_loads(hit.raw)["data"][0]["nasa_id"]) for hit in result.hits)
+            if not result.has_next:
+                break
+            page += 1
+        return ids
+
+    def fetch_media(
+        self,
+        client: Upstream,
+        nasa_ids: Sequence[str],
+        *,
+        size: str,
+        max_bytes: int | None = None,
+        progress: FetchProgress | None = None,
+    ) -> FetchResult:
+        """Download ``size``'s rendition of each record into ``HOME/media`` (media.py),
+        fetching missing manifests first (and storing them, as ``asset_manifest`` does)."""
+        import time
+
+        from . import media
+
+        started = time.monotonic()
+        result = media.FetchResult(records=len(nasa_ids))
+        manifests: list[tuple[str, str]] = []
+        missing: list[str] = []
+        for nasa_id in nasa_ids:
+            stored = self.store.get_asset(nasa_id)["manifest"]
+            if stored is None:
+                missing.append(nasa_id)
+            else:
+                manifests.append((nasa_id, stored))
+        for nasa_id, text, failure in media.fetch_manifests(
+            client, missing, self.remember_manifest
+        ):
+            if failure is not None:
+                result.failed.append((f"/asset/{nasa_id}", failure))
+            elif text is not None:
+                result.manifests_fetched += 1
+                manifests.append((nasa_id, text))
+        root = self.settings.media_path
+        jobs, result.already, result.no_rendition = media.plan(
+            root, manifests, size, self.settings.assets_url
+        )
+        result.wanted = len(jobs) + result.already
+        if progress is not None:
+            progress("files", len(jobs))
+        media.fetch(
+            client, jobs, result, max_bytes=max_bytes, progress=progress,
+            used=media.usage(root).bytes + media.usage(root).partial_bytes,
+        )  # fmt: skip
+        result.seconds = time.monotonic() - started
+        return result
 
     def count(self) -> int:
         return self.store.count()
@@ -488,6 +610,8 @@ class Library:
         return self.store.count() == 0
 
     def close(self) -> None:
+        if self._upstream is not None:
+            self._upstream.close()
         self.store.close()
 
     def __enter__(self) -> Library:
@@ -523,6 +647,15 @@ def sample_paths() -> list[Path]:
     """The bundled sample's files (built by scripts/build_sample.py)."""
     folder = importlib.resources.files("nivl") / "sample"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".jsonl.gz"))
+
+
+def _is_manifest(text: str) -> bool:
+    try:
+        document = _loads(text)
+    except ValueError:
+        return False
+    collection = document.get("collection") if isinstance(document, dict) else None
+    return isinstance(collection, dict) and isinstance(collection.get("items"), list)
 
 
 def _loads(raw: str) -> Any:

@@ -35,6 +35,12 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
         "pasted caption fits (the longest image or video caption seen is 5,800 characters)",
     ),
     ("upstream_url", "https://images-api.nasa.gov", "Base URL of the upstream API"),
+    (
+        "assets_url",
+        "",
+        "Base URL replacing https://images-assets.nasa.gov in the media files nivl downloads "
+        "(another mirror, or a test server; default: upstream's own host)",
+    ),
     ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
@@ -85,6 +91,7 @@ class Settings:
     max_result_window: int = 100_000
     max_query_length: int = 10_000
     upstream_url: str = "https://images-api.nasa.gov"
+    assets_url: str = ""
     public_url: str = ""
     load_sample: bool = True
     max_db_mb: int = 0
@@ -111,6 +118,10 @@ class Settings:
     @property
     def index_path(self) -> Path:
         return self.home / "index"
+
+    @property
+    def media_path(self) -> Path:
+        return self.home / "media"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:

@@ -428,6 +428,14 @@ class Store:
             return {"manifest": None, "metadata_location": None, "captions_location": None}
         return dict(zip(("manifest", "metadata_location", "captions_location"), row, strict=True))
 
+    def count_assets(self) -> int:
+        """Records with a stored ``/asset`` manifest."""
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT count(*) FROM assets WHERE manifest IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
     def integrity_check(self) -> str:
         with sqlite_errors("checking the store"):
             return str(self._reader.execute("PRAGMA integrity_check").fetchone()[0])

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -160,6 +163,93 @@ class Upstream:
             log.debug("%s for %s %s: retry %d in %.2fs", what, path, params, attempt, wait)
             self._sleep(wait)
 
+    def download(
+        self,
+        url: str,
+        part: Path,
+        *,
+        on_bytes: Callable[[int], object] | None = None,
+        on_length: Callable[[int], bool] | None = None,
+    ) -> Downloaded:
+        """Stream ``url`` into ``part``, resuming from its length with ``Range``; retries
+        like ``get`` (each retry resumes where the last one stopped). ``on_length(total)``
+        may refuse the file (the disk budget): then nothing more is written."""
+        attempt = 0
+        while True:
+            wait: float | None = None
+            have = part.stat().st_size if part.exists() else 0
+            headers = {"Range": f"bytes={have}-", "Accept": "*/*"} if have else {"Accept": "*/*"}
+            try:
+                with self._slots:
+                    self._pace()
+                    with self._count_lock:
+                        self.requests += 1
+                    with self._client.stream("GET", url, headers=headers) as response:
+                        done = self._receive(response, part, have, on_bytes, on_length)
+                if done is not None:
+                    return done
+                what = f"HTTP {response.status_code}"
+                wait = _retry_after(response.headers.get("Retry-After"))
+            except httpx.HTTPError as exc:  # timeouts, refused, dropped or cut-off bodies
+                what = type(exc).__name__
+                if attempt >= self.retries:
+                    raise UpstreamError(f"{url}: {what}: {exc}") from exc
+            if attempt >= self.retries:
+                raise UpstreamHTTPError(response.status_code, url, _reason(response))
+            if wait is None:
+                wait = self.backoff * 2**attempt * self._rng.uniform(0.5, 1.0)
+            attempt += 1
+            with self._count_lock:
+                self.retried += 1
+            log.debug("%s for %s: retry %d in %.2fs", what, url, attempt, wait)
+            self._sleep(min(wait, self.max_wait))
+
+    def _receive(
+        self,
+        response: httpx.Response,
+        part: Path,
+        have: int,
+        on_bytes: Callable[[int], object] | None,
+        on_length: Callable[[int], bool] | None,
+    ) -> Downloaded | None:
+        """One response into ``part``; None to retry. Raises on a final error status."""
+        status = response.status_code
+        if status == 416 and have:  # nothing past ``have``: complete, or longer than the file
+            total = _range_total(response.headers.get("Content-Range"))
+            if total == have:
+                return Downloaded(have, _md5_etag(response), refused=False)
+            part.unlink()
+            return None
+        if status in RETRY_STATUSES:
+            return None
+        if status >= 400:
+            raise UpstreamHTTPError(status, str(response.url), _reason(response))
+        start = 0
+        if status == 206:
+            start = _range_start(response.headers.get("Content-Range"))
+            if start != have:  # not the range asked for: start over
+                part.unlink(missing_ok=True)
+                return None
+        length = response.headers.get("Content-Length")
+        total = start + int(length) if length and length.isdigit() else None
+        if status == 206:
+            total = _range_total(response.headers.get("Content-Range")) or total
+        if total is not None and on_length is not None and not on_length(total):
+            return Downloaded(total, None, refused=True)
+        with part.open("r+b" if start and part.exists() else "wb") as out:
+            out.seek(start)
+            out.truncate()
+            for chunk in response.iter_bytes(1 << 16):
+                out.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+            size = out.tell()
+        if total is not None and size != total:
+            return None  # cut off without an error: resume
+        return Downloaded(size, _md5_etag(response), refused=False)
+
     def _send(self, path: str, params: Mapping[str, str] | None) -> httpx.Response:
         with self._slots:
             self._pace()
@@ -258,6 +348,43 @@ class Upstream:
             if exc.status_code == 404:
                 return None
             raise
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A finished download: its length, the MD5 upstream's ETag states (S3's is the body's
+    MD5 for a plain upload), and whether ``on_length`` refused it."""
+
+    size: int
+    md5: str | None
+    refused: bool
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _md5_etag(response: httpx.Response) -> str | None:
+    etag = response.headers.get("ETag", "").removeprefix("W/").strip('"').lower()
+    return etag if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) else None
+
+
+def _range_start(value: str | None) -> int:
+    """``bytes 100-199/200`` → 100 (-1 when unreadable)."""
+    try:
+        return int((value or "").split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _range_total(value: str | None) -> int | None:
+    """``bytes 100-199/200`` or ``bytes */200`` → 200."""
+    tail = (value or "").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else None
 
 
 def _page_number(params: Mapping[str, str]) -> int:

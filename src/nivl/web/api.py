@@ -293,15 +293,24 @@ def groups(
 
 @router.get("/asset/{nasa_id:anytext}", tags=["upstream"], responses=ERRORS)
 def asset(request: Request, nasa_id: NasaId) -> Response:
-    """The asset's rendition manifest, when this mirror holds it."""
-    library = library_of(request)
-    manifest = library.asset(nasa_id)["manifest"]
-    if manifest is None:
-        library.item(nasa_id)  # 404 for an unknown id
-        raise RecordNotFound(
-            f"No asset manifest for {nasa_id!r} in this mirror (harvest it with --with-assets)"
-        )
+    """The asset's rendition manifest: the stored one, else upstream's (then stored)."""
+    manifest = library_of(request).asset_manifest(nasa_id)
     return json_response(request, lambda: _web_manifest(manifest), revision=0)
+
+
+@router.get("/media/{folder}/{filename}", tags=["nivl"], responses=ERRORS)
+def media(request: Request, folder: str, filename: str) -> Response:
+    """nivl: a mirrored media file (``nivl media fetch``), with Range, ETag and caching."""
+    from starlette.responses import FileResponse
+
+    path = library_of(request).media_file(folder, filename)
+    caching = {"Cache-Control": "public, max-age=86400"}
+    response = FileResponse(path, headers=caching, stat_result=path.stat())
+    etag = response.headers["etag"]
+    wanted = (request.headers.get("if-none-match") or "").replace("W/", "")
+    if etag in (tag.strip() for tag in wanted.split(",")) or wanted.strip() == "*":
+        return Response(status_code=304, headers={"ETag": etag, **caching})
+    return response
 
 
 @router.get("/metadata/{nasa_id:anytext}", tags=["upstream"], responses=ERRORS)
