@@ -506,7 +506,8 @@ class Snapshot:
                 )
             else:
                 result = searcher.search(query, limit, count=True, offset=offset)
-            addresses = [address for _score, address in result.hits]
+            found = result.hits  # a new list at each access: read it once
+            addresses = [address for _score, address in found]
         with tantivy_errors("reading fast fields"):
             row_ids = searcher.fast_field_values("rid", addresses) if addresses else []
         # A hit without a row id (only a damaged fast field has one) is dropped with its
@@ -516,7 +517,7 @@ class Snapshot:
             total=int(result.count or 0),  # type: ignore[attr-defined]
             row_ids=[row_id for _, row_id in kept],
             addresses=[addresses[i] for i, _ in kept],
-            scores=[float(result.hits[i][0]) if sort not in SORT_FIELDS else 0.0 for i, _ in kept],
+            scores=[float(found[i][0]) if sort not in SORT_FIELDS else 0.0 for i, _ in kept],
         )
 
     def similar_rows(
