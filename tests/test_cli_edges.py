@@ -154,8 +154,11 @@ COMMANDS = [
     ["export"],
     ["serve"],
     ["group"],
+    ["group", "show"],
     ["dupes"],
     ["harvest"],
+    ["media", "fetch"],
+    ["media", "status"],
 ]
 
 

@@ -66,6 +66,12 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
+#: Upstream politeness, shared by ``harvest`` and ``media fetch``.
+RateOption = Annotated[
+    float | None,
+    typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
+]
+RetriesOption = Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")]
 
 
 class Sort(StrEnum):
@@ -467,7 +473,7 @@ def group(
 
 @group_app.command("show")
 def group_show(
-    group_id: Annotated[int, typer.Argument(help="A group id, as search results show it.")],
+    group_id: Annotated[int, typer.Argument(metavar="GROUP_ID", hidden=True)],
     page: Annotated[int, typer.Option(metavar="N", min=1, help="Page number, from 1.")] = 1,
     page_size: Annotated[
         int, typer.Option(metavar="N", min=1, max=1000, help="Records per page.")
@@ -475,7 +481,10 @@ def group_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """List a group's members in date order."""
+    """List a group's members in date order.
+
+    GROUP_ID: as collapsed search results show it ("+4 more: nivl group show ID").
+    """
     with open_library(home) as library:
         found = library.group_page(group_id, page=page, page_size=page_size)
     if as_json:
@@ -549,11 +558,8 @@ def harvest_(
     concurrency: Annotated[
         int, typer.Option(metavar="N", min=1, max=64, help="Requests in flight.")
     ] = 4,
-    rate: Annotated[
-        float | None,
-        typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
-    ] = None,
-    retries: Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")] = 6,
+    rate: RateOption = None,
+    retries: RetriesOption = 6,
     page_size: Annotated[
         int, typer.Option(metavar="N", min=1, help="Results per upstream page.")
     ] = 100,
@@ -677,7 +683,7 @@ app.add_typer(media_app, name="media")
 
 @media_app.command("fetch")
 def media_fetch(
-    query: Annotated[str, typer.Argument(help="Words to search for (default: every record).")] = "",
+    query: Annotated[str, typer.Argument(metavar="QUERY", hidden=True)] = "",
     media_type: Annotated[
         list[MediaType] | None,
         typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
@@ -695,18 +701,18 @@ def media_fetch(
     concurrency: Annotated[
         int, typer.Option(metavar="N", min=1, max=64, help="Downloads in flight.")
     ] = 4,
-    rate: Annotated[
-        float | None,
-        typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
-    ] = None,
-    retries: Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")] = 6,
+    rate: RateOption = None,
+    retries: RetriesOption = 6,
     base_url: Annotated[
         str | None, typer.Option(metavar="URL", help="Upstream API base URL (for manifests).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Download a rendition of each record (resumable: rerun to finish, nothing twice)."""
+    """Download a rendition of each record (resumable: rerun to finish, nothing twice).
+
+    QUERY: words to search for (default: every record); the options filter.
+    """
     params = {
         "q": query, "center": center, "year_start": year_start, "year_end": year_end,
         "keywords": keywords, "nasa_id": nasa_id,
