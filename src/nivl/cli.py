@@ -72,6 +72,13 @@ RateOption = Annotated[
     typer.Option(metavar="PER_SECOND", min=0.01, help="At most this many requests/s."),
 ]
 RetriesOption = Annotated[int, typer.Option(metavar="N", min=0, help="Retries per request.")]
+#: The filters ``search`` and ``media fetch`` share (QUERY is described in each docstring).
+QueryArgument = Annotated[str, typer.Argument(metavar="QUERY", hidden=True)]
+CenterOption = Annotated[str, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")]
+YearStartOption = Annotated[str, typer.Option(metavar="YYYY", help="First year, inclusive.")]
+YearEndOption = Annotated[str, typer.Option(metavar="YYYY", help="Last year, inclusive.")]
+KeywordsOption = Annotated[str, typer.Option(metavar="LIST", help="Comma-separated keywords.")]
+NasaIdOption = Annotated[str, typer.Option(metavar="ID", help="Exact nasa_id.")]
 
 
 class Sort(StrEnum):
@@ -109,6 +116,12 @@ class MediaType(StrEnum):
     image = "image"
     video = "video"
     audio = "audio"
+
+
+MediaTypeOption = Annotated[
+    list[MediaType] | None,
+    typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
+]
 
 
 class ExportFormat(StrEnum):
@@ -246,24 +259,21 @@ def _embed(library: Library, *, rebuild: bool) -> None:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(metavar="QUERY", hidden=True)] = "",
-    media_type: Annotated[
-        list[MediaType] | None,
-        typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
-    ] = None,
-    center: Annotated[str, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")] = "",
-    year_start: Annotated[str, typer.Option(metavar="YYYY", help="First year, inclusive.")] = "",
-    year_end: Annotated[str, typer.Option(metavar="YYYY", help="Last year, inclusive.")] = "",
+    query: QueryArgument = "",
+    media_type: MediaTypeOption = None,
+    center: CenterOption = "",
+    year_start: YearStartOption = "",
+    year_end: YearEndOption = "",
     title: Annotated[str, typer.Option(metavar="TEXT", help="Words in the title.")] = "",
     description: Annotated[
         str, typer.Option(metavar="TEXT", help="Words in the description.")
     ] = "",
-    keywords: Annotated[str, typer.Option(metavar="LIST", help="Comma-separated keywords.")] = "",
+    keywords: KeywordsOption = "",
     photographer: Annotated[
         str, typer.Option(metavar="TEXT", help="Words in the photographer.")
     ] = "",
     location: Annotated[str, typer.Option(metavar="TEXT", help="Words in the location.")] = "",
-    nasa_id: Annotated[str, typer.Option(metavar="ID", help="Exact nasa_id.")] = "",
+    nasa_id: NasaIdOption = "",
     sort: Annotated[Sort, typer.Option(help="Result order.")] = Sort.relevance,
     mode: Annotated[
         Mode | None,
@@ -683,16 +693,13 @@ app.add_typer(media_app, name="media")
 
 @media_app.command("fetch")
 def media_fetch(
-    query: Annotated[str, typer.Argument(metavar="QUERY", hidden=True)] = "",
-    media_type: Annotated[
-        list[MediaType] | None,
-        typer.Option(metavar="TYPE", help="image, video or audio; repeatable."),
-    ] = None,
-    center: Annotated[str, typer.Option(metavar="CENTER", help="NASA center, e.g. JSC.")] = "",
-    year_start: Annotated[str, typer.Option(metavar="YYYY", help="First year, inclusive.")] = "",
-    year_end: Annotated[str, typer.Option(metavar="YYYY", help="Last year, inclusive.")] = "",
-    keywords: Annotated[str, typer.Option(metavar="LIST", help="Comma-separated keywords.")] = "",
-    nasa_id: Annotated[str, typer.Option(metavar="ID", help="Exact nasa_id.")] = "",
+    query: QueryArgument = "",
+    media_type: MediaTypeOption = None,
+    center: CenterOption = "",
+    year_start: YearStartOption = "",
+    year_end: YearEndOption = "",
+    keywords: KeywordsOption = "",
+    nasa_id: NasaIdOption = "",
     size: Annotated[Size, typer.Option(help="Which rendition to download.")] = Size.thumb,
     max_bytes: Annotated[
         int | None,
