@@ -23,6 +23,7 @@ from ``requiredStatement``, beside the credit line.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import struct
@@ -34,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .credit import credit_line
+from .errors import BadRequest
 from .records import Record
 
 RIGHTS = "http://rightsstatements.org/vocab/NoC-US/1.0/"
@@ -96,6 +98,32 @@ class Member:
     thumbnail: str | None = None
 
 
+def is_url(value: str) -> bool:
+    """Whether iiif-prezi3 takes ``value`` as an id (a URI pydantic can parse): a rendition
+    whose upstream href is no URL is left out rather than failing the whole manifest."""
+    from pydantic import ValidationError
+
+    try:
+        _url_adapter().validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+@functools.cache
+def _url_adapter() -> Any:
+    from pydantic import AnyUrl, TypeAdapter
+
+    return TypeAdapter(AnyUrl)
+
+
+def check_base(base: str) -> None:
+    """Every id starts with the server's own URL, from the request's Host (or the public
+    URL setting): one that is no URL is a bad request, not a failure of nivl's."""
+    if not is_url(base + "/iiif/"):
+        raise BadRequest(f"The server's URL as this request gives it ({base!r}) is no URL")
+
+
 def manifest_url(base: str, nasa_id: str) -> str:
     return f"{base}/iiif/{quote(nasa_id, safe='')}/manifest.json"
 
@@ -130,6 +158,9 @@ def manifest(
         Provider,
     )
 
+    check_base(base)
+    files = [f for f in files if is_url(f.url)]
+    thumbnail = thumbnail if thumbnail and is_url(thumbnail) else None
     own = manifest_url(base, record.nasa_id)
     root = own.rsplit("/", 1)[0]
     canvas_id = f"{root}/canvas/1"
@@ -198,6 +229,10 @@ def collection(
     """A Collection whose items are the members' manifests (by reference), as JSON text."""
     from iiif_prezi3 import AnnotationBody, Collection, ManifestRef
 
+    check_base(base)
+    members = [
+        m if not m.thumbnail or is_url(m.thumbnail) else Member(m.nasa_id, m.label) for m in members
+    ]
     items = [
         ManifestRef(
             id=manifest_url(base, m.nasa_id),
