@@ -191,7 +191,7 @@ def manifest(
     built = Manifest(
         id=own,
         label=_text(label),
-        summary=_text(summary) if summary else None,
+        summary=_text(_as_text(summary)) if summary else None,
         metadata=[KeyValueString(label=_text(k), value=_values(v)) for k, v in _metadata(record)],
         rights=RIGHTS,
         requiredStatement=KeyValueString(
@@ -440,4 +440,13 @@ def _text(value: str) -> dict[str, list[str]]:
 
 
 def _values(values: list[str]) -> dict[str, list[str]]:
-    return {"none": values}
+    return {"none": [_as_text(v) for v in values]}
+
+
+def _as_text(value: str) -> str:
+    """A value a viewer shows as the text it is: a summary or metadata value that starts
+    with ``<`` and ends with ``>`` is HTML to a IIIF client, so a value holding markup
+    characters goes out escaped inside a ``<span>``, which renders as exactly that text."""
+    if "<" not in value and "&" not in value:
+        return value
+    return f"<span>{html.escape(value, quote=False)}</span>"
