@@ -2,6 +2,8 @@
 fetched by scripts/fetch_mirador) on a static page of its own origin, in headless Chromium,
 reading manifests and pictures from a real ``nivl serve`` on another loopback port.
 
+The image manifest's canvas is drawn from the picture nivl mirrors; the album collection
+lists its 11 manifests and opens a video member as a video player on the mirrored MP4.
 Mirador is not part of nivl: the page is served by this test alone. Without the bundle
 (npm unreachable) the test fails rather than skips, so a CI run cannot pass silently.
 """
@@ -23,7 +25,7 @@ import pytest
 from nivl import Settings
 
 from .conftest import OFFLINE
-from .test_iiif import ASSETS, CHOICE, iiif_settings, photo  # noqa: F401  (a fixture)
+from .test_iiif import ASSETS, CHOICE, VIDEO, iiif_settings, photo  # noqa: F401  (a fixture)
 from .test_serve import serving
 from .test_ui_browser import browser  # noqa: F401  (a fixture)
 
@@ -132,8 +134,10 @@ def test_mirador_shows_a_nivl_manifests_canvas(
         canvas.wait_for(state="visible", timeout=30_000)
         box = canvas.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 300
-        title = page.get_by_role("heading", name="Thor Helmet").first
-        title.wait_for(state="visible", timeout=30_000)  # the manifest's label, as the title
+        # the manifest's label, as the window's title
+        title = page.locator('[aria-label="Window navigation"] h2').first
+        title.wait_for(state="visible", timeout=30_000)
+        assert title.text_content() == "Thor Helmet"
         page.wait_for_timeout(1_500)  # OpenSeadragon fades the picture in
         page.screenshot(path=str(SCREENSHOT))
         assert _drawn(canvas.screenshot()), "the viewer's canvas is blank"
@@ -151,3 +155,46 @@ def _drawn(png: bytes) -> bool:
     with Image.open(io.BytesIO(png)) as shot:
         spread = ImageStat.Stat(shot.convert("L")).stddev[0]
     return spread > 10
+
+
+def test_mirador_lists_an_album_collection_and_opens_a_video_member(
+    browser: Any,  # noqa: F811
+    nivl_url: str,
+    viewer_page: Any,
+) -> None:
+    collection = f"{nivl_url}/iiif/album/{quote('NASA ScienceCasts', safe='')}/manifest.json"
+    page_url = viewer_page(collection)
+    viewer_origin = page_url.rsplit("/", 1)[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.route(
+        "**/*",
+        lambda r: (
+            r.continue_() if r.request.url.startswith((nivl_url, viewer_origin)) else r.abort()
+        ),
+    )
+    page = context.new_page()
+    member = f"{nivl_url}/iiif/{VIDEO}/manifest.json"
+    try:
+        page.goto(page_url)
+        page.get_by_text("11 manifests").wait_for(timeout=60_000)
+        title = "ScienceCast 114: The Sun's Magnetic Field is About to Flip"
+        with page.expect_response(member, timeout=30_000) as opened:
+            page.get_by_text(title).first.click()
+        assert opened.value.status == 200
+        window_title = page.locator('[aria-label="Window navigation"] h2').first
+        window_title.wait_for(state="visible", timeout=30_000)
+        page.wait_for_function(
+            "t => document.querySelector('[aria-label=\"Window navigation\"] h2')"
+            "?.textContent === t",
+            arg=title,
+            timeout=30_000,
+        )
+        video = page.locator("video").first
+        video.wait_for(state="attached", timeout=30_000)
+        sources = video.evaluate(
+            "v => [v.currentSrc || v.src, ...[...v.querySelectorAll('source')].map(s => s.src)]"
+        )
+        assert f"{nivl_url}/media/{VIDEO}/{VIDEO}~mobile.mp4" in sources
+        page.screenshot(path="/tmp/nivl-iiif-collection.png")
+    finally:
+        context.close()
