@@ -481,3 +481,32 @@ def test_the_pages_content_security_policy_is_unchanged(client: httpx.Client) ->
         assert response.headers["content-security-policy"] == CSP
     manifest = client.get(f"/iiif/{CHOICE}/manifest.json")
     assert "content-security-policy" not in manifest.headers  # JSON, read by other origins
+
+
+def big_png_header(width: int, height: int) -> bytes:
+    """The head of a PNG this size: signature, IHDR, the start of IDAT (only sizes are read)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(bytes(64))  # the start of the pixel data, never decoded
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+
+
+def test_sizes_of_pictures_past_pillows_bomb_limit_are_read(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from nivl.iiif import image_size
+
+    path = tmp_path / "huge~orig.png"
+    path.write_bytes(big_png_header(30_000, 24_000))  # 720 Mpx: NASA's biggest mosaics
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)  # what reading the size the usual way does
+    assert image_size(path) == (30_000, 24_000)
+    (tmp_path / "not-a-picture.jpg").write_bytes(b"<html>an error page</html>")
+    assert image_size(tmp_path / "not-a-picture.jpg") is None
+    assert image_size(tmp_path / "missing.jpg") is None
