@@ -131,6 +131,9 @@ def iiif_settings(loaded_settings: Settings, tmp_path_factory: pytest.TempPathFa
     (media / ONE / f"{ONE}~orig.jpg").write_bytes(photo(1600, 1200))
     (media / VIDEO).mkdir()
     (media / VIDEO / f"{VIDEO}~mobile.mp4").write_bytes(mp4(45))
+    shutil.copy(
+        RESPONSES / "captions-srt__172_ISS-Slosh__src-aschleg.srt", media / VIDEO / f"{VIDEO}.srt"
+    )
     return settings
 
 
@@ -293,6 +296,19 @@ def test_video_is_a_time_based_canvas_with_the_mirrored_files_duration(
         "format": "video/mp4",
     }
     assert canvas["thumbnail"][0]["id"] == f"{ASSETS}/video/{VIDEO}/{VIDEO}~thumb.jpg"
+    (page,) = canvas["annotations"]
+    (captions,) = page["items"]
+    assert captions["motivation"] == "supplementing" and captions["target"] == canvas["id"]
+    vtt = f"{iiif_url}/item/{VIDEO}/captions.vtt"  # the mirrored SRT, as WebVTT
+    assert captions["body"] == {
+        "id": vtt,
+        "type": "Text",
+        "language": "en",
+        "format": "text/vtt",
+        "label": {"en": ["English"]},
+    }
+    served = client.get(vtt)
+    assert served.status_code == 200 and served.text.startswith("WEBVTT")
 
 
 def test_audio_is_a_time_based_canvas_with_a_placeholder_duration(
@@ -304,6 +320,7 @@ def test_audio_is_a_time_based_canvas_with_a_placeholder_duration(
     canvas = canvas_of(document)
     assert canvas["duration"] == 4 * 3600.0  # the length is not known: nothing is cut short
     assert "width" not in canvas and "height" not in canvas
+    assert "annotations" not in canvas  # no captions mirrored
     assert painted(canvas) == {
         "id": f"{ASSETS}/audio/Ep56_Dr%20Spaceman/Ep56_Dr%20Spaceman~128k.mp3",
         "type": "Sound",

@@ -3,7 +3,8 @@ fetched by scripts/fetch_mirador) on a static page of its own origin, in headles
 reading manifests and pictures from a real ``nivl serve`` on another loopback port.
 
 The image manifest's canvas is drawn from the picture nivl mirrors; the album collection
-lists its 11 manifests and opens a video member as a video player on the mirrored MP4.
+lists its 11 manifests and opens a video member as a video player on the mirrored MP4,
+with the mirrored captions as a text track whose cues load across origins.
 Mirador is not part of nivl: the page is served by this test alone. Without the bundle
 (npm unreachable) the test fails rather than skips, so a CI run cannot pass silently.
 """
@@ -178,7 +179,7 @@ def test_mirador_lists_an_album_collection_and_opens_a_video_member(
         page.goto(page_url)
         listed = page.get_by_text("11 manifests")
         show = page.get_by_role("button", name="Show collection")
-        show.wait_for(timeout=60_000)
+        listed.or_(show).first.wait_for(timeout=60_000)
         if not listed.is_visible():  # Mirador opens the list itself only if it loads first
             show.click()
         listed.wait_for(timeout=30_000)
@@ -200,6 +201,14 @@ def test_mirador_lists_an_album_collection_and_opens_a_video_member(
             "v => [v.currentSrc || v.src, ...[...v.querySelectorAll('source')].map(s => s.src)]"
         )
         assert f"{nivl_url}/media/{VIDEO}/{VIDEO}~mobile.mp4" in sources
+        # the mirrored captions as a text track, which loads across origins once shown
+        track = video.locator("track")
+        assert track.get_attribute("src") == f"{nivl_url}/item/{VIDEO}/captions.vtt"
+        video.evaluate("v => { v.textTracks[0].mode = 'showing'; }")
+        page.wait_for_function(
+            "() => (document.querySelector('video').textTracks[0].cues || []).length > 0",
+            timeout=30_000,
+        )
         page.screenshot(path="/tmp/nivl-iiif-collection.png")
     finally:
         context.close()

@@ -12,7 +12,8 @@ time-based canvas; its ``duration`` comes from the mirrored MP4's header when th
 else is ``PLACEHOLDER_DURATION`` (the records give no length): long enough that a viewer never
 cuts a broadcast short, since content past a canvas's duration is not played. Every file the
 manifest names (captions, metadata.json and the formats a browser cannot show as well) is
-listed in ``rendering``, for download.
+listed in ``rendering``, for download. Mirrored captions (SRT, served as WebVTT by the item
+page's ``/item/{id}/captions.vtt``) supplement a time-based canvas as a text track.
 
 Rights: US government works are not under copyright in the United States, and NASA's media
 guidelines ask for a credit rather than a licence; IIIF wants the ``rights`` value from
@@ -145,8 +146,10 @@ def manifest(
     summary: str,
     homepage: str,
     thumbnail: str | None = None,
+    captions: str | None = None,
 ) -> str:
-    """The record's Manifest as JSON text (``label`` and ``summary`` already plain text)."""
+    """The record's Manifest as JSON text (``label`` and ``summary`` already plain text);
+    ``captions``, a WebVTT file's URL, supplements a video or audio canvas."""
     from iiif_prezi3 import (
         Annotation,
         AnnotationPage,
@@ -187,6 +190,7 @@ def manifest(
                 else [],
             )
         ],
+        annotations=_captions(root, canvas_id, captions) if "duration" in shape else None,
     )
     built = Manifest(
         id=own,
@@ -371,6 +375,24 @@ def _painting(record: Record, files: Sequence[File]) -> tuple[dict[str, Any], li
         for f in chosen
     ]
     return shape, bodies
+
+
+def _captions(root: str, canvas_id: str, url: str | None) -> list[Any] | None:
+    """Captions as a ``supplementing`` annotation: a viewer offers them as a text track."""
+    from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage
+
+    if not url or not is_url(url):
+        return None
+    track = AnnotationBody(
+        id=url, type="Text", format="text/vtt", language="en", label=_text("English")
+    )
+    annotation = Annotation(
+        id=f"{root}/annotation/captions",
+        motivation="supplementing",
+        target=canvas_id,
+        body=track,
+    )
+    return [AnnotationPage(id=f"{root}/page/captions", items=[annotation])]
 
 
 def _ordered(files: Sequence[File], order: Sequence[str]) -> list[File]:

@@ -116,6 +116,11 @@ def manifest(request: Request, nasa_id: NasaId) -> Response:
             summary=text.plain(record.description),
             homepage=f"{base}/item/{quote(nasa_id, safe='')}",
             thumbnail=text.safe_url(record.preview_href),
+            captions=(
+                f"{base}/item/{quote(nasa_id, safe='')}/captions.vtt"
+                if ui._pick_name(local, ui.CAPTION_SUFFIXES)
+                else None
+            ),
         ),
     )
 
