@@ -20,6 +20,7 @@ def test_public_api_is_explicit() -> None:
     modules = {
         "captions",
         "cli",
+        "credit",
         "derived",
         "documents",
         "embeddings",
@@ -28,6 +29,7 @@ def test_public_api_is_explicit() -> None:
         "grouping",
         "groups",
         "hybrid",
+        "iiif",
         "ingest",
         "jsonstream",
         "library",
@@ -110,6 +112,11 @@ def test_every_pinned_dependency_is_imported() -> None:
                 and isinstance(node.args[0].value, str)
             ):
                 imported.add(node.args[0].value.split(".")[0])
+    # a distribution's import name may differ from its own (pillow is imported as PIL)
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions()
+    imported |= {d.lower().replace("-", "_") for m in imported for d in names.get(m, [])}
     assert wanted - imported == set()
 
 

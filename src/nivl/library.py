@@ -36,6 +36,7 @@ from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, upda
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
 from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
+from .records import Record
 from .search import SearchResult, search
 from .search_index import Snapshot, verify_files
 from .settings import Settings
@@ -345,17 +346,28 @@ class Library:
         """The nasa_ids a ``media fetch`` covers: every record, or a search's hits."""
         if request is None:
             return [row.nasa_id for row in self.store.iter_rows()]
-        ids: list[str] = []
+        return [record.nasa_id for record in self.records(request)[0]]
+
+    def records(
+        self, request: SearchRequest, *, limit: int | None = None
+    ) -> tuple[list[Record], int]:
+        """A search's hits as records, page after page up to ``limit`` (else as deep as a
+        search may reach), and how many hits there are in all."""
+        from .records import parse_item
+
+        records: list[Record] = []
         limits = self.limits
-        size = limits.max_page_size
-        page = 1
-        while page * size <= limits.max_result_window:
+        size = limits.max_page_size if limit is None else min(limit, limits.max_page_size)
+        wanted = limits.max_result_window if limit is None else limit
+        page, total = 1, 0
+        while page * size <= limits.max_result_window and len(records) < wanted:
             result = self.search(dataclasses.replace(request, page=page, page_size=size))
-            ids.extend(str(_loads(hit.raw)["data"][0]["nasa_id"]) for hit in result.hits)
+            total = result.total_hits
+            records.extend(parse_item(_loads(hit.raw), raw=hit.raw) for hit in result.hits)
             if not result.has_next:
                 break
             page += 1
-        return ids
+        return records[:wanted], total
 
     def fetch_media(
         self,

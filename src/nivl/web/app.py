@@ -77,8 +77,9 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, handle_exception)
     app.add_exception_handler(RequestValidationError, handle_exception)
 
-    from . import api, docs, ui
+    from . import api, docs, iiif, ui
 
+    app.include_router(iiif.router)
     app.include_router(api.router)
     docs.mount(app)
     ui.mount(app)
@@ -212,7 +213,10 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     request_id = getattr(request.state, "request_id", "")
     if status >= 500:
         body["request_id"] = request_id
-    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
+    headers = {"X-Request-ID": request_id}
+    if request.url.path.startswith("/iiif/"):  # a viewer on another origin reads the reason
+        headers["Access-Control-Allow-Origin"] = "*"
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def describe(exc: Exception) -> tuple[int, str]:

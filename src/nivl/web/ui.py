@@ -29,6 +29,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
+from ..credit import credit_line
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
@@ -81,22 +82,6 @@ PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~th
 #: A card's picture: the smallest rendition that is not too small for a 320 px tile.
 THUMB_SUFFIXES = ("~thumb.jpg", "~small.jpg", "~medium.jpg", "~large.jpg", "~orig.jpg")
 CAPTION_SUFFIXES = (".vtt", ".srt")
-#: Credit lines per NASA's media guidelines: "NASA/JPL-Caltech", a center's name, or
-#: "NASA/<photographer>" when the photographer is known.
-CENTER_CREDITS = {
-    "JPL": "NASA/JPL-Caltech",
-    "GSFC": "NASA/Goddard Space Flight Center",
-    "MSFC": "NASA/Marshall Space Flight Center",
-    "JSC": "NASA/Johnson Space Center",
-    "KSC": "NASA/Kennedy Space Center",
-    "ARC": "NASA/Ames Research Center",
-    "GRC": "NASA/Glenn Research Center",
-    "AFRC": "NASA/Armstrong Flight Research Center",
-    "LARC": "NASA/Langley Research Center",
-    "LRC": "NASA/Langley Research Center",
-    "SSC": "NASA/Stennis Space Center",
-    "MAF": "NASA/Michoud Assembly Facility",
-}
 #: A long description (a podcast's transcript) shows its first paragraphs, the rest folded.
 SHOWN_PARAGRAPHS = 3
 SHOWN_CHARS = 1_200
@@ -699,22 +684,6 @@ def _pick_name(local: Mapping[str, str], suffixes: tuple[str, ...]) -> str | Non
             if name.lower().endswith(suffix):
                 return name if suffix in CAPTION_SUFFIXES else url
     return None
-
-
-def credit_line(record: Record) -> str:
-    """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
-    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
-    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
-    who = " ".join(record.photographer.split())
-    center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
-    if not who:
-        given = " ".join(record.secondary_creator.split())
-        return given if given.upper().startswith("NASA") else center
-    if who.upper().startswith("NASA"):
-        return who
-    if center == "NASA/JPL-Caltech":
-        return f"{center}/{who}"
-    return f"NASA/{who}"
 
 
 _SPEAKER = re.compile(
