@@ -91,6 +91,7 @@ class Collapse(StrEnum):
     none = "none"
     caption = "caption"
     event = "event"
+    visual = "visual"
 
 
 class Match(StrEnum):
@@ -454,6 +455,7 @@ class Level(StrEnum):
     caption = "caption"
     near = "near"
     event = "event"
+    visual = "visual"
 
 
 group_app = typer.Typer(
@@ -760,6 +762,8 @@ def _print_fetch(result: FetchResult, size: str) -> None:
     )  # fmt: skip
     for url, reason in result.failed[:5]:
         err.print(f"nivl: {url}: {reason}", markup=False, highlight=False)
+    for nasa_id, reason in result.unhashed[:5]:
+        err.print(f"nivl: not hashed ({nasa_id}): {reason}", markup=False, highlight=False)
 
 
 @media_app.command("status")

@@ -114,7 +114,7 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                derived.update(self.store, self.index)
+                derived.update(self.store, self.index, media=self.settings.media_path)
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -401,8 +401,22 @@ class Library:
             client, jobs, result, max_bytes=max_bytes, progress=progress,
             used=media.usage(root).bytes + media.usage(root).partial_bytes,
         )  # fmt: skip
+        with self.lock.hold(wait=HEAL_WAIT):  # hash what arrived; regroup the pictures
+            run = derived.update(self.store, self.index, media=root)
+        result.hashed = run.hashes.hashed
+        result.unhashed.extend(run.hashes.unreadable)
+        self.refresh()
         result.seconds = time.monotonic() - started
         return result
+
+    def same_picture(self, nasa_id: str, *, limit: int = 24) -> list[str]:
+        """Raw items of the other records whose mirrored picture matches this one's."""
+        result = self.search(SearchRequest(nasa_id=nasa_id, collapse="visual", page_size=1))
+        group = result.hits[0].group if result.hits else None
+        if group is None or group.size < 2:
+            return []
+        page = group_page(self.store, group.id, page_size=limit + 1)
+        return [raw for raw in page.raws if _loads(raw)["data"][0]["nasa_id"] != nasa_id][:limit]
 
     def count(self) -> int:
         return self.store.count()

@@ -1,0 +1,79 @@
+"""Visual-duplicate quality on the labelled set: precision, recall and F1 of same-group pairs.
+
+    python bench/visual_quality.py            # the table at the default thresholds
+    python bench/visual_quality.py --sweep    # F1 over a grid of thresholds
+
+The set (bench/visual_set.py) is built into a temporary folder from the real photographs
+inside scikit-image and removed afterwards. A pair of pictures is positive when both
+come from one original; nivl's visual groups are the connected components of matching
+pairs (visual.py), so pairs are scored on the groups, as grouping_quality.py does. Also
+reports the time to hash the pictures, per 10k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from visual_set import build  # noqa: E402
+
+from nivl.visual import Thresholds, components, matching_pairs, picture_hashes  # noqa: E402
+
+
+def score(labels: np.ndarray, groups: np.ndarray) -> tuple[float, float, float, int, int, int]:
+    upper = np.triu_indices(len(labels), 1)
+    gold = (labels[:, None] == labels[None, :])[upper]
+    found = (groups[:, None] == groups[None, :])[upper]
+    tp = int((gold & found).sum())
+    fp = int((~gold & found).sum())
+    fn = int((gold & ~found).sum())
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1, tp, fp, fn
+
+
+def grouped(phash: np.ndarray, dhash: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    return components(len(phash), matching_pairs(phash, dhash, thresholds))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nivl-visual-set-") as folder:
+        labelled = build(Path(folder))
+        started = time.perf_counter()
+        hashes = [picture_hashes(path) for path, _ in labelled]
+        seconds = time.perf_counter() - started
+    labels = np.array([label for _, label in labelled])
+    phash = np.array([h.phash for h in hashes], dtype=np.uint64)
+    dhash = np.array([h.dhash for h in hashes], dtype=np.uint64)
+    print(
+        f"{len(labelled)} pictures of {len(set(labels.tolist()))} originals; "
+        f"{int((labels[:, None] == labels[None, :]).sum() - len(labels)) // 2} positive pairs"
+    )
+    print(f"hashing: {seconds / len(hashes) * 10_000:.1f} s per 10k pictures (pHash + dHash)")
+    default = Thresholds()
+    rows = [("pHash only", Thresholds(default.phash, 64)), ("pHash + dHash (default)", default)]
+    if args.sweep:
+        rows = [
+            (f"pHash<={p} dHash<={d}", Thresholds(p, d))
+            for p in (8, 10, 11, 12, 13, 14, 16)
+            for d in (12, 16, 20, 24, 64)
+        ]
+    print(f"{'thresholds':<26} {'P':>6} {'R':>6} {'F1':>6} {'tp':>6} {'fp':>6} {'fn':>6}")
+    for name, thresholds in rows:
+        p, r, f1, tp, fp, fn = score(labels, grouped(phash, dhash, thresholds))
+        print(f"{name:<26} {p:6.3f} {r:6.3f} {f1:6.3f} {tp:6d} {fp:6d} {fn:6d}")
+
+
+if __name__ == "__main__":
+    main()
