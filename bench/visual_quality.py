@@ -62,17 +62,22 @@ def main() -> None:
     )
     print(f"hashing: {seconds / len(hashes) * 10_000:.1f} s per 10k pictures (pHash + dHash)")
     default = Thresholds()
-    rows = [("pHash only", Thresholds(default.phash, 64)), ("pHash + dHash (default)", default)]
+    rows = [
+        (f"pHash<={default.phash} only", Thresholds(default.phash, 64, -1)),
+        (f"+ dHash<={default.dhash}", Thresholds(default.phash, default.dhash, -1)),
+        (f"+ or dHash<={default.close_dhash} (default)", default),
+    ]
     if args.sweep:
         rows = [
-            (f"pHash<={p} dHash<={d}", Thresholds(p, d))
-            for p in (8, 10, 11, 12, 13, 14, 16)
-            for d in (12, 16, 20, 24, 64)
+            (f"p<={p} d<={d} | d<={c}", Thresholds(p, d, c))
+            for p in (8, 10, 12, 14, 16)
+            for d in (16, 20, 24, 64)
+            for c in (-1, 4, 6, 8)
         ]
-    print(f"{'thresholds':<26} {'P':>6} {'R':>6} {'F1':>6} {'tp':>6} {'fp':>6} {'fn':>6}")
+    print(f"{'thresholds':<32} {'P':>6} {'R':>6} {'F1':>6} {'tp':>6} {'fp':>6} {'fn':>6}")
     for name, thresholds in rows:
         p, r, f1, tp, fp, fn = score(labels, grouped(phash, dhash, thresholds))
-        print(f"{name:<26} {p:6.3f} {r:6.3f} {f1:6.3f} {tp:6d} {fp:6d} {fn:6d}")
+        print(f"{name:<32} {p:6.3f} {r:6.3f} {f1:6.3f} {tp:6d} {fp:6d} {fn:6d}")
 
 
 if __name__ == "__main__":

@@ -114,7 +114,13 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                derived.update(self.store, self.index, media=self.settings.media_path)
+                run = derived.update(self.store, self.index, media=self.settings.media_path)
+                if run.hashes.unreadable:
+                    nasa_id, problem = run.hashes.unreadable[0]
+                    self._note(
+                        f"{len(run.hashes.unreadable)} mirrored pictures could not be read, "
+                        f"so they are in no visual group ({nasa_id}: {problem})"
+                    )
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -408,15 +414,6 @@ class Library:
         self.refresh()
         result.seconds = time.monotonic() - started
         return result
-
-    def same_picture(self, nasa_id: str, *, limit: int = 24) -> list[str]:
-        """Raw items of the other records whose mirrored picture matches this one's."""
-        result = self.search(SearchRequest(nasa_id=nasa_id, collapse="visual", page_size=1))
-        group = result.hits[0].group if result.hits else None
-        if group is None or group.size < 2:
-            return []
-        page = group_page(self.store, group.id, page_size=limit + 1)
-        return [raw for raw in page.raws if _loads(raw)["data"][0]["nasa_id"] != nasa_id][:limit]
 
     def count(self) -> int:
         return self.store.count()
