@@ -115,12 +115,8 @@ class Library:
         else:
             try:
                 run = derived.update(self.store, self.index, media=self.settings.media_path)
-                if run.hashes.unreadable:
-                    nasa_id, problem = run.hashes.unreadable[0]
-                    self._note(
-                        f"{len(run.hashes.unreadable)} mirrored pictures could not be read, "
-                        f"so they are in no visual group ({nasa_id}: {problem})"
-                    )
+                for line in unhashed_lines(run.hashes.unreadable):
+                    self._note(line)
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -630,6 +626,15 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unhashed_lines(unreadable: Sequence[tuple[str, str]], *, most: int = 5) -> list[str]:
+    """One line per mirrored file that is no readable picture (its record stays out of
+    the visual groups), at most ``most`` and then a count of the rest."""
+    lines = [f"not hashed ({nasa_id}): {problem}" for nasa_id, problem in unreadable[:most]]
+    if len(unreadable) > most:
+        lines.append(f"not hashed: {len(unreadable) - most} more mirrored files")
+    return lines
 
 
 def _writable(home: Path) -> bool:
