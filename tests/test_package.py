@@ -34,6 +34,7 @@ def test_public_api_is_explicit() -> None:
         "matching",
         "media",
         "migrations",
+        "pictures",
         "query",
         "records",
         "render",
@@ -43,6 +44,7 @@ def test_public_api_is_explicit() -> None:
         "suggest",
         "upstream",
         "vector_index",
+        "visual",
         "web",
     }
     assert exported - modules == set(nivl.__all__) - {"__version__"}

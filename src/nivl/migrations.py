@@ -156,6 +156,7 @@ def m005_visual(conn: sqlite3.Connection) -> None:
             file TEXT NOT NULL,
             size INTEGER NOT NULL,
             mtime_ns INTEGER NOT NULL,
+            folder_mtime_ns INTEGER NOT NULL,
             phash INTEGER,
             dhash INTEGER,
             problem TEXT

@@ -63,40 +63,58 @@ def picture_of(folder: Path) -> os.DirEntry[str] | None:
 
 
 def update_hashes(store: Store, media_root: Path) -> HashUpdate:
-    """Hash the pictures that arrived or changed since the last run; drop removed ones."""
+    """Hash the pictures that arrived or changed since the last run; drop removed ones.
+
+    A folder whose mtime (which moves when a file is added, renamed or removed: how
+    ``media.fetch`` writes) and whose hashed file's size and mtime are as stored is not
+    listed again: two ``stat`` calls a record on an unchanged mirror.
+    """
     result = HashUpdate()
     known = store.picture_files()
-    current: dict[str, tuple[Path, str, int, int]] = {}
+    current: dict[str, tuple[Path, str, int, int, int]] = {}
+    unchanged: set[str] = set()
     try:
         folders = [e for e in os.scandir(media_root) if e.is_dir(follow_symlinks=False)]
     except OSError:
         folders = []
     for folder in folders:
+        nasa_id = unquote(folder.name)
+        folder_mtime = folder.stat(follow_symlinks=False).st_mtime_ns
+        seen = known.get(nasa_id)
+        if seen is not None and seen[3] == folder_mtime:
+            try:
+                stat = os.stat(f"{folder.path}/{seen[0]}", follow_symlinks=False)
+            except OSError:
+                pass
+            else:
+                if stat.st_size == seen[1] and stat.st_mtime_ns == seen[2]:
+                    unchanged.add(nasa_id)
+                    continue
         entry = picture_of(Path(folder.path))
         if entry is None:
             continue
         stat = entry.stat(follow_symlinks=False)
-        current[unquote(folder.name)] = (
+        current[nasa_id] = (
             Path(entry.path),
             entry.name,
             stat.st_size,
             stat.st_mtime_ns,
+            folder_mtime,
         )
-    rows: list[tuple[str, str, int, int, int | None, int | None, str | None]] = []
-    for nasa_id, (path, name, size, mtime) in sorted(current.items()):
-        if known.get(nasa_id) == (name, size, mtime):
+    rows: list[tuple[str, str, int, int, int, int | None, int | None, str | None]] = []
+    for nasa_id, (path, name, size, mtime, folder_mtime) in sorted(current.items()):
+        if known.get(nasa_id) == (name, size, mtime, folder_mtime):
             continue
         try:
             hashes = picture_hashes(path)
         except UnreadableImage as exc:
             result.unreadable.append((nasa_id, str(exc)))
-            rows.append((nasa_id, name, size, mtime, None, None, str(exc)))
+            rows.append((nasa_id, name, size, mtime, folder_mtime, None, None, str(exc)))
             continue
-        rows.append(
-            (nasa_id, name, size, mtime, to_signed(hashes.phash), to_signed(hashes.dhash), None)
-        )
+        signed = (to_signed(hashes.phash), to_signed(hashes.dhash))
+        rows.append((nasa_id, name, size, mtime, folder_mtime, *signed, None))
         result.hashed += 1
-    removed = sorted(set(known) - set(current))
+    removed = sorted(set(known) - set(current) - unchanged)
     result.removed = len(removed)
     if rows or removed:
         store.write_picture_hashes(rows, removed=removed)

@@ -593,28 +593,29 @@ class Store:
 
     # --- picture hashes and visual groups (written by pictures.py) -----------------
 
-    def picture_files(self) -> dict[str, tuple[str, int, int]]:
-        """nasa_id → (file, size, mtime_ns) of every hashed (or tried) picture."""
+    def picture_files(self) -> dict[str, tuple[str, int, int, int]]:
+        """nasa_id → (file, size, mtime_ns, its folder's mtime_ns) of every hashed (or
+        tried) picture."""
         with sqlite_errors("reading the store"):
             rows = self._reader.execute(
-                "SELECT nasa_id, file, size, mtime_ns FROM picture_hashes"
+                "SELECT nasa_id, file, size, mtime_ns, folder_mtime_ns FROM picture_hashes"
             ).fetchall()
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
     def write_picture_hashes(
         self,
-        found: Iterable[tuple[str, str, int, int, int | None, int | None, str | None]],
+        found: Iterable[tuple[str, str, int, int, int, int | None, int | None, str | None]],
         *,
         removed: Iterable[str],
     ) -> None:
-        """Store (nasa_id, file, size, mtime_ns, phash, dhash, problem) rows (hashes as
-        signed 64-bit), drop ``removed`` ids, and move the ``hashes_rev`` counter."""
+        """Store (nasa_id, file, size, mtime_ns, folder_mtime_ns, phash, dhash, problem)
+        rows (hashes as signed 64-bit), drop ``removed`` ids, move ``hashes_rev``."""
         with self.transaction() as conn:
             _delete_in(conn, "DELETE FROM picture_hashes WHERE nasa_id IN ({})", list(removed))
             conn.executemany(
                 "INSERT OR REPLACE INTO picture_hashes "
-                "(nasa_id, file, size, mtime_ns, phash, dhash, problem) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "(nasa_id, file, size, mtime_ns, folder_mtime_ns, phash, dhash, problem) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 list(found),
             )
             self._bump(conn, "hashes_rev")
