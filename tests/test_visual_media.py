@@ -210,3 +210,23 @@ def test_replaced_and_removed_pictures_are_hashed_again(mirrored: Path, tmp_path
         assert group_of(removed) is None
         a_group = group_of(a_ids[2])
         assert a_group is not None and a_group[1] == len(a_ids) - 2 and first in PHOTOS
+
+
+def test_text_regrouping_and_index_rebuild_keep_the_visual_groups(
+    mirrored: Path, tmp_path: Path, replay: Replay
+) -> None:
+    """``nivl group --rebuild`` rewrites the text groups only, and ``nivl index --rebuild``
+    reads the visual ids back from the store: the visual groups come through both."""
+    home = _copy(mirrored, tmp_path / "home")
+    before = _visual_groups(home, replay)
+    for command in (("group", "--rebuild"), ("index", "--rebuild")):
+        done = _nivl(home, replay, *command)
+        assert done.returncode == 0, done.stderr
+    assert _visual_groups(home, replay) == before
+    settings = Settings.from_env({}, home=str(home), upstream_url=OFFLINE)
+    with Library(settings) as library:
+        from nivl.query import SearchRequest
+
+        member = sorted(next(iter(before.values())))[0]
+        hit = library.search(SearchRequest(nasa_id=member, collapse="visual")).hits[0]
+        assert hit.group is not None and str(hit.group.id) in before

@@ -490,7 +490,9 @@ class Store:
         with self.transaction() as conn:
             if full:
                 conn.execute("DELETE FROM group_keys")
-                conn.execute("DELETE FROM groups WHERE level != 'visual'")  # not text groups'
+                conn.execute(
+                    "DELETE FROM groups WHERE level != 'visual'"
+                )  # visual ones: pictures.py's
             else:
                 _delete_in(conn, "DELETE FROM group_keys WHERE row_id IN ({})", list(keys))
                 _delete_in(conn, "DELETE FROM groups WHERE id IN ({})", sorted(set(drop_groups)))
