@@ -139,6 +139,7 @@ def test_search_collapse_visual_over_http(mirrored: Path, tmp_path: Path) -> Non
         groups = [item["group"] for item in items]
         ids = [item["data"][0]["nasa_id"] for item in items]
         expanded = httpx.get(url + f"/groups/{groups[0]['id']}").json()
+        ui = httpx.get(url + "/", params={**params, "collapse": "visual"}).text
     hits = {item["data"][0]["nasa_id"] for item in flat["items"]}
     photos = {truth[n][0] for n in hits}
     assert len(items) == len(photos) == 2  # every hit has a picture: one card per picture
@@ -146,6 +147,7 @@ def test_search_collapse_visual_over_http(mirrored: Path, tmp_path: Path) -> Non
     assert all(g["level"] == "visual" and g["size"] >= 5 for g in groups)
     assert folded["collection"]["metadata"]["total_hits"] == len(hits)
     assert wrong.status_code == 400 and "collapse" in wrong.json()["reason"]
+    assert 'data-collapse="visual"' in ui and ui.count('<li class="card"') == 2
     members = {i["data"][0]["nasa_id"] for i in expanded["collection"]["items"]}
     assert len(members) == groups[0]["size"] and {truth[m][0] for m in members} == {
         truth[ids[0]][0]

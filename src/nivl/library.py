@@ -421,6 +421,10 @@ class Library:
     def stats(self) -> dict[str, Any]:
         return self.store.stats()
 
+    def has_groups(self, level: str) -> bool:
+        """Whether any group of two or more exists at ``level``."""
+        return self.store.has_groups(level)
+
     def hidden_by_level(self) -> dict[str, int]:
         return self.store.hidden_by_level()
 

@@ -584,6 +584,13 @@ class Store:
             ).fetchall()
         return [(row[0], row[1], StoredRow(*row[2:])) for row in rows]
 
+    def has_groups(self, level: str) -> bool:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT 1 FROM groups WHERE level = ? LIMIT 1", (level,)
+            ).fetchone()
+        return row is not None
+
     def hidden_by_level(self) -> dict[str, int]:
         """Records a collapse at each level would hide: all but one per group."""
         with sqlite_errors("reading the store"):

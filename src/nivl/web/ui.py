@@ -458,7 +458,12 @@ def _search_page(request: Request, library: Library) -> Response:
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "years": year_facet(result.facets.get("year", {}), search_request),
-        "collapses": [(c, COLLAPSE_LABELS[c]) for c in ("event", "caption", "visual", "none")],
+        "collapses": [
+            (c, COLLAPSE_LABELS[c])
+            for c in ("event", "caption", "visual", "none")
+            # pictures only where some match: without mirrored media it is "All results"
+            if c != "visual" or search_request.collapse == c or library.has_groups(c)
+        ],
         "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
         "media_labels": MEDIA_LABELS,
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
