@@ -15,7 +15,8 @@ chunks; two hashes within ``radius`` of each other are, by pigeonhole, within
 ``radius // m`` in at least one chunk, so each chunk is a sorted table probed with
 every value that near the query's chunk, and only what the probes find is compared in
 full. With about log2(n) bits a chunk, a probe finds a handful of entries at any n
-(``bench/visual_dupes.py`` measures it at 1M).
+(``bench/visual_dupes.py`` at 1M random hashes: built in 1.5 s; 10k queries in 3.6 s at
+radius 10, 5x faster than a brute-force scan, and 0.5 s at radius 8, 46x).
 """
 
 from __future__ import annotations
