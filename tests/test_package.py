@@ -36,6 +36,7 @@ def test_public_api_is_explicit() -> None:
         "matching",
         "media",
         "migrations",
+        "pictures",
         "query",
         "records",
         "render",
@@ -45,6 +46,7 @@ def test_public_api_is_explicit() -> None:
         "suggest",
         "upstream",
         "vector_index",
+        "visual",
         "web",
     }
     assert exported - modules == set(nivl.__all__) - {"__version__"}

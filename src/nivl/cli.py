@@ -38,7 +38,7 @@ from .embeddings import default_mode
 from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters, NivlError
 from .exports import FORMATS
 from .harvest import Progress as HarvestProgress
-from .library import Library, sample_paths
+from .library import Library, sample_paths, unhashed_lines
 from .media import FetchResult
 from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
@@ -91,6 +91,7 @@ class Collapse(StrEnum):
     none = "none"
     caption = "caption"
     event = "event"
+    visual = "visual"
 
 
 class Match(StrEnum):
@@ -454,6 +455,7 @@ class Level(StrEnum):
     caption = "caption"
     near = "near"
     event = "event"
+    visual = "visual"
 
 
 group_app = typer.Typer(
@@ -760,6 +762,8 @@ def _print_fetch(result: FetchResult, size: str) -> None:
     )  # fmt: skip
     for url, reason in result.failed[:5]:
         err.print(f"nivl: {url}: {reason}", markup=False, highlight=False)
+    for line in unhashed_lines(result.unhashed):
+        err.print(f"nivl: {line}", markup=False, highlight=False)
 
 
 @media_app.command("status")

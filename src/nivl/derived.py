@@ -10,6 +10,12 @@ what the one before wrote:
           ──index───▶ tantivy (search_index)  mark ``indexed_rev`` (the group ids are fields)
           ──vectors─▶ usearch (vector_index)  mark ``embedded_rev`` (slow: ``nivl embed``)
 
+and, first of all, the pictures (pictures.py), whose source is ``HOME/media``:
+
+    media ──hashes──▶ picture_hashes          counter ``hashes_rev`` (a file that changed)
+          ──visual──▶ visual group ids         mark ``visual_rev``; changed rows get a new
+                                               ``rev``, so the index stage re-reads them
+
 Sources (``ingest``, ``harvest``) only write to the store; ``Library`` calls
 ``update`` after every write and on open. Writers hold the home's write lock
 (``WriteLock``), so two processes never write at once and the second is told so
@@ -32,11 +38,17 @@ from typing import IO
 
 from .errors import HomeBusy, SearchIndexError, StoreError
 from .groups import update_groups
+from .pictures import HashUpdate, update_hashes, update_visual
 from .search_index import SearchIndex
 from .store import Store
 
 #: Stage name → the store meta key holding its mark.
-MARKS = {"groups": "grouped_rev", "index": SearchIndex.mark_key, "vectors": "embedded_rev"}
+MARKS = {
+    "groups": "grouped_rev",
+    "index": SearchIndex.mark_key,
+    "vectors": "embedded_rev",
+    "visual": "visual_rev",
+}
 LOCK_FILE = "write.lock"
 
 
@@ -46,6 +58,7 @@ class StageRun:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    hashes: HashUpdate = field(default_factory=HashUpdate)
 
 
 def update(
@@ -54,8 +67,10 @@ def update(
     *,
     rebuild: bool = False,
     progress: Callable[[int], object] | None = None,
+    media: Path | None = None,
 ) -> StageRun:
-    """Bring groups, then the index, up to the store's latest rev (the caller holds the lock).
+    """Bring the pictures' hashes (when ``media``, the home's media folder, is given) and
+    visual groups, then groups, then the index, up to date (the caller holds the lock).
 
     The vectors stage is not run here: embedding takes minutes per thousand records, so
     it runs when asked (``Library.embed``); hybrid search ranks what is not embedded by
@@ -63,10 +78,19 @@ def update(
     """
     run = StageRun()
     started = time.perf_counter()
+    if media is not None:
+        run.hashes = update_hashes(store, media)
+        run.rows["hashes"] = run.hashes.hashed + run.hashes.removed
+    run.rows["visual"] = update_visual(store, rebuild=rebuild)
+    pictured = time.perf_counter()
     run.rows["groups"] = update_groups(store, rebuild=rebuild).records
     grouped = time.perf_counter()
     run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
-    run.seconds = {"group": grouped - started, "index": time.perf_counter() - grouped}
+    run.seconds = {
+        "pictures": pictured - started,
+        "group": grouped - pictured,
+        "index": time.perf_counter() - grouped,
+    }
     return run
 
 

@@ -115,7 +115,9 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                derived.update(self.store, self.index)
+                run = derived.update(self.store, self.index, media=self.settings.media_path)
+                for line in unhashed_lines(run.hashes.unreadable):
+                    self._note(line)
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -413,6 +415,11 @@ class Library:
             client, jobs, result, max_bytes=max_bytes, progress=progress,
             used=media.usage(root).bytes + media.usage(root).partial_bytes,
         )  # fmt: skip
+        with self.lock.hold(wait=HEAL_WAIT):  # hash what arrived; regroup the pictures
+            run = derived.update(self.store, self.index, media=root)
+        result.hashed = run.hashes.hashed
+        result.unhashed.extend(run.hashes.unreadable)
+        self.refresh()
         result.seconds = time.monotonic() - started
         return result
 
@@ -425,6 +432,10 @@ class Library:
 
     def stats(self) -> dict[str, Any]:
         return self.store.stats()
+
+    def has_groups(self, level: str) -> bool:
+        """Whether any group of two or more exists at ``level``."""
+        return self.store.has_groups(level)
 
     def hidden_by_level(self) -> dict[str, int]:
         return self.store.hidden_by_level()
@@ -631,6 +642,15 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unhashed_lines(unreadable: Sequence[tuple[str, str]], *, most: int = 5) -> list[str]:
+    """One line per mirrored file that is no readable picture (its record stays out of
+    the visual groups), at most ``most`` and then a count of the rest."""
+    lines = [f"not hashed ({nasa_id}): {problem}" for nasa_id, problem in unreadable[:most]]
+    if len(unreadable) > most:
+        lines.append(f"not hashed: {len(unreadable) - most} more mirrored files")
+    return lines
 
 
 def _writable(home: Path) -> bool:

@@ -34,7 +34,7 @@ UPSTREAM_PARAMETERS = (
     "year_end",
 )
 SORTS = ("relevance", "date_desc", "date_asc")
-COLLAPSES = ("none", "caption", "event")
+COLLAPSES = ("none", "caption", "event", "visual")
 FACETS = ("center", "media_type", "year", "keywords", "photographer")
 #: Ranking modes; lexical (BM25) first: the upstream-compatible default.
 MODES = ("lexical", "semantic", "hybrid")

@@ -36,7 +36,7 @@ from .records import Record, parse_item
 from .store import Store, StoredRow
 from .suggest import Completions
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: visual_group
 ANALYZER = "nivl_en"
 VOCABULARY_ANALYZER = "nivl_words"
 TEXT_FIELDS = (
@@ -50,7 +50,7 @@ TEXT_FIELDS = (
     "secondary_creator",
     "album_text",
 )
-GROUP_FIELDS = ("caption_group", "near_group", "event_group")
+GROUP_FIELDS = ("caption_group", "near_group", "event_group", "visual_group")
 SORT_FIELDS = {"date_desc": ("ts", Order.Desc), "date_asc": ("ts", Order.Asc)}
 #: Facet name → (index field, aggregation).
 FACET_FIELDS = {
@@ -170,7 +170,7 @@ def description_head(text: str, size: int = matching.HEAD_CHARS) -> str:
     return text[: cut if cut > size // 2 else size]
 
 
-def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> Document:
+def record_document(row_id: int, record: Record, groups: Sequence[int | None] = ()) -> Document:
     doc = Document()
     doc.add_integer("rid", row_id)
     doc.add_text("nasa_id", record.nasa_id)
@@ -204,7 +204,8 @@ def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> 
         doc.add_integer("year", record.year)
     doc.add_integer("ts", record.timestamp if record.timestamp is not None else -(2**62))
     for name, value in zip(GROUP_FIELDS, groups, strict=False):
-        doc.add_unsigned(name, value)
+        if value is not None:  # no group (yet): a group of one
+            doc.add_unsigned(name, value)
     return doc
 
 
@@ -282,11 +283,13 @@ class SearchIndex:
                 writer.delete_all_documents()
             for chunk in _chunks(store.iter_rows(since_rev=since), 1000):
                 groups = store.groups_by_row_ids([row.id for row in chunk])
+                visual = store.visual_groups_by_row_ids([row.id for row in chunk])
                 for row in chunk:
                     record = parse_item(orjson.loads(row.raw), raw=row.raw)
                     if since:
                         writer.delete_documents_by_term("rid", row.id)
-                    writer.add_document(record_document(row.id, record, groups.get(row.id, ())))
+                    ids = (*groups.get(row.id, (None, None, None)), visual.get(row.id))
+                    writer.add_document(record_document(row.id, record, ids))
                     done += 1
                     if progress is not None:
                         progress(1)

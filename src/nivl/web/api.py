@@ -89,8 +89,8 @@ class PageParams(BaseModel):
     )
     collapse: str | None = Field(
         None,
-        description="nivl: none (default here), caption or "
-        "event: show each group of duplicates once.",
+        description="nivl: none (default here), caption, event "
+        "or visual (same picture): show each group of duplicates once.",
         examples=["event"],
     )
     facets: str | None = Field(

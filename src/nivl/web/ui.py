@@ -63,13 +63,19 @@ FILTER_PARAMETERS = ("media_type", "center", "keywords", "year_start", "year_end
 FIELD_FILTERS = (*TEXT_PARAMETERS[1:], "nasa_id")
 UI_FACETS = "media_type,center,year,keywords"
 DEFAULT_COLLAPSE = "event"
-GROUP_LEVELS = ("event", "near", "caption")
-COLLAPSE_LABELS = {"event": "Events", "caption": "Distinct captions", "none": "All results"}
+GROUP_LEVELS = ("event", "near", "caption", "visual")
+COLLAPSE_LABELS = {
+    "event": "Events",
+    "caption": "Distinct captions",
+    "visual": "Distinct pictures",
+    "none": "All results",
+}
 #: A group's heading by level; {noun} is its members' media noun (``media_noun``).
 LEVEL_LABELS = {
     "event": "{noun} of one event",
     "near": "near-identical {noun}",
     "caption": "{noun} with the same caption",
+    "visual": "{noun} of the same picture",
 }
 MEDIA_NOUNS = {
     "image": ("photo", "photos"),
@@ -437,7 +443,12 @@ def _search_page(request: Request, library: Library) -> Response:
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "years": year_facet(result.facets.get("year", {}), search_request),
-        "collapses": [(c, COLLAPSE_LABELS[c]) for c in ("event", "caption", "none")],
+        "collapses": [
+            (c, COLLAPSE_LABELS[c])
+            for c in ("event", "caption", "visual", "none")
+            # pictures only where some match: without mirrored media it is "All results"
+            if c != "visual" or search_request.collapse == c or library.has_groups(c)
+        ],
         "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
         "media_labels": MEDIA_LABELS,
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
@@ -508,6 +519,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
         )
         if c.record.nasa_id not in {m.record.nasa_id for m in members}
     ][:LIKE_THIS]
+    same_picture, same_total, picture = _same_picture(library, nasa_id)
     data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
@@ -539,6 +551,9 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "members_total": members_total,
         "members_noun": members_noun,
         "like_this": like_this,
+        "same_picture": same_picture,
+        "same_total": same_total,
+        "picture_group": picture,
         "media_labels": MEDIA_LABELS,
     }
     return page(request, "item.html", context, started=started)
@@ -548,7 +563,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
 def group_page(request: Request, level: str, group_id: str) -> Response:
     started = time.perf_counter()
     if level not in GROUP_LEVELS:
-        raise RecordNotFound(f"No group level {level!r}: use event, near or caption")
+        raise RecordNotFound(f"No group level {level!r}: use {', '.join(GROUP_LEVELS)}")
     number = _group_number(group_id)
     library = library_of(request)
     params = {k: v for k, v in _given(request).items() if k in ("page", "page_size", "sort")}
@@ -610,6 +625,25 @@ def _event_group(library: Library, nasa_id: str) -> GroupInfo | None:
     """The record's event group (None until grouping has run, or for a group of one)."""
     result = library.search(SearchRequest(nasa_id=nasa_id, collapse="event", page_size=1))
     return result.hits[0].group if result.hits else None
+
+
+def _same_picture(library: Library, nasa_id: str) -> tuple[list[Card], int, GroupInfo | None]:
+    """The other records whose mirrored picture matches this one's (pictures.py), their
+    number, and the visual group; nothing for a record with no group of two or more."""
+    found = library.search(SearchRequest(nasa_id=nasa_id, collapse="visual", page_size=1))
+    group = found.hits[0].group if found.hits else None
+    if group is None or group.size < 2:
+        return [], 0, None
+    result = library.search(
+        SearchRequest(
+            group_level=group.level,
+            group_id=group.id,
+            sort="date_asc",
+            page_size=MEMBERS_ON_ITEM_PAGE + 1,
+        )
+    )
+    others = [c for c in cards(result.hits, library) if c.record.nasa_id != nasa_id]
+    return others[:MEMBERS_ON_ITEM_PAGE], result.total_hits - 1, group
 
 
 def manifest_files(manifest: str | None) -> list[dict[str, str]]:
