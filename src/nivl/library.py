@@ -16,8 +16,9 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, upda
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
 from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
+from .records import Record, parse_item
 from .search import SearchResult, search
 from .search_index import Snapshot, verify_files
 from .settings import Settings
@@ -345,17 +347,35 @@ class Library:
         """The nasa_ids a ``media fetch`` covers: every record, or a search's hits."""
         if request is None:
             return [row.nasa_id for row in self.store.iter_rows()]
-        ids: list[str] = []
+        return [str(_loads(raw)["data"][0]["nasa_id"]) for raw in self.search_raws(request)]
+
+    def search_raws(self, request: SearchRequest) -> Iterator[str]:
+        """Every hit of a search (as far as the result window reaches), in its order."""
         limits = self.limits
         size = limits.max_page_size
         page = 1
         while page * size <= limits.max_result_window:
             result = self.search(dataclasses.replace(request, page=page, page_size=size))
-            ids.extend(str(_loads(hit.raw)["data"][0]["nasa_id"]) for hit in result.hits)
+            for hit in result.hits:
+                yield hit.raw
             if not result.has_next:
                 break
             page += 1
-        return ids
+
+    def record(self, nasa_id: str) -> Record:
+        """The stored record, parsed (``RecordNotFound`` for an unknown id)."""
+        raw = self.item(nasa_id)
+        return parse_item(_loads(raw), raw=raw)
+
+    def cite(self, nasa_id: str, style: str, accessed: date, *, html: bool = False) -> str:
+        """One record cited in ``style`` (cite.py), accessed on ``accessed``."""
+        from .cite import cite
+
+        return cite(self.record(nasa_id), style, accessed, html=html)
+
+    def last_written(self, result: SearchResult) -> dict[int, str]:
+        """Row id → when the store last wrote each hit's record (a feed's ``updated``)."""
+        return self.store.updated_map([hit.row_id for hit in result.hits])
 
     def fetch_media(
         self,
@@ -417,10 +437,19 @@ class Library:
     def hidden_by_level(self) -> dict[str, int]:
         return self.store.hidden_by_level()
 
-    def export(self, fmt: str, out: IO[bytes]) -> int:
+    def export(
+        self,
+        fmt: str,
+        out: IO[bytes],
+        request: SearchRequest | None = None,
+        *,
+        accessed: date | None = None,
+    ) -> int:
+        """Every record, or a search's hits (in its order), in ``fmt`` (exports.py)."""
         from .exports import export
 
-        return export(self.store, fmt, out)
+        raws = None if request is None else self.search_raws(request)
+        return export(self.store, fmt, out, raws=raws, accessed=accessed)
 
     def status(self) -> dict[str, Any]:
         """Whether searches can be answered now (``ok``), with counts and stale stages."""

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -29,6 +30,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
+from ..cite import CSL_STYLES, STYLES, cite, credit_line
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
@@ -81,22 +83,6 @@ PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~th
 #: A card's picture: the smallest rendition that is not too small for a 320 px tile.
 THUMB_SUFFIXES = ("~thumb.jpg", "~small.jpg", "~medium.jpg", "~large.jpg", "~orig.jpg")
 CAPTION_SUFFIXES = (".vtt", ".srt")
-#: Credit lines per NASA's media guidelines: "NASA/JPL-Caltech", a center's name, or
-#: "NASA/<photographer>" when the photographer is known.
-CENTER_CREDITS = {
-    "JPL": "NASA/JPL-Caltech",
-    "GSFC": "NASA/Goddard Space Flight Center",
-    "MSFC": "NASA/Marshall Space Flight Center",
-    "JSC": "NASA/Johnson Space Center",
-    "KSC": "NASA/Kennedy Space Center",
-    "ARC": "NASA/Ames Research Center",
-    "GRC": "NASA/Glenn Research Center",
-    "AFRC": "NASA/Armstrong Flight Research Center",
-    "LARC": "NASA/Langley Research Center",
-    "LRC": "NASA/Langley Research Center",
-    "SSC": "NASA/Stennis Space Center",
-    "MAF": "NASA/Michoud Assembly Facility",
-}
 #: A long description (a podcast's transcript) shows its first paragraphs, the rest folded.
 SHOWN_PARAGRAPHS = 3
 SHOWN_CHARS = 1_200
@@ -104,6 +90,7 @@ PARAGRAPH_CHARS = 900  # an unbroken transcript is cut at a sentence end past th
 HUES = 8  # placeholder tiles are tinted by one of this many hues, by nasa_id
 VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
+CITE_LABELS = {"apa": "APA", "mla": "MLA", "chicago": "Chicago", "bibtex": "BibTeX", "ris": "RIS"}
 MEMBERS_ON_ITEM_PAGE = 24
 LIKE_THIS = 8  # "more like this" cards on an item page, beside its own event
 #: Characters an item page shows of any one field (the longest real transcripts are
@@ -555,8 +542,21 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "members_noun": members_noun,
         "like_this": like_this,
         "media_labels": MEDIA_LABELS,
+        "citations": citations(record),
     }
     return page(request, "item.html", context, started=started)
+
+
+def citations(record: Record) -> list[dict[str, Any]]:
+    """The Cite box: each style's text (what the copy button copies) and, for the CSL
+    styles, its HTML (italics; the record's text escaped), accessed today (UTC)."""
+    today = datetime.now(UTC).date()
+    out = []
+    for style in STYLES:
+        plain_text = cite(record, style, today)
+        shown = Markup(cite(record, style, today, html=True)) if style in CSL_STYLES else None
+        out.append({"style": style, "label": CITE_LABELS[style], "text": plain_text, "html": shown})
+    return out
 
 
 @router.api_route("/group/{level}/{group_id}", methods=["GET", "HEAD"], response_class=Response)
@@ -699,22 +699,6 @@ def _pick_name(local: Mapping[str, str], suffixes: tuple[str, ...]) -> str | Non
             if name.lower().endswith(suffix):
                 return name if suffix in CAPTION_SUFFIXES else url
     return None
-
-
-def credit_line(record: Record) -> str:
-    """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
-    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
-    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
-    who = " ".join(record.photographer.split())
-    center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
-    if not who:
-        given = " ".join(record.secondary_creator.split())
-        return given if given.upper().startswith("NASA") else center
-    if who.upper().startswith("NASA"):
-        return who
-    if center == "NASA/JPL-Caltech":
-        return f"{center}/{who}"
-    return f"NASA/{who}"
 
 
 _SPEAKER = re.compile(
