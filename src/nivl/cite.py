@@ -260,19 +260,27 @@ def _key(nasa_id: str, taken: set[str]) -> str:
 
 
 def _latex(text: str) -> str:
-    """Text as LaTeX (``&``, ``%``, ``#``, ``_`` escaped; UTF-8 kept). A brace in a
-    record's text becomes ``\\textbraceleft{}`` so every value's braces stay balanced."""
-    parts = re.split(r"([{}])", text)
+    """Text as LaTeX (``&``, ``%``, ``#``, ``_``, ``~`` escaped; UTF-8 kept). latexcodec
+    keeps braces and backslashes (they would be LaTeX of the record's making): they become
+    ``\\textbraceleft{}``, ``\\textbraceright{}`` and ``\\textbackslash{}``, so every
+    value's braces stay balanced and no record runs a command."""
+    import latexcodec  # noqa: F401  (registers the codec)
+
     out = []
-    for part in parts:
-        if part == "{":
-            out.append(r"\textbraceleft{}")
-        elif part == "}":
-            out.append(r"\textbraceright{}")
+    for part in re.split(r"([{}\\])", text):
+        if part in _LATEX_SPECIALS:
+            out.append(_LATEX_SPECIALS[part])
         elif part:
             encoded: Any = codecs.encode(part, "ulatex+utf8")  # str: latexcodec's text codec
             out.append(str(encoded))
     return "".join(out)
+
+
+_LATEX_SPECIALS = {
+    "{": r"\textbraceleft{}",
+    "}": r"\textbraceright{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _writer_base() -> Any:

@@ -76,10 +76,10 @@ assert set(FILE_SUFFIXES) | set(CSL_STYLES) == set(STYLES)
 
 @router.get("/feed", tags=["nivl"], responses={400: ERRORS[400]})
 def feed(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
-    """nivl: a search as an Atom feed, newest in this mirror first (the search's parameters,
-    none needed; 50 entries unless ``page_size`` says otherwise)."""
+    """nivl: a search as an Atom feed, newest in this mirror first (the search's parameters
+    and ``album``, none needed; 50 entries unless ``page_size`` says otherwise)."""
     library = library_of(request)
-    fields = type(params).model_fields
+    fields = {*type(params).model_fields, "album"}  # album: as the search page takes it
     given = {k: v for k, v in request.query_params.items() if k in fields}
     search_request = parse_request(
         given,

@@ -444,8 +444,18 @@ def _search_page(request: Request, library: Library) -> Response:
         "media_labels": MEDIA_LABELS,
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
         "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
+        "feed": feed_url(given, search_request),
     }
     return page(request, "search.html", context, started=started, search_ms=search_ms)
+
+
+def feed_url(given: Mapping[str, str], search_request: SearchRequest) -> str:
+    """The Atom feed of this search (/feed): the same filters and grouping; its order is
+    the feed's own (newest in the mirror first), so the page's sort and paging stay here."""
+    params = {k: v for k, v in given.items() if k not in ("page", "sort", "mode", "collapse")}
+    if search_request.collapse != "none":
+        params["collapse"] = search_request.collapse
+    return "/feed" + (f"?{urlencode(params)}" if params else "")
 
 
 @router.api_route(
