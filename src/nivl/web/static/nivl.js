@@ -107,6 +107,7 @@
     var button = box.querySelector(".copy-citation"), status = box.querySelector(".copy-status");
     if (!button || !navigator.clipboard) return;
     button.hidden = false;
+    box.addEventListener("change", function () { status.textContent = ""; });
     button.addEventListener("click", function () {
       var chosen = box.querySelector("input[name=cite-style]:checked");
       var shown = chosen && box.querySelector("#citation-" + chosen.value + " .citation-text");
