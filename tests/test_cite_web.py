@@ -78,7 +78,7 @@ def test_item_page_cites_the_record(http: Any) -> None:
     assert 'id="cite-apa" value="apa" checked' in page
     assert "<i>Virts Self-Portrait during EVA 29</i>" in page
     assert 'data-text="Virts, Terry. Virts Self-Portrait During EVA 29.' in page
-    assert f'href="/cite/{JSC_PHOTO}?style=bibtex"' in page
+    assert f'href="/cite/{JSC_PHOTO}?style=bibtex" download>BibTeX (.bib)</a>' in page
     assert "Image credit: <span data-credit>NASA/Terry Virts</span>" in page
 
 
