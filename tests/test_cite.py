@@ -233,3 +233,20 @@ def test_every_style_gives_one_citation_for_a_bare_record(style: str) -> None:
     bare = _record(title="", nasa_id="bare")  # no date, no title, no creator
     text = cite(bare, style, ACCESSED)
     assert "bare" in text
+
+
+def test_a_title_ending_in_a_question_mark_takes_no_added_stop(
+    shared_items: list[dict[str, Any]],
+) -> None:
+    # MLA and Chicago close the title with a period unless it ends in its own punctuation:
+    # "Can You Hear Me Now? Photograph." (citeproc's text formatter wrote "Now?.").
+    (item,) = [i for i in shared_items if i["data"][0]["nasa_id"] == "AFRC2018-0099-04"]
+    record = parse_item(item)
+    assert cite(record, "mla", ACCESSED) == (
+        "Ulbrich, Ken. Can You Hear Me Now? Photograph. NASA, 15 May 2018, "
+        "NASA Image and Video Library, AFRC2018-0099-04, "
+        "https://images.nasa.gov/details/AFRC2018-0099-04."
+    )
+    assert "<i>Can You Hear Me Now?</i> Photograph." in cite(record, "mla", ACCESSED, html=True)
+    ended = _record(title="The First Step on the Moon.", media_type="video")
+    assert "<i>The First Step on the Moon.</i> Video." in cite(ended, "mla", ACCESSED, html=True)

@@ -30,7 +30,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
-from ..cite import CSL_STYLES, STYLES, cite, credit_line
+from ..cite import CSL_STYLES, STYLES, cite, credit_line, styled
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
@@ -561,11 +561,14 @@ def citations(record: Record) -> list[dict[str, Any]]:
     """The Cite box: each style's text (what the copy button copies) and, for the CSL
     styles, its HTML (italics; the record's text escaped), accessed today (UTC)."""
     today = datetime.now(UTC).date()
-    out = []
+    out: list[dict[str, Any]] = []
     for style in STYLES:
-        plain_text = cite(record, style, today)
-        shown = Markup(cite(record, style, today, html=True)) if style in CSL_STYLES else None
-        out.append({"style": style, "label": CITE_LABELS[style], "text": plain_text, "html": shown})
+        if style in CSL_STYLES:
+            plain_text, shown = styled(record, style, today)
+            entry = {"text": plain_text, "html": Markup(shown)}  # cite.py escaped the record
+        else:
+            entry = {"text": cite(record, style, today), "html": None}
+        out.append({"style": style, "label": CITE_LABELS[style], **entry})
     return out
 
 
