@@ -563,6 +563,7 @@ def citations(record: Record) -> list[dict[str, Any]]:
     today = datetime.now(UTC).date()
     out: list[dict[str, Any]] = []
     for style in STYLES:
+        entry: dict[str, Any]
         if style in CSL_STYLES:
             plain_text, shown = styled(record, style, today)
             entry = {"text": plain_text, "html": Markup(shown)}  # cite.py escaped the record
