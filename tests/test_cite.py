@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from nivl.cite import STYLES, bibtex, cite, credit_line, csl_item, ris
+from nivl.cite import STYLES, bibtex, cite, csl_item, ris
+from nivl.credit import credit_line
 from nivl.errors import InvalidParameter
 from nivl.records import Record, parse_item
 

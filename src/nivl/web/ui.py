@@ -30,7 +30,8 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
-from ..cite import CSL_STYLES, STYLES, cite, credit_line, styled
+from ..cite import CSL_STYLES, STYLES, cite, styled
+from ..credit import credit_line
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
