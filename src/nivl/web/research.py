@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from .. import __version__
 from ..cite import CSL_STYLES, STYLES, check_style
@@ -39,7 +39,35 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FILE_SUFFIXES = {"bibtex": "bib", "ris": "ris"}
 
 
-@router.get("/cite/{nasa_id:anytext}", tags=["nivl"], responses=ERRORS)
+class AtomResponse(Response):
+    media_type = "application/atom+xml"
+
+
+CITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {
+        "description": "The citation",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        },
+    },
+}
+FEED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: ERRORS[400],
+    200: {
+        "description": "An Atom feed",
+        "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+    },
+}
+
+
+@router.get(
+    "/cite/{nasa_id:anytext}",
+    tags=["nivl"],
+    response_class=PlainTextResponse,
+    responses=CITE_RESPONSES,
+)
 def cite(
     request: Request,
     nasa_id: NasaId,
@@ -60,7 +88,8 @@ def cite(
     library = library_of(request)
     today = datetime.now(UTC).date()
     body = library.cite(nasa_id, style, today, html=format == "html")
-    headers = {"X-Content-Type-Options": "nosniff"}
+    # An HTML fragment opened on its own runs nothing, whatever a record holds.
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
     if style in FILE_SUFFIXES:
         suffix = FILE_SUFFIXES[style]
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", nasa_id).strip("._") or "citation"
@@ -75,7 +104,7 @@ def cite(
 assert set(FILE_SUFFIXES) | set(CSL_STYLES) == set(STYLES)
 
 
-@router.get("/feed", tags=["nivl"], responses={400: ERRORS[400]})
+@router.get("/feed", tags=["nivl"], response_class=AtomResponse, responses=FEED_RESPONSES)
 def feed(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
     """nivl: a search as an Atom feed, newest in this mirror first (the search's parameters
     and ``album``, none needed; 50 entries unless ``page_size`` says otherwise)."""
