@@ -119,3 +119,15 @@ def test_export_filters_apply_to_every_format_and_bad_ones_fail_cleanly(
     assert bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1 and "--year-start" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_export_of_a_search_past_the_result_window_says_what_it_left_out(
+    cli_home: Path,  # noqa: F811
+) -> None:
+    window = {"NIVL_MAX_RESULT_WINDOW": "200", "NIVL_MAX_PAGE_SIZE": "100"}
+    done = nivl("export", "--media-type", "image", "--format", "ris", home=cli_home, env=window)
+    assert done.returncode == 0, done.stderr
+    assert "exported 200 records as ris" in done.stderr
+    images = nivl("stats", "--json", home=cli_home)
+    left = json.loads(images.stdout)["by_media_type"]["image"] - 200
+    assert f"nivl: {left} more records match: narrow the search" in done.stderr

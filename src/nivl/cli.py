@@ -426,7 +426,10 @@ def export_(
         else:
             with out.open("wb") as handle:
                 count = library.export(fmt.value, handle, request)
+        total = library.search(request).total_hits if request is not None else count
     err.print(f"exported {count} records as {fmt.value}")
+    if count < total:  # a search reads as far as the result window (NIVL_MAX_RESULT_WINDOW)
+        err.print(f"nivl: {total - count} more records match: narrow the search", markup=False)
 
 
 @app.command()
