@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import threading
 from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
@@ -118,6 +119,7 @@ def styled(record: Record, style: str, accessed: date) -> tuple[str, str]:
     return html_unescape(_TAG.sub("", shown)), shown
 
 
+_RENDERING = threading.Lock()
 _DOUBLED_STOP = re.compile(r"([.?!])((?:</[a-z]+>)+)\.")
 _TAG = re.compile(r"<[^>]*>")
 
@@ -131,7 +133,9 @@ def _csl(record: Record, style: str, accessed: date, *, html: bool) -> str:
     item = csl_item(record, accessed)
     if html:  # citeproc's HTML formatter passes the item's text through unescaped
         item = _escaped(item)
-    with warnings.catch_warnings():  # citeproc warns of CSL variables our items lack
+    # citeproc-py keeps a rendering's state on the (shared, parsed) style: its formatter,
+    # the names a substitution suppressed. One rendering at a time, then.
+    with _RENDERING, warnings.catch_warnings():  # it warns of CSL variables items lack
         warnings.simplefilter("ignore")
         source = CiteProcJSON([item])
         chosen = formatter.html if html else formatter.plain
