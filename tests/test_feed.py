@@ -91,6 +91,8 @@ def test_new_matching_record_tops_the_feed_after_an_incremental_import(
     assert top.published.startswith("1969-07-24")
     assert top.published_parsed < after.entries[1].published_parsed
     assert top.updated_parsed >= after.entries[1].updated_parsed
+    search = httpx.get(url + "/search", params={"q": "apollo", "sort": "added_desc"}, timeout=30)
+    assert search.json()["collection"]["items"][0]["data"][0]["nasa_id"] == LATE  # same order
     assert [nasa_id_of(e) for e in after.entries[1:]] == [
         nasa_id_of(e) for e in before.entries[: len(after.entries) - 1]
     ]
