@@ -19,6 +19,7 @@ def test_public_api_is_explicit() -> None:
     exported = {name for name in dir(nivl) if not name.startswith("_")}
     modules = {
         "captions",
+        "cite",
         "cli",
         "credit",
         "derived",

@@ -129,6 +129,8 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
+    bibtex = "bibtex"
+    ris = "ris"
 
 
 assert tuple(f.value for f in ExportFormat) == FORMATS
@@ -385,30 +387,50 @@ def stats(
 
 @app.command("export")
 def export_(
+    query: QueryArgument = "",
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
         ExportFormat.jsonl
     ),
+    media_type: MediaTypeOption = None,
+    center: CenterOption = "",
+    year_start: YearStartOption = "",
+    year_end: YearEndOption = "",
+    keywords: KeywordsOption = "",
+    nasa_id: NasaIdOption = "",
     out: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Export every record: jsonl (raw upstream items), csv or parquet.
+    """Export records: jsonl (raw upstream items), csv, parquet, or citations (bibtex, ris).
 
-    CSV cells that a spreadsheet would run as a formula (=, +, -, @) start with a '.
+    QUERY: words to search for (default: every record, in nasa_id order); the options
+    filter; a search's hits come newest in the mirror first. CSV cells that a spreadsheet
+    would run as a formula (=, +, -, @) start with a '.
     """
     if fmt is ExportFormat.parquet and out is None and sys.stdout.isatty():
         raise typer.BadParameter(
             "parquet is binary and stdout is a terminal: give --out FILE or redirect stdout",
             param_hint="'--format'",
         )
+    params = {
+        "q": query, "center": center, "year_start": year_start, "year_end": year_end,
+        "keywords": keywords, "nasa_id": nasa_id,
+        "media_type": ",".join(m.value for m in media_type or []),
+        "collapse": "none", "match": "all", "sort": "added_desc",
+    }  # fmt: skip
+    filtered = any(v for k, v in params.items() if k not in ("collapse", "match", "sort"))
+    request = _search_request(params, settings_for(home)) if filtered else None
     with open_library(home) as library:
         if out is None:
-            count = library.export(fmt.value, sys.stdout.buffer)
+            count = library.export(fmt.value, sys.stdout.buffer, request)
         else:
             with out.open("wb") as handle:
-                count = library.export(fmt.value, handle)
+                count = library.export(fmt.value, handle, request)
+        total = library.search(request).total_hits if request is not None else count
     err.print(f"exported {count} records as {fmt.value}")
+    if count < total:  # a search reads as far as the result window (NIVL_MAX_RESULT_WINDOW)
+        err.print(f"nivl: {total - count} more records match: narrow the search", markup=False)
 
 
 @app.command()

@@ -16,8 +16,9 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, upda
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
 from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
-from .records import Record
+from .records import Record, parse_item
 from .search import SearchResult, search
 from .search_index import Snapshot, verify_files
 from .settings import Settings
@@ -350,26 +351,54 @@ class Library:
             return [row.nasa_id for row in self.store.iter_rows()]
         return [record.nasa_id for record in self.records(request)[0]]
 
+    def _pages(self, request: SearchRequest, limit: int | None = None) -> Iterator[SearchResult]:
+        """A search's pages, one after another, as deep as a search may reach (or as
+        ``limit`` hits need)."""
+        limits = self.limits
+        size = limits.max_page_size if limit is None else min(limit, limits.max_page_size)
+        page = 1
+        while page * size <= limits.max_result_window:
+            result = self.search(dataclasses.replace(request, page=page, page_size=size))
+            yield result
+            if not result.has_next:
+                break
+            page += 1
+
     def records(
         self, request: SearchRequest, *, limit: int | None = None
     ) -> tuple[list[Record], int]:
         """A search's hits as records, page after page up to ``limit`` (else as deep as a
         search may reach), and how many hits there are in all."""
-        from .records import parse_item
-
+        wanted = self.limits.max_result_window if limit is None else limit
         records: list[Record] = []
-        limits = self.limits
-        size = limits.max_page_size if limit is None else min(limit, limits.max_page_size)
-        wanted = limits.max_result_window if limit is None else limit
-        page, total = 1, 0
-        while page * size <= limits.max_result_window and len(records) < wanted:
-            result = self.search(dataclasses.replace(request, page=page, page_size=size))
+        total = 0
+        for result in self._pages(request, limit):
             total = result.total_hits
             records.extend(parse_item(_loads(hit.raw), raw=hit.raw) for hit in result.hits)
-            if not result.has_next:
+            if len(records) >= wanted:
                 break
-            page += 1
         return records[:wanted], total
+
+    def search_raws(self, request: SearchRequest) -> Iterator[str]:
+        """Every hit of a search (as far as the result window reaches), in its order."""
+        for result in self._pages(request):
+            for hit in result.hits:
+                yield hit.raw
+
+    def record(self, nasa_id: str) -> Record:
+        """The stored record, parsed (``RecordNotFound`` for an unknown id)."""
+        raw = self.item(nasa_id)
+        return parse_item(_loads(raw), raw=raw)
+
+    def cite(self, nasa_id: str, style: str, accessed: date, *, html: bool = False) -> str:
+        """One record cited in ``style`` (cite.py), accessed on ``accessed``."""
+        from .cite import cite
+
+        return cite(self.record(nasa_id), style, accessed, html=html)
+
+    def last_written(self, result: SearchResult) -> dict[int, str]:
+        """Row id → when the store last wrote each hit's record (a feed's ``updated``)."""
+        return self.store.updated_map([hit.row_id for hit in result.hits])
 
     def fetch_media(
         self,
@@ -440,10 +469,19 @@ class Library:
     def hidden_by_level(self) -> dict[str, int]:
         return self.store.hidden_by_level()
 
-    def export(self, fmt: str, out: IO[bytes]) -> int:
+    def export(
+        self,
+        fmt: str,
+        out: IO[bytes],
+        request: SearchRequest | None = None,
+        *,
+        accessed: date | None = None,
+    ) -> int:
+        """Every record, or a search's hits (in its order), in ``fmt`` (exports.py)."""
         from .exports import export
 
-        return export(self.store, fmt, out)
+        raws = None if request is None else self.search_raws(request)
+        return export(self.store, fmt, out, raws=raws, accessed=accessed)
 
     def status(self) -> dict[str, Any]:
         """Whether searches can be answered now (``ok``), with counts and stale stages."""

@@ -51,7 +51,13 @@ TEXT_FIELDS = (
     "album_text",
 )
 GROUP_FIELDS = ("caption_group", "near_group", "event_group", "visual_group")
-SORT_FIELDS = {"date_desc": ("ts", Order.Desc), "date_asc": ("ts", Order.Asc)}
+#: ``added_desc`` orders by the store's row id: rows are never deleted and an update keeps
+#: its row, so a larger id is a record the mirror saw later.
+SORT_FIELDS = {
+    "date_desc": ("ts", Order.Desc),
+    "date_asc": ("ts", Order.Asc),
+    "added_desc": ("rid", Order.Desc),
+}
 #: Facet name → (index field, aggregation).
 FACET_FIELDS = {
     "center": "center",

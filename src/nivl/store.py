@@ -318,6 +318,15 @@ class Store:
                 )
             )
 
+    def updated_map(self, ids: Sequence[int]) -> dict[int, str]:
+        """Row id → when the store last wrote that record (UTC, ``YYYY-MM-DD HH:MM:SS``)."""
+        with sqlite_errors("reading the store"):
+            return dict(
+                _select_in(
+                    self._reader, "SELECT id, updated_at FROM records WHERE id IN ({})", list(ids)
+                )
+            )
+
     def rows_by_ids(self, ids: Sequence[int]) -> list[StoredRow]:
         with sqlite_errors("reading the store"):
             return _rows_by_ids(self._reader, ids)

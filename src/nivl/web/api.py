@@ -84,7 +84,8 @@ class PageParams(BaseModel):
     )
     sort: str | None = Field(
         None,
-        description="nivl: relevance (default), date_desc or date_asc.",
+        description="nivl: relevance (default), date_desc, date_asc or added_desc (newest "
+        "in this mirror first).",
         examples=["date_desc"],
     )
     collapse: str | None = Field(

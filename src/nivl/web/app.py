@@ -77,10 +77,11 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, handle_exception)
     app.add_exception_handler(RequestValidationError, handle_exception)
 
-    from . import api, docs, iiif, ui
+    from . import api, docs, iiif, research, ui
 
     app.include_router(iiif.router)
     app.include_router(api.router)
+    app.include_router(research.router)
     docs.mount(app)
     ui.mount(app)
     return app

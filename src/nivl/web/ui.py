@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -29,6 +30,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
+from ..cite import CSL_STYLES, STYLES, cite, styled
 from ..credit import credit_line
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
@@ -95,6 +97,7 @@ PARAGRAPH_CHARS = 900  # an unbroken transcript is cut at a sentence end past th
 HUES = 8  # placeholder tiles are tinted by one of this many hues, by nasa_id
 VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
+CITE_LABELS = {"apa": "APA", "mla": "MLA", "chicago": "Chicago", "bibtex": "BibTeX", "ris": "RIS"}
 MEMBERS_ON_ITEM_PAGE = 24
 LIKE_THIS = 8  # "more like this" cards on an item page, beside its own event
 #: Characters an item page shows of any one field (the longest real transcripts are
@@ -453,8 +456,18 @@ def _search_page(request: Request, library: Library) -> Response:
         "media_labels": MEDIA_LABELS,
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
         "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
+        "feed": feed_url(given, search_request),
     }
     return page(request, "search.html", context, started=started, search_ms=search_ms)
+
+
+def feed_url(given: Mapping[str, str], search_request: SearchRequest) -> str:
+    """The Atom feed of this search (/feed): the same filters and grouping; its order is
+    the feed's own (newest in the mirror first), so the page's sort and paging stay here."""
+    params = {k: v for k, v in given.items() if k not in ("page", "sort", "mode", "collapse")}
+    if search_request.collapse != "none":
+        params["collapse"] = search_request.collapse
+    return "/feed" + (f"?{urlencode(params)}" if params else "")
 
 
 @router.api_route(
@@ -555,8 +568,25 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "same_total": same_total,
         "picture_group": picture,
         "media_labels": MEDIA_LABELS,
+        "citations": citations(record),
     }
     return page(request, "item.html", context, started=started)
+
+
+def citations(record: Record) -> list[dict[str, Any]]:
+    """The Cite box: each style's text (what the copy button copies) and, for the CSL
+    styles, its HTML (italics; the record's text escaped), accessed today (UTC)."""
+    today = datetime.now(UTC).date()
+    out: list[dict[str, Any]] = []
+    for style in STYLES:
+        entry: dict[str, Any]
+        if style in CSL_STYLES:
+            plain_text, shown = styled(record, style, today)
+            entry = {"text": plain_text, "html": Markup(shown)}  # cite.py escaped the record
+        else:
+            entry = {"text": cite(record, style, today), "html": None}
+        out.append({"style": style, "label": CITE_LABELS[style], **entry})
+    return out
 
 
 @router.api_route("/group/{level}/{group_id}", methods=["GET", "HEAD"], response_class=Response)
