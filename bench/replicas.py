@@ -313,7 +313,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.monotonic()
             watch = Watch(stats, t0)
             wait_for(lambda: watch.last == {"r1": "UP", "r2": "UP"}, "HAProxy to see both up")
-            figures["events"] = events = run_load(args, early, late, replicas, work, front, t0)
+            events = run_load(args, early, late, replicas, work, front, t0, watch)
+            figures["events"] = events
             watch.stop()
             figures["haproxy"] = [
                 {"t": round(t, 2), "server": s, "state": state} for t, s, state in watch.events
@@ -339,6 +340,7 @@ def run_load(
     work: Path,
     front: int,
     t0: float,
+    watch: Watch,
 ) -> dict[str, Any]:
     """The clients' run, with the kill, the restart and the roll-out during it."""
     paths = search_paths(early)
@@ -354,13 +356,17 @@ def run_load(
     events: dict[str, Any] = {}
     r1 = replicas[0]
     time.sleep(max(0.0, t0 + args.kill_at * args.seconds - time.monotonic()))
-    r1.kill()
-    events["killed"] = since()
-    time.sleep(args.down)
-    r1.start()
-    events["restarted"] = since()
-    wait_for(lambda: revision_of(r1.port) is not None, "r1 to answer again")
-    events["answering"] = since()
+    for kill in range(args.kills):  # one, unless asked: each waits for r1 to be back in
+        if kill:
+            wait_for(lambda: watch.last.get("r1") == "UP", "HAProxy to take r1 back")
+        r1.kill()
+        events["killed"] = since()
+        time.sleep(args.down)
+        r1.start()
+        events["restarted"] = since()
+        wait_for(lambda: revision_of(r1.port) is not None, "r1 to answer again")
+        events["answering"] = since()
+    events["kills"] = args.kills
     time.sleep(max(0.0, t0 + args.rollout_at * args.seconds - time.monotonic()))
     events["rollout_started"] = since()
     writer = work / "writer"
@@ -436,6 +442,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--kill-at", type=float, default=0.3, help="fraction of the run")
     parser.add_argument("--down", type=float, default=3.0, help="seconds r1 stays dead")
+    parser.add_argument("--kills", type=int, default=1, help="times r1 is killed (in turn)")
     parser.add_argument("--rollout-at", type=float, default=0.6, help="fraction of the run")
     parser.add_argument("--late", type=int, default=100, help="records only snap-2 holds")
     parser.add_argument("--data", type=Path, default=shared_records())
