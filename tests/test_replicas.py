@@ -53,3 +53,40 @@ def test_the_deploy_guide_shows_the_haproxy_config_the_test_runs() -> None:
     guide = (ROOT / "docs" / "deploy.md").read_text()
     config = (ROOT / "docs" / "haproxy.cfg").read_text()
     assert f"```\n{config}```" in guide
+
+
+def test_a_response_head_leaves_with_its_body_in_one_send() -> None:
+    """uvicorn writes head, body and end separately; joined, a replica killed between them
+    has sent nothing (HAProxy retries that) rather than a head without its body (it cannot).
+    A real socket pair: what the peer can read after each step is what left the process."""
+    import asyncio
+    import socket
+
+    from nivl.web.listener import WholeWrites
+
+    async def scenario() -> list[bytes]:
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        joined = WholeWrites(transport, loop)  # type: ignore[arg-type]
+        seen = []
+        joined.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+        seen.append(_available(theirs))  # the head alone has not left
+        joined.write(b"body")
+        joined.write(b"")
+        await asyncio.sleep(0)  # the end of this turn of the event loop
+        await asyncio.sleep(0)
+        seen.append(_available(theirs))
+        joined.close()
+        theirs.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [b"", b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"]
+
+
+def _available(sock: object) -> bytes:
+    try:
+        return sock.recv(65536)  # type: ignore[attr-defined, no-any-return]
+    except BlockingIOError:
+        return b""
