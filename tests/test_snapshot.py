@@ -73,11 +73,10 @@ def total_hits(url: str, **params: str) -> int:
     return int(response.json()["collection"]["metadata"]["total_hits"])
 
 
-@contextmanager
-def replica(
+def start_replica(
     home: Path, *, prefix: tuple[str, ...] = (), upstream: str = OFFLINE
-) -> Iterator[tuple[str, list[str]]]:
-    """``nivl serve --read-only`` until the block ends; its URL and (after) its stderr."""
+) -> tuple[subprocess.Popen[str], str]:
+    """``nivl serve --read-only`` over ``home``, once its /healthz says 200."""
     port = free_port()
     process = subprocess.Popen(
         [*prefix, sys.executable, "-m", "nivl", "serve", "--read-only"]
@@ -87,18 +86,28 @@ def replica(
         text=True,
         env=environment({"NIVL_UPSTREAM_URL": upstream}),
     )
-    url, errors = f"http://127.0.0.1:{port}", []
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the replica did not become healthy: {process.communicate()}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def replica(
+    home: Path, *, prefix: tuple[str, ...] = (), upstream: str = OFFLINE
+) -> Iterator[tuple[str, list[str]]]:
+    """A replica until the block ends; its URL and (filled in after) its stderr."""
+    process, url = start_replica(home, prefix=prefix, upstream=upstream)
+    errors: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the replica did not become healthy"
-            time.sleep(0.1)
         yield url, errors
     finally:
         process.terminate()
@@ -353,3 +362,23 @@ def swap(link: Path, target: str) -> None:
     fresh = link.with_name(link.name + ".new")
     fresh.symlink_to(target)
     os.rename(fresh, link)
+
+
+def test_a_killed_replicas_copy_of_the_index_is_removed_by_the_next(
+    tmp_path: Path, source: Path
+) -> None:
+    """A read-only home's index is read from a copy in the temporary folder (tantivy takes
+    a lock file even to read); a SIGKILLed replica cannot remove its own."""
+    import tempfile
+
+    snap = tmp_path / "snap"
+    assert snapshot(source, snap).returncode == 0
+    process, _url = start_replica(snap)
+    copies = list(Path(tempfile.gettempdir()).glob(f"nivl-index-{process.pid}-*"))
+    assert copies
+    process.kill()
+    process.communicate(timeout=20)
+    assert all(copy.exists() for copy in copies)  # left behind by the killed process
+    with replica(snap) as (url, _errors):
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    assert not any(copy.exists() for copy in copies)
