@@ -382,3 +382,22 @@ def test_a_killed_replicas_copy_of_the_index_is_removed_by_the_next(
     with replica(snap) as (url, _errors):
         assert httpx.get(f"{url}/healthz").status_code == 200
     assert not any(copy.exists() for copy in copies)
+
+
+def test_media_are_copied_only_when_asked_and_never_a_partial_download(
+    tmp_path: Path, source: Path
+) -> None:
+    home = tmp_path / "home"
+    subprocess.run(["cp", "-a", str(source), str(home)], check=True)
+    folder = home / "media" / "some id"
+    folder.mkdir(parents=True)
+    (folder / "some id~thumb.jpg").write_bytes(b"\xff\xd8 a picture")
+    (folder / "some id~orig.jpg.part").write_bytes(b"half of one")
+    plain, with_media = tmp_path / "plain", tmp_path / "with-media"
+    assert snapshot(home, plain).returncode == 0
+    assert not (plain / "media").exists()
+    done = snapshot(home, with_media, "--media")
+    assert done.returncode == 0 and "1 media files" in done.stderr, done.stderr
+    copied = with_media / "media" / "some id"
+    assert sorted(p.name for p in copied.iterdir()) == ["some id~thumb.jpg"]
+    assert (copied / "some id~thumb.jpg").read_bytes() == b"\xff\xd8 a picture"
