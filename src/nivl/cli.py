@@ -444,16 +444,26 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(metavar="N", min=1, max=64, help="Server processes (default 1).")
     ] = None,
+    read_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--read-only",
+            help="Serve a snapshot as is: never write to the home (a symlink is followed).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the API and the web UI; an empty home gets the bundled sample first."""
     from .web.app import create_app
     from .web.listener import listen, run, serve_config
 
-    flags: dict[str, object] = {"host": host, "port": port, "workers": workers}
+    flags: dict[str, Any] = {"host": host, "port": port, "workers": workers}
+    flags["read_only"] = read_only or None
     settings = settings_for(home, **flags)
+    if settings.read_only and not settings.db_path.is_file():
+        raise ConfigError(f"nothing to serve read-only: {settings.db_path} does not exist")
     sock = listen(settings.host, settings.port)  # a busy port fails here, before any work
-    with open_library(home, load_sample=True, host=host, port=port, workers=workers) as library:
+    with open_library(home, load_sample=True, **flags) as library:
         semantic = library.semantic_status()
         records = library.count()
     address = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -471,6 +481,38 @@ def serve(
     os.environ.update(settings.as_env())
     app_factory = "nivl.web.app:app_from_env"
     run(serve_config(app_factory, settings, factory=True, workers=settings.workers), sock)
+
+
+@app.command()
+def snapshot(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", hidden=True)],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace DIR if it holds a snapshot.")
+    ] = False,
+    media: Annotated[
+        bool, typer.Option("--media", help="Copy HOME/media too (default: not).")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", min=0, help="How long to wait for a writer to finish."),
+    ] = 300.0,
+    home: HomeOption = None,
+) -> None:
+    """Write a consistent copy of the home into DIR, for 'nivl serve --read-only'.
+
+    DIR: a new or empty folder (outside the home); it appears complete or not at all.
+    """
+    settings = settings_for(home)
+    if not settings.db_path.is_file():
+        raise ConfigError(f"there is no nivl home at {settings.home} (no nivl.db)")
+    with open_library(home) as library:
+        done = library.snapshot(folder.absolute(), replace=replace, media=media, wait=wait)
+    extra = f", {done.media_files} media files" if media else ""
+    err.print(
+        f"snapshot {done.path}: revision {done.revision}, {done.records} records{extra}, "
+        f"{done.bytes / 2**20:.1f} MB in {done.seconds:.1f} s",
+        markup=False,
+    )
 
 
 class Level(StrEnum):

@@ -10,6 +10,7 @@ A request reads one ``View``: a revision and one index snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.resources
 import logging
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .embeddings import Embedder
     from .harvest import HarvestResult
     from .media import FetchProgress, FetchResult
+    from .snapshot import SnapshotResult
     from .upstream import Upstream
     from .vector_index import VectorIndex
 
@@ -75,7 +77,8 @@ class Library:
     ) -> None:
         self.settings = settings
         self.notes: list[str] = []  # what opening found and did, for the CLI or log to show
-        self.read_only = not _writable(settings.home)
+        # --read-only (a replica): not even the probe _writable makes, nor the lock file.
+        self.read_only = settings.read_only or not _writable(settings.home)
         self.store = Store(settings.db_path, max_mb=settings.max_db_mb, read_only=self.read_only)
         self.lock = derived.WriteLock(settings.home)
         self._damaged = False
@@ -495,6 +498,7 @@ class Library:
             if self.index.path is not None and not self.read_only:
                 verify_files(self.index.path, remember=True)  # only files not seen before
             figures["behind"] = derived.behind(self.store, self.index)
+            figures["revision"] = self._view.revision
             figures["ok"] = not self._damaged
         except SearchIndexError as exc:
             self._damaged = self._damaged or exc.damaged
@@ -634,6 +638,34 @@ class Library:
             count = self.index.sync(self.store, rebuild=rebuild)
         self.refresh()
         return count
+
+    def snapshot(
+        self, target: Path, *, replace: bool = False, media: bool = False, wait: float = 300.0
+    ) -> SnapshotResult:
+        """A consistent copy of this home in ``target`` (snapshot.py), for a replica.
+
+        Taken under the write lock (waiting up to ``wait`` seconds for an import or a
+        harvest to finish), after bringing the derived stages up to date, so the copy's
+        marks match its store. A read-only home is copied as it is: nothing writes there.
+        """
+        from . import snapshot
+
+        held = contextlib.nullcontext() if self.read_only else self.lock.hold(wait=wait)
+        with held:
+            if not self.read_only:
+                derived.update(self.store, self.index)
+            marks = {key: self.store.get_meta(key, "") or "" for key in derived.MARKS.values()}
+            return snapshot.write(
+                self.store,
+                home=self.settings.home,
+                target=target,
+                index_path=self.settings.index_path,
+                vectors_path=self.vectors_path,
+                media_path=self.settings.media_path if media else None,
+                revision=self.index.indexed_rev(self.store),
+                marks=marks,
+                replace=replace,
+            )
 
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group

@@ -255,7 +255,8 @@ class SearchIndex:
                     verify_files(path, remember=not read_only)
                 where = path
                 if read_only:  # tantivy takes a lock file even to read: read a copy
-                    self._copy = tempfile.TemporaryDirectory(prefix="nivl-index-")
+                    _sweep_copies()
+                    self._copy = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
                     where = Path(self._copy.name)
                     _copy_index(path, where)
                 self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
@@ -681,6 +682,24 @@ def verify_files(path: Path, *, remember: bool) -> None:
             tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
+
+
+COPY_PREFIX = "nivl-index-"
+
+
+def _sweep_copies() -> None:
+    """Remove the copies of processes that are gone: a SIGKILLed replica cannot remove its
+    own, and each is a whole index. Copies are named after their process id."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
+        pid = folder.name.removeprefix(COPY_PREFIX).split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
 
 
 def _copy_index(source: Path, target: Path) -> None:

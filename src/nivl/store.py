@@ -261,6 +261,18 @@ class Store:
         _set_meta(conn, key, str(value))
         return value
 
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the database in the new file ``target`` (SQLite's online
+        backup API: one read transaction's state), in rollback-journal mode so a read-only
+        replica reads it without creating ``-wal``/``-shm`` files beside it."""
+        with sqlite_errors(f"copying the store to {target}"):
+            copy = sqlite3.connect(target, isolation_level=None)
+            try:
+                self._reader.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                copy.close()
+
     # --- reads ------------------------------------------------------------------
 
     def count(self) -> int:

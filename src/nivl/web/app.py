@@ -37,15 +37,28 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = library is None
-        app.state.library = library or Library(settings)
+        follower = None
+        if own and settings.read_only:  # a replica: follows its home's symlink (replica.py)
+            from ..replica import Follower
+
+            def publish(fresh: Library) -> None:
+                app.state.library = fresh
+
+            follower = Follower(settings, publish=publish)
+        else:
+            app.state.library = library or Library(settings)
         for note in app.state.library.notes:  # a rebuilt index, stale derived state
             log.warning("%s", note)
         if own:
             app.state.library.warm_semantic()  # load the model now, not on the first query
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
-            if own:
+            if follower is not None:
+                follower.close()
+            elif own:
                 app.state.library.close()
 
     app = FastAPI(
