@@ -80,9 +80,10 @@ def main() -> None:
         f"{percentile(totals, 50) * 1000:.2f}, p95 {percentile(totals, 95) * 1000:.2f}, "
         f"p99 {percentile(totals, 99) * 1000:.2f}, max {totals[-1] * 1000:.2f}"
     )
-    print("median ms per step: " + ", ".join(
-        f"{step} {median(r[1][step] for r in rows) * 1000:.2f}" for step in STEPS
-    ))
+    print(
+        "median ms per step: "
+        + ", ".join(f"{step} {median(r[1][step] for r in rows) * 1000:.2f}" for step in STEPS)
+    )
     rows.sort(key=lambda r: r[0], reverse=True)
     tail = rows[: max(1, round(len(rows) * args.tail / 100))]
     print(f"\nslowest {len(tail)} (ms: total = " + " + ".join(STEPS) + "; hits; body KB):")
