@@ -137,11 +137,11 @@ def compile_q(
         matched = compile_q(
             index, searcher, vocabulary, terms, strong, filters, enough=1, words_seen=words_seen
         )
-        count = (
-            matched.count if matched.count is not None else _count(searcher, matched.query, filters)
-        )
-        if count:
-            return dataclasses.replace(matched, count=count)
+        found_strong = matched.count
+        if found_strong is None:
+            found_strong = _count(searcher, matched.query, filters)
+        if found_strong:
+            return dataclasses.replace(matched, count=found_strong)
         enough = 1
     phrases = [t for t in terms if t.startswith('"')]
     words = [t for t in terms if not t.startswith('"')]
