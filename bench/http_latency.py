@@ -111,8 +111,9 @@ def start_server(
     """Spawn ``nivl serve``; the seconds until its first 200 answer to ``/search``."""
     env = {**os.environ, "NIVL_HOME": str(home)}
     started = time.perf_counter()
+    flags = ["--workers", str(workers)] if workers else []  # 0: nivl's default
     server = subprocess.Popen(
-        [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "nivl", "serve", "--port", str(port), *flags],
         env=env,
         stderr=subprocess.DEVNULL,
     )
