@@ -95,7 +95,7 @@ def test_serve_runs_one_worker_per_core_by_default(tmp_path: Path) -> None:
 
 
 def _workers_of(pid: int) -> list[int]:
-    """The uvicorn worker processes (multiprocessing spawns them) below ``pid``."""
+    """The uvicorn worker processes (forked: the same command line) below ``pid``."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         if _parent_pid(stat) == pid:
@@ -103,7 +103,7 @@ def _workers_of(pid: int) -> list[int]:
                 cmdline = (stat.parent / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"spawn_main" in cmdline:
+            if b"serve" in cmdline:
                 found.append(int(stat.parent.name))
     return found
 
