@@ -7,7 +7,10 @@ only touches the one page it returns, whose raw items come from the store.
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,8 +130,11 @@ def _collapsed(
     wanted = request.offset + request.page_size
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
     scanned, total, batch = 0, 0, max(wanted * 2, 200)
+    counting: Future[int] | None = None
     if known is not None and known <= ALL_AT_ONCE:
         batch = max(batch, known)
+    else:  # many hits, likely: count their groups (a pass of its own) while the page is read
+        counting = _counter().submit(index.count_distinct, query, field_name)
     while len(firsts) < wanted:
         hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
         total = hits.total
@@ -145,6 +151,10 @@ def _collapsed(
         batch *= 2
     if scanned >= total:
         total_groups = len(firsts)
+        if counting is not None:
+            counting.cancel()  # not needed after all (if it has started, it just ends)
+    elif counting is not None:
+        total_groups = counting.result()
     else:
         total_groups = index.count_distinct(query, field_name)
     chosen = list(firsts.values())[request.offset : wanted]
@@ -169,6 +179,21 @@ def _collapsed(
     return SearchResult(
         request=request, total_hits=total, hits=page, facets=facets, total_groups=total_groups
     )
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the pid that made it, the pool)
+_pool_lock = threading.Lock()
+
+
+def _counter() -> ThreadPoolExecutor:
+    """Threads for the group counts of collapsed searches (tantivy releases the GIL), made
+    on first use in each process (a forked worker does not inherit its parent's threads):
+    one per core, shared by every request of the process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(os.cpu_count() or 1, "nivl-count"))
+        return _pool[1]
 
 
 def _highlights(index: Snapshot, query: Any, addresses: list[Any]) -> list[dict[str, str]]:
