@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import datasette_baseline
 import httpx
 from common import RESULTS, load_avg, percentile, shared_records
 from search_bench import make_queries
@@ -110,8 +111,9 @@ def start_server(
     """Spawn ``nivl serve``; the seconds until its first 200 answer to ``/search``."""
     env = {**os.environ, "NIVL_HOME": str(home)}
     started = time.perf_counter()
+    flags = ["--workers", str(workers)] if workers else []  # 0: nivl's default
     server = subprocess.Popen(
-        [sys.executable, "-m", "nivl", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "nivl", "serve", "--port", str(port), *flags],
         env=env,
         stderr=subprocess.DEVNULL,
     )
@@ -151,6 +153,7 @@ async def drive(
     headers: dict[str, str],
     duration: float = 0,
     warmup: list[dict[str, str]] | None = None,
+    path: str = "/search",
 ) -> Level:
     """``concurrency`` clients take the next URL until none is left (or time is up)."""
     level = Level(concurrency)
@@ -160,7 +163,7 @@ async def drive(
     async def fetch(client: httpx.AsyncClient, params: dict[str, str]) -> None:
         started = time.perf_counter()
         try:
-            async with client.stream("GET", "/search", params=params) as response:
+            async with client.stream("GET", path, params=params) as response:
                 size = 0
                 async for chunk in response.aiter_raw():  # as sent: not decompressed here
                     size += len(chunk)
@@ -183,7 +186,7 @@ async def drive(
         base_url=base, limits=limits, timeout=60, headers=headers
     ) as client:
         for params in warmup or []:  # untimed; opens the connections too
-            await client.get("/search", params=params)
+            await client.get(path, params=params)
         level.latencies.clear()
         level.errors = 0
         started = time.perf_counter()
@@ -204,6 +207,54 @@ def _cycle(urls: list[dict[str, str]]) -> Any:
         n += 1
 
 
+def run_levels(
+    pid: int,
+    base: str,
+    levels: list[int],
+    chunks: list[tuple[list[dict[str, str]], ...]],
+    headers: dict[str, str],
+    duration: float,
+    path: str = "/search",
+) -> list[dict[str, Any]]:
+    """Each level's latencies, requests/s, CPU and RSS of the server process ``pid``."""
+    results = []
+    for concurrency, (warm, timed) in zip(levels, chunks, strict=True):
+        before = memory(pid)
+        server_cpu = cpu_seconds(pid)
+        client_cpu = time.process_time()
+        level = asyncio.run(
+            drive(base, timed, concurrency, headers, duration, warmup=warm, path=path)
+        )
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = cpu_seconds(pid) - server_cpu
+        after = memory(pid)
+        cuts = sorted(level.latencies)
+        done = len(cuts)
+        results.append(
+            {
+                "concurrency": concurrency,
+                "requests": done,
+                "errors": level.errors,
+                "p50_ms": round(percentile(cuts, 50) * 1000, 2),
+                "p95_ms": round(percentile(cuts, 95) * 1000, 2),
+                "p99_ms": round(percentile(cuts, 99) * 1000, 2),
+                "max_ms": round(cuts[-1] * 1000, 2) if cuts else None,
+                "rps": round(done / level.elapsed, 1) if level.elapsed else None,
+                "wall_s": round(level.elapsed, 2),
+                "client_cpu_s": round(client_cpu, 2),
+                "server_cpu_s": round(server_cpu, 2),
+                "server_cpu_ms_per_request": round(server_cpu / done * 1000, 2) if done else None,
+                "kb_per_response": round(level.bytes / done / 1024, 1) if done else None,
+                "content_encoding": sorted(level.encodings),
+                "rss_before_mb": before["rss_mb"],
+                "rss_after_mb": after["rss_mb"],
+                "hwm_after_mb": after["hwm_mb"],
+                "load": load_avg(),
+            }
+        )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, help="an existing home (default: a temporary one)")
@@ -214,7 +265,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="untimed requests per level")
     parser.add_argument("--concurrency", default="1,8", help="comma list of client counts")
     parser.add_argument("--duration", type=float, default=0, help="seconds per level instead")
-    parser.add_argument("--collapse", choices=("event", "caption", "none"), default="event")
+    parser.add_argument(
+        "--collapse",
+        default="event",
+        help="comma list of event, caption, none: each timed in turn on the same queries",
+    )
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--cached", action="store_true", help="repeat URLs the cache holds")
     parser.add_argument(
@@ -223,13 +278,26 @@ def main() -> None:
         default=True,
         help="send httpx's default Accept-Encoding (gzip, deflate); --no-gzip: identity",
     )
-    parser.add_argument("--workers", type=int, default=1, help="nivl serve --workers N")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="nivl serve --workers N (default: nivl's own)"
+    )
+    parser.add_argument(
+        "--datasette",
+        metavar="EXE",
+        help="also time Datasette + FTS5 (datasette_baseline.py) on the same queries",
+    )
+    parser.add_argument(
+        "--datasette-db", type=Path, help="its database (default: beside --data, built once)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     data = args.data or shared_records()
     levels = [int(c) for c in args.concurrency.split(",")]
+    collapses = args.collapse.split(",")
+    if not set(collapses) <= {"event", "caption", "none"}:
+        parser.error("--collapse takes a comma list of event, caption, none")
     home = args.home or Path(tempfile.mkdtemp(prefix="nivl-http-bench-"))
     if args.home is None:
         print(f"importing {data} into {home} ...", file=sys.stderr)
@@ -246,76 +314,75 @@ def main() -> None:
     per_level = args.requests + args.warmup
     count = CACHED_URLS if args.cached else per_level * len(levels) + 1
     specs = make_queries(data, count, args.seed)
-    urls = []
-    for n, spec in enumerate(specs):
-        params = spec.params(args.collapse)
-        params["page_size"] = str(args.page_size)
-        if not args.cached:
-            params["bench"] = str(n)  # ignored by the API; keeps every URL distinct
-        urls.append(params)
-    probe, urls = urls[0], urls[1:] if not args.cached else urls
+    by_collapse: dict[str, list[dict[str, str]]] = {}
+    for collapse in collapses:
+        urls = []
+        for n, spec in enumerate(specs):
+            params = spec.params(collapse)
+            params["page_size"] = str(args.page_size)
+            if not args.cached:
+                params["bench"] = str(n)  # ignored by the API; keeps every URL distinct
+            urls.append(params)
+        probe, by_collapse[collapse] = urls[0], urls[1:] if not args.cached else urls
+    ds_urls = [datasette_baseline.params(spec) for spec in specs[1:]]
 
     load_start = load_avg()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     port = free_port()
     server, startup = start_server(home, port, probe, headers, args.workers)
     base = f"http://127.0.0.1:{port}"
-    results: list[dict[str, Any]] = []
+
+    def chunks(pool: list[dict[str, str]]) -> list[tuple[list[dict[str, str]], ...]]:
+        """(warm-up, timed) URLs of each level: the same queries for nivl and Datasette."""
+        if args.cached:
+            return [(pool, [pool[n % len(pool)] for n in range(args.requests)]) for _ in levels]
+        out = []
+        for number in range(len(levels)):
+            chunk = pool[number * per_level : (number + 1) * per_level]
+            out.append((chunk[: args.warmup], chunk[args.warmup :]))
+        return out
+
     try:
         idle = memory(server.pid)
-        for number, concurrency in enumerate(levels):
-            if args.cached:
-                timed = [urls[n % len(urls)] for n in range(args.requests)]
-                warm = urls
-            else:
-                chunk = urls[number * per_level : (number + 1) * per_level]
-                warm, timed = chunk[: args.warmup], chunk[args.warmup :]
-            before = memory(server.pid)
-            server_cpu = cpu_seconds(server.pid)
-            client_cpu = time.process_time()
-            level = asyncio.run(
-                drive(base, timed, concurrency, headers, args.duration, warmup=warm)
-            )
-            client_cpu = time.process_time() - client_cpu
-            server_cpu = cpu_seconds(server.pid) - server_cpu
-            after = memory(server.pid)
-            cuts = sorted(level.latencies)
-            done = len(cuts)
-            results.append(
-                {
-                    "concurrency": concurrency,
-                    "requests": done,
-                    "errors": level.errors,
-                    "p50_ms": round(percentile(cuts, 50) * 1000, 2),
-                    "p95_ms": round(percentile(cuts, 95) * 1000, 2),
-                    "p99_ms": round(percentile(cuts, 99) * 1000, 2),
-                    "max_ms": round(cuts[-1] * 1000, 2) if cuts else None,
-                    "rps": round(done / level.elapsed, 1) if level.elapsed else None,
-                    "wall_s": round(level.elapsed, 2),
-                    "client_cpu_s": round(client_cpu, 2),
-                    "server_cpu_s": round(server_cpu, 2),
-                    "server_cpu_ms_per_request": round(server_cpu / done * 1000, 2)
-                    if done
-                    else None,
-                    "kb_per_response": round(level.bytes / done / 1024, 1) if done else None,
-                    "content_encoding": sorted(level.encodings),
-                    "rss_before_mb": before["rss_mb"],
-                    "rss_after_mb": after["rss_mb"],
-                    "hwm_after_mb": after["hwm_mb"],
-                    "load": load_avg(),
-                }
-            )
+        runs = {
+            collapse: run_levels(server.pid, base, levels, chunks(urls), headers, args.duration)
+            for collapse, urls in by_collapse.items()
+        }
+        results = runs[collapses[0]]
         final = memory(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    datasette: dict[str, Any] | None = None
+    if args.datasette:
+        db = args.datasette_db or data.with_name(f"{data.stem}-fts.db")
+        print(f"building {db} (once) ...", file=sys.stderr)
+        built = datasette_baseline.build(data, db)
+        ds_port = free_port()
+        ds_server, ds_startup = datasette_baseline.start(args.datasette, db, ds_port)
+        try:
+            ds_levels = run_levels(
+                ds_server.pid,
+                f"http://127.0.0.1:{ds_port}",
+                levels,
+                chunks(ds_urls),
+                headers,
+                args.duration,
+                path=datasette_baseline.path(db),
+            )
+        finally:
+            ds_server.terminate()
+            ds_server.wait(timeout=30)
+        datasette = {"db": str(db), "build_s": round(built, 1), "startup_s": round(ds_startup, 2)}
+        datasette["levels"] = ds_levels
 
     summary = {
         "benchmark": "http_latency",
         "started": started_at,
         "home": str(home),
         "data": str(data),
-        "collapse": args.collapse,
+        "collapse": collapses[0],
+        "collapses": collapses,
         "page_size": args.page_size,
         "cached": args.cached,
         "workers": args.workers,
@@ -327,7 +394,9 @@ def main() -> None:
         "server_hwm_final_mb": final["hwm_mb"],
         "server_anon_final_mb": final["anon_mb"],
         "server_file_final_mb": final["file_mb"],
-        "levels": results,
+        "levels": results,  # the first collapse's (as before); each one's in by_collapse
+        "by_collapse": runs,
+        "datasette": datasette,
         "load_start": load_start,
         "load_end": load_avg(),
         "machine": {
@@ -346,7 +415,7 @@ def main() -> None:
 def print_table(summary: dict[str, Any]) -> None:
     print(
         f"startup to first answer {summary['startup_s']:.2f} s; "
-        f"collapse={summary['collapse']} page_size={summary['page_size']} "
+        f"collapse={','.join(summary['collapses'])} page_size={summary['page_size']} "
         f"{'cached' if summary['cached'] else 'uncached'}; "
         f"Accept-Encoding: {summary['accept_encoding']}; "
         f"RSS idle {summary['server_rss_idle_mb']} MB, final {summary['server_rss_final_mb']} MB "
@@ -355,18 +424,55 @@ def print_table(summary: dict[str, Any]) -> None:
         f"{summary['load_end']}"
     )
     head = (
-        f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'system':>13} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} "
         f"{'p99 ms':>7} {'req/s':>7} {'srv CPU ms/req':>14} {'client CPU s':>12} "
         f"{'KB/resp':>8} {'RSS MB before→after':>20}"
     )
     print(head)
-    for r in summary["levels"]:
-        print(
-            f"{r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>7} "
-            f"{r['p95_ms']:>7} {r['p99_ms']:>7} {r['rps']:>7} "
-            f"{r['server_cpu_ms_per_request']:>14} {r['client_cpu_s']:>12} "
-            f"{r['kb_per_response']:>8} {r['rss_before_mb']:>9}→{r['rss_after_mb']:<9}"
+    systems = [(f"nivl {c}", rows) for c, rows in summary["by_collapse"].items()]
+    if summary.get("datasette"):
+        systems.append(("datasette", summary["datasette"]["levels"]))
+    for name, rows in systems:
+        for r in rows:
+            print(
+                f"{name:>13} {r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} "
+                f"{r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7} {r['rps']:>7} "
+                f"{r['server_cpu_ms_per_request']:>14} {r['client_cpu_s']:>12} "
+                f"{r['kb_per_response']:>8} {r['rss_before_mb']:>9}→{r['rss_after_mb']:<9}"
+            )
+    print("targets (issue 19):")
+    for line in targets(summary):
+        print(f"  {line}")
+
+
+def targets(summary: dict[str, Any]) -> list[str]:
+    """Each of issue 19's serving targets beside the figure this run measured."""
+    out = [f"startup ≤ 2 s: {summary['startup_s']:.2f} s, {verdict(summary['startup_s'] <= 2)}"]
+    ds = {r["concurrency"]: r for r in (summary.get("datasette") or {}).get("levels", [])}
+    for collapse, rows in summary["by_collapse"].items():
+        out += [f"collapse={collapse}, {line}" for line in _level_targets(rows, ds)]
+    return out
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _level_targets(rows: list[dict[str, Any]], ds: dict[int, dict[str, Any]]) -> list[str]:
+    out = []
+    for r in rows:
+        n = r["concurrency"]
+        line = (
+            f"{n} client(s): p50 {r['p50_ms']} ms (≤ 5: {verdict(r['p50_ms'] <= 5)}), "
+            f"p99 {r['p99_ms']} ms (≤ 25: {verdict(r['p99_ms'] <= 25)})"
         )
+        if n == 8:
+            line += f", {r['rps']} req/s (≥ 400: {verdict((r['rps'] or 0) >= 400)})"
+        if n in ds:
+            ratio = ds[n]["p50_ms"] / r["p50_ms"] if r["p50_ms"] else float("nan")
+            line += f", Datasette p50 / nivl p50 {ratio:.1f}x (≥ 10: {verdict(ratio >= 10)})"
+        out.append(line)
+    return out
 
 
 if __name__ == "__main__":

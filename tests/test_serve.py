@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from nivl.web.listener import listen
 
@@ -74,6 +75,37 @@ def test_serve_with_two_workers_answers_from_two_processes(tmp_path: Path) -> No
     assert len(children) >= 2  # uvicorn's workers (and its own helper process, if any)
     assert "Traceback" not in errors[0]
     assert process.returncode is not None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: one process either way")
+def test_serve_runs_one_worker_per_core_by_default(tmp_path: Path) -> None:
+    """No --workers: as many uvicorn workers as the cores the server may use; NIVL_WORKERS=1
+    (or --workers 1) still serves from the one process."""
+    cores = len(os.sched_getaffinity(0))
+    with serving(tmp_path / "home") as (url, process, errors):
+        with httpx.Client(base_url=url) as client:
+            answers = [client.get("/search", params={"q": f"apollo {i}"}) for i in range(10)]
+        workers = _workers_of(process.pid)
+    assert {a.status_code for a in answers} == {200}
+    assert len(workers) == cores
+    assert "Traceback" not in errors[0]
+    with serving(tmp_path / "home", env={"NIVL_WORKERS": "1"}) as (url, process, errors):
+        assert httpx.get(f"{url}/search", params={"q": "apollo"}).status_code == 200
+        assert _workers_of(process.pid) == []
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The uvicorn worker processes (forked: the same command line) below ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        if _parent_pid(stat) == pid:
+            try:
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"serve" in cmdline:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _parent_pid(stat: Path) -> int | None:

@@ -442,7 +442,8 @@ def serve(
         int | None, typer.Option(metavar="PORT", min=1, max=65535, help="Port (default 8000).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(metavar="N", min=1, max=64, help="Server processes (default 1).")
+        int | None,
+        typer.Option(metavar="N", min=1, max=64, help="Server processes (default: one per core)."),
     ] = None,
     read_only: Annotated[
         bool | None,
@@ -474,13 +475,14 @@ def serve(
     if semantic["available"]:
         rest = "" if semantic["embedded"] >= records else " (run 'nivl embed'; BM25 finds the rest)"
         err.print(f"semantic search: {semantic['embedded']} of {records} records embedded{rest}")
-    if settings.workers == 1:
+    workers = settings.serve_workers
+    if workers == 1:
         run(serve_config(create_app(settings), settings), sock)
         return
     # Worker processes build their app from NIVL_* variables; the library is ready (above).
-    os.environ.update(settings.as_env())
+    os.environ.update(settings.replace(workers=workers).as_env())
     app_factory = "nivl.web.app:app_from_env"
-    run(serve_config(app_factory, settings, factory=True, workers=settings.workers), sock)
+    run(serve_config(app_factory, settings, factory=True, workers=workers), sock)
 
 
 @app.command()

@@ -33,6 +33,7 @@ records the pages reach.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ HEAD_CHARS = 600
 #: Fields whose matches are weak: the full texts, which hold whole transcripts.
 WEAK_FIELDS = frozenset({"description", "description_508"})
 VOCABULARY_FIELD = "words"
+#: Words whose queries and counts a searcher keeps for the next queries (``compile_q``).
+WORDS_KEPT = 20_000
 
 STOP_WORDS = frozenset(
     """a an and are as at be but by for from has have if in into is it its no not of on or
@@ -83,6 +86,9 @@ class Matched:
     relaxed: bool = False
     suggestion: str | None = None  # q with typos corrected, when a correction exists
     corrected: bool = False  # some word matched nothing: results come from its correction
+    #: How many records the query matches with the filters, when choosing it counted them
+    #: (so a collapsed search of few hits can read them all at once, without a recount).
+    count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,13 @@ def compile_q(
     strict: bool = False,
     strong_only: bool = False,
     enough: int | None = None,
+    words_seen: dict[tuple[object, ...], _Word] | None = None,
 ) -> Matched:
     """``q``'s terms (words and "quoted phrases") → one query, by the rule above.
 
     ``filters`` are the request's other required parts: "enough" counts what they allow.
+    ``words_seen`` keeps each word's queries and counts for the next query on the same
+    ``searcher`` (each count is a pass over the word's postings in every field).
     """
     if strict:  # every word as typed; a suggestion is only offered
         suggestion = _suggest(
@@ -117,7 +126,7 @@ def compile_q(
                 word.text: word.corrections[0][0]
                 for t in dict.fromkeys(terms)
                 if not t.startswith('"') and t not in STOP_WORDS
-                for word in [_word(index, searcher, vocabulary, t, boosts, boosts)]
+                for word in [_word(index, searcher, vocabulary, t, boosts, boosts, words_seen)]
                 if word.corrections
             },
         )
@@ -125,9 +134,14 @@ def compile_q(
     enough = ENOUGH if enough is None else enough
     if strong_only:  # date order: all words if anything has them all, in the strong fields
         strong = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
-        matched = compile_q(index, searcher, vocabulary, terms, strong, filters, enough=1)
-        if _count(searcher, matched.query, filters):
-            return matched
+        matched = compile_q(
+            index, searcher, vocabulary, terms, strong, filters, enough=1, words_seen=words_seen
+        )
+        found_strong = matched.count
+        if found_strong is None:
+            found_strong = _count(searcher, matched.query, filters)
+        if found_strong:
+            return dataclasses.replace(matched, count=found_strong)
         enough = 1
     phrases = [t for t in terms if t.startswith('"')]
     words = [t for t in terms if not t.startswith('"')]
@@ -136,7 +150,9 @@ def compile_q(
     content = list(dict.fromkeys(content))
     strong_boosts = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
     required = [_parse(index, p, boosts) for p in phrases]
-    found = [_word(index, searcher, vocabulary, w, boosts, strong_boosts) for w in content]
+    found = [
+        _word(index, searcher, vocabulary, w, boosts, strong_boosts, words_seen) for w in content
+    ]
     total = max(int(searcher.num_docs), 1)
     clauses: list[Query] = []
     weights: list[float] = []
@@ -176,8 +192,13 @@ def compile_q(
     ]
     strict_query = _all([*required, *(scored if STRICT_BONUS else clauses)])
     alone = len(clauses) == 1 and not required  # one word: nothing to relax
-    if alone or _count(searcher, strict_query, filters) >= enough:
+    if alone:
         return Matched(strict_query, False, suggestion, corrected)
+    # Counted without the strong-field bonus clauses: the same records match (a word's
+    # strong fields are among its fields), with about half the postings to walk.
+    count: int | None = _count(searcher, _all([*required, *clauses]), filters)
+    if count is not None and count >= enough:
+        return Matched(strict_query, False, suggestion, corrected, count)
     # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
     lowest = 0 if required else 1
     query = strict_query
@@ -186,12 +207,37 @@ def compile_q(
             [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in scored],
             m or None,
         )
-        if m == lowest or _count(searcher, query, filters) >= enough:
+        counted = Query.boolean_query(
+            [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in clauses],
+            m or None,
+        )
+        count = None if m == lowest else _count(searcher, counted, filters)
+        if count is None or count >= enough:
             break
-    return Matched(query, True, suggestion, corrected)
+    return Matched(query, True, suggestion, corrected, count)
 
 
 def _word(
+    index: tantivy.Index,
+    searcher: tantivy.Searcher,
+    vocabulary: tantivy.TextAnalyzer,
+    text: str,
+    boosts: Mapping[str, float],
+    strong_boosts: Mapping[str, float],
+    seen: dict[tuple[object, ...], _Word] | None = None,
+) -> _Word:
+    key = (text, tuple(boosts.items()), tuple(strong_boosts))
+    if seen is not None and (word := seen.get(key)) is not None:
+        return word
+    word = _new_word(index, searcher, vocabulary, text, boosts, strong_boosts)
+    if seen is not None:
+        if len(seen) >= WORDS_KEPT:
+            seen.clear()  # a bound, not an LRU: the common words come back at once
+        seen[key] = word
+    return word
+
+
+def _new_word(
     index: tantivy.Index,
     searcher: tantivy.Searcher,
     vocabulary: tantivy.TextAnalyzer,

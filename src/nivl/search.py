@@ -7,7 +7,10 @@ only touches the one page it returns, whose raw items come from the store.
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +19,9 @@ from .search_index import Snapshot
 from .store import Store
 
 HIGHLIGHT_FIELDS = ("title", "description")
+#: A collapsed search whose hits are known to be at most this many reads them all at once:
+#: then the groups are counted from those hits, not by another pass over the postings.
+ALL_AT_ONCE = 2000
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ def search(
     if ranking is not None:
         result = _search_ranking(store, index, request, plan, ranking)
     elif request.collapse != "none":
-        result = _collapsed(store, index, request, query)
+        known = matched.count if matched is not None else None
+        result = _collapsed(store, index, request, query, known)
     else:
         result = _search_page(store, index, request, query)
     if matched is not None and matched.suggestion:
@@ -104,7 +111,9 @@ def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: A
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
 
 
-def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
+def _collapsed(
+    store: Store, index: Snapshot, request: SearchRequest, query: Any, known: int | None = None
+) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
 
     Hits are read in growing batches until the page's groups are found (or the hits
@@ -113,13 +122,19 @@ def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any
     batches stop early, ``total_groups`` is an exact count over every hit, so the last
     page, ``next`` and the pager all agree with what the pages hold. (Reading every
     hit's group id in one pass is exact too, but page 1 of 80–100k hits costs 3–7x
-    more: ``bench/collapse_paging.py``.)
+    more: ``bench/collapse_paging.py``.) When matching already counted the hits
+    (``known``) and they are few, the first batch takes them all.
     """
     level = request.collapse
     field_name = f"{level}_group"
     wanted = request.offset + request.page_size
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
     scanned, total, batch = 0, 0, max(wanted * 2, 200)
+    counting: Future[int] | None = None
+    if known is not None and known <= ALL_AT_ONCE:
+        batch = max(batch, known)
+    else:  # many hits, likely: count their groups (a pass of its own) while the page is read
+        counting = _counter().submit(index.count_distinct, query, field_name)
     while len(firsts) < wanted:
         hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
         total = hits.total
@@ -136,6 +151,10 @@ def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any
         batch *= 2
     if scanned >= total:
         total_groups = len(firsts)
+        if counting is not None:
+            counting.cancel()  # not needed after all (if it has started, it just ends)
+    elif counting is not None:
+        total_groups = counting.result()
     else:
         total_groups = index.count_distinct(query, field_name)
     chosen = list(firsts.values())[request.offset : wanted]
@@ -160,6 +179,21 @@ def _collapsed(store: Store, index: Snapshot, request: SearchRequest, query: Any
     return SearchResult(
         request=request, total_hits=total, hits=page, facets=facets, total_groups=total_groups
     )
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the pid that made it, the pool)
+_pool_lock = threading.Lock()
+
+
+def _counter() -> ThreadPoolExecutor:
+    """Threads for the group counts of collapsed searches (tantivy releases the GIL), made
+    on first use in each process (a forked worker does not inherit its parent's threads):
+    one per core, shared by every request of the process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(os.cpu_count() or 1, "nivl-count"))
+        return _pool[1]
 
 
 def _highlights(index: Snapshot, query: Any, addresses: list[Any]) -> list[dict[str, str]]:

@@ -357,10 +357,14 @@ class SearchIndex:
         return self.compile_matching(plan)[0]
 
     def compile_matching(
-        self, plan: QueryPlan, searcher: tantivy.Searcher | None = None
+        self,
+        plan: QueryPlan,
+        searcher: tantivy.Searcher | None = None,
+        words_seen: dict[tuple[object, ...], Any] | None = None,
     ) -> tuple[Query, matching.Matched | None]:
         """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``;
-        the counts that decide how far to relax are read on ``searcher`` (default: current)."""
+        the counts that decide how far to relax are read on ``searcher`` (default: current),
+        and ``words_seen`` keeps the words' counts for that searcher's next queries."""
         if plan.matches_nothing:
             return Query.empty_query(), None
         parts: list[tuple[Occur, Query]] = []
@@ -381,6 +385,7 @@ class SearchIndex:
                     [q for _, q in parts],
                     strict=not clause.relax,
                     strong_only=clause.strong_only,
+                    words_seen=words_seen if searcher is not None else None,
                 )
             parts.insert(0, (Occur.Must, matched.query))
         if not parts:
@@ -460,13 +465,14 @@ class Snapshot:
         self.schema = index.schema
         self._completions: Completions | None = None
         self._completions_lock = threading.Lock()
+        self._words: dict[tuple[object, ...], Any] = {}  # matching.compile_q's, this searcher's
 
     def compile(self, plan: QueryPlan) -> Query:
         return self.compile_matching(plan)[0]
 
     def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
         """The plan compiled against this snapshot's own counts."""
-        return self._index.compile_matching(plan, self._searcher)
+        return self._index.compile_matching(plan, self._searcher, self._words)
 
     def rows_query(self, row_ids: Sequence[int]) -> Query:
         """Exactly the documents of these store rows."""

@@ -44,7 +44,12 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("public_url", "", "Base URL nivl's own links point at (default: from each request)"),
     ("load_sample", True, "Load the bundled sample into an empty home on nivl serve"),
     ("max_db_mb", 0, "Cap on the SQLite file's size in MB (0: no cap); beyond it writes fail"),
-    ("workers", 1, "Processes nivl serve runs (one per core serves the most requests/s)"),
+    (
+        "workers",
+        0,
+        "Processes nivl serve runs (0: one per core this process may use, which serves the "
+        "most requests/s)",
+    ),
     ("max_record_kb", 1024, "Largest record (one JSON line or item) nivl import accepts, in kB"),
     (
         "header_timeout",
@@ -101,7 +106,7 @@ class Settings:
     public_url: str = ""
     load_sample: bool = True
     max_db_mb: int = 0
-    workers: int = 1
+    workers: int = 0
     max_record_kb: int = 1024
     header_timeout: float = 10.0
     keep_alive_timeout: int = 5
@@ -117,6 +122,16 @@ class Settings:
             max_result_window=self.max_result_window,
             max_query_length=self.max_query_length,
         )
+
+    @property
+    def serve_workers(self) -> int:
+        """``workers``, with 0 (the default) as one per core this process may run on."""
+        if self.workers > 0:
+            return self.workers
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     @property
     def db_path(self) -> Path:
@@ -172,6 +187,8 @@ def _convert(name: str, raw: str) -> Any:
             raise ConfigError(f"NIVL_{name.upper()} must be an integer, got {raw!r}") from None
         if name == "max_record_kb" and value < 1:
             raise ConfigError(f"NIVL_{name.upper()} must be at least 1, got {raw!r}")
+        if name == "workers" and value < 0:
+            raise ConfigError(f"NIVL_{name.upper()} must be 0 (one per core) or more, got {raw!r}")
         return value
     if name in _FLOAT_SETTINGS:
         try:

@@ -103,9 +103,27 @@ def listen(host: str, port: int) -> socket.socket:
 def run(config: ServeConfig, sock: socket.socket) -> None:
     """Serve on ``sock`` until interrupted, in ``config.workers`` processes."""
     if config.workers > 1:
+        _fork_workers()
         Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def _fork_workers() -> None:
+    """Have uvicorn fork its workers from this process instead of spawning them.
+
+    A spawned worker is a fresh interpreter that imports everything again (FastAPI,
+    pydantic's models, tantivy, numpy: about a second and 80 MB of its own heap apiece);
+    forked, a worker starts with the modules this process imported, shared copy-on-write,
+    and only opens its own library. The caller holds no library, thread or tantivy
+    handle at this point (``nivl serve`` closed the one it checked the home with).
+    uvicorn 0.54 (pinned) takes the context from ``uvicorn._subprocess.spawn``.
+    """
+    from uvicorn import _subprocess
+
+    from . import api, docs, ui  # noqa: F401  (what each worker's create_app imports)
+
+    _subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
 
 
 class HeadDeadlineProtocol(H11Protocol):

@@ -14,14 +14,13 @@ strips the suffix from If-None-Match on the way in, so the routes compare one ta
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-from isal import igzip
+from isal import igzip, isal_zlib
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
@@ -74,10 +73,16 @@ class BodyCache:
                 self._bytes += grown_by
 
 
-def etag(data: bytes) -> str:
-    """A strong validator: 96 bits of SHA-1 (twice as fast as BLAKE2b where the CPU has SHA
-    instructions, as most x86-64 and ARM servers now do; about as fast where it has not)."""
-    return '"' + hashlib.sha1(data, usedforsecurity=False).hexdigest()[:24] + '"'
+def etag(data: bytes, revision: int = 0) -> str:
+    """A strong validator: the revision the body was made at, its length and its CRC-32.
+
+    A body is a function of its URL and the revision, so the revision alone tells two
+    versions of a URL apart; length and CRC-32 cover whatever else could change a body
+    (a new nivl version, a home rebuilt from scratch). ISA-L's CRC-32 costs 0.02 ms a MB
+    where SHA-1 cost 0.5 ms: 5% of an uncached page's CPU. The same body gets the same tag
+    in every worker process.
+    """
+    return f'"{revision:x}-{len(data):x}-{isal_zlib.crc32(data):08x}"'
 
 
 def json_response(
@@ -94,7 +99,7 @@ def json_response(
     body = cache.get(key) if cache is not None else None
     if body is None:
         data = build()
-        body = Body(data, etag(data))
+        body = Body(data, etag(data, revision))
         if cache is not None:
             body = cache.put(key, body)
     headers = {

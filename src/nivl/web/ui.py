@@ -194,7 +194,7 @@ def cached_page(request: Request, library: Library, build: Callable[[], Response
         if response.status_code != 200:
             return response
         data = bytes(response.body)
-        body = Body(data, etag(data))
+        body = Body(data, etag(data, library.semantic_revision))
         if cache is not None:
             body = cache.put(key, body)
     else:

@@ -1,0 +1,111 @@
+"""The slowest queries of ``http_latency.py``'s query set, and where their time goes.
+
+Usage::
+
+    python bench/tail_profile.py --home DIR --data synth-300k.jsonl [--queries 300] [--tail 5]
+
+In process, on the same queries ``http_latency.py`` sends (a page of 100, ``collapse`` as
+asked), each query's thread CPU time is split into what an uncached ``/search`` does: the
+search (``Library.search``), the page's JSON (``search_document``), gzip (ISA-L, as the
+server) and the ETag. Then the slowest ``--tail`` percent are run again under cProfile and
+its top functions printed by own time (tantivy's calls show as builtins: ``search``,
+``aggregate``, ``fast_field_values``; SQLite's as ``execute``/``fetchall``), with the
+queries themselves, so a tail can be traced to its cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+from common import percentile
+from isal import igzip
+from search_bench import make_queries
+
+from nivl import Library, Settings
+from nivl.documents import search_document
+from nivl.query import parse_request
+from nivl.web.responses import etag
+
+STEPS = ("search", "document", "gzip", "etag")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the queries' words come from it")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--collapse", choices=("event", "caption", "none"), default="event")
+    parser.add_argument("--tail", type=float, default=5.0, help="percent of queries profiled")
+    parser.add_argument("--top", type=int, default=25, help="profile rows printed")
+    parser.add_argument("--seed", type=int, default=2)
+    args = parser.parse_args()
+
+    library = Library(Settings.from_env({}, home=args.home), sync=False)
+    specs = make_queries(args.data, args.queries, args.seed)
+    requests = []
+    for spec in specs:
+        params = spec.params(args.collapse)
+        requests.append((params, parse_request(params, library.limits)))
+    for _params, request in requests[:20]:  # warm the caches a running server has warm
+        library.search(request)
+
+    rows = []
+    for params, request in requests:
+        times = {}
+        started = time.thread_time()
+        result = library.search(request)
+        times["search"] = time.thread_time() - started
+        mark = time.thread_time()
+        body = search_document(result, "http://127.0.0.1:8000")
+        times["document"] = time.thread_time() - mark
+        mark = time.thread_time()
+        igzip.compress(body, compresslevel=1, mtime=0)
+        times["gzip"] = time.thread_time() - mark
+        mark = time.thread_time()
+        etag(body)
+        times["etag"] = time.thread_time() - mark
+        total = sum(times.values())
+        rows.append((total, times, params, result.total_hits, len(body)))
+
+    totals = sorted(r[0] for r in rows)
+    print(
+        f"{len(rows)} queries, collapse={args.collapse}: CPU ms p50 "
+        f"{percentile(totals, 50) * 1000:.2f}, p95 {percentile(totals, 95) * 1000:.2f}, "
+        f"p99 {percentile(totals, 99) * 1000:.2f}, max {totals[-1] * 1000:.2f}"
+    )
+    print(
+        "median ms per step: "
+        + ", ".join(f"{step} {median(r[1][step] for r in rows) * 1000:.2f}" for step in STEPS)
+    )
+    rows.sort(key=lambda r: r[0], reverse=True)
+    tail = rows[: max(1, round(len(rows) * args.tail / 100))]
+    print(f"\nslowest {len(tail)} (ms: total = " + " + ".join(STEPS) + "; hits; body KB):")
+    for total, times, params, hits, size in tail:
+        steps = " + ".join(f"{times[s] * 1000:.1f}" for s in STEPS)
+        print(f"  {total * 1000:6.1f} = {steps}; {hits:>7} hits; {size // 1024:>5} KB  {params}")
+
+    profiler = cProfile.Profile()
+    for _total, _times, params, _hits, _size in tail:
+        request = parse_request(params, library.limits)
+        profiler.enable()
+        for _ in range(3):
+            body = search_document(library.search(request), "http://127.0.0.1:8000")
+            igzip.compress(body, compresslevel=1, mtime=0)
+            etag(body)
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(args.top)
+    print("\n" + out.getvalue(), file=sys.stdout)
+    library.close()
+
+
+if __name__ == "__main__":
+    main()
