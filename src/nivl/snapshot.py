@@ -32,8 +32,9 @@ from .search_index import verify_files
 from .store import Store
 
 MANIFEST = "snapshot.json"
-#: Files of the home's index that are not part of any revision (lock files, the memo of
-#: files already checked: the replica checks every file of its copy on open).
+#: Files of the home's index that are not part of any revision (lock files, and the memo of
+#: files already checked, which names the home's files: the snapshot checks its own copy
+#: and writes its own memo, so a replica's workers need not read every file again).
 _NOT_COPIED = ("nivl-verified",)
 
 
@@ -108,7 +109,7 @@ def write(
             media_files, size = _copy_media(media_path, partial / media_path.name)
             copied += size
         copied += (partial / "nivl.db").stat().st_size
-        verify_files(partial / "index", remember=False)
+        verify_files(partial / "index", remember=True)
         records = store.count()
         manifest = {
             "revision": revision,
