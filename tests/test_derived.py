@@ -7,6 +7,7 @@ server on loopback, real damaged files.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -180,6 +181,43 @@ def test_serve_rebuilds_a_damaged_index_and_answers(home: Path) -> None:
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
     assert "damaged" in errors[0] and "rebuilding it from the store" in errors[0]
     assert "Traceback" not in errors[0]
+
+
+def test_an_index_opened_between_a_rebuilds_two_renames_waits_for_the_new_one(
+    home: Path,
+) -> None:
+    """``rebuild_index`` moves the old index away, then the new one in. A process opening
+    the home in between once made an empty index there and answered from it (seen as
+    ``total_hits`` 0 from one of two serve workers while the other rebuilt)."""
+    index, away = home / "index", home / "index.old"
+    with (home / "write.lock").open("a") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # a rebuild holds the lock...
+        os.rename(index, away)  # ...and is between its two renames
+        search = subprocess.Popen(
+            [sys.executable, "-m", "nivl", "search", "apollo", "--json", "--home", str(home)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+        )
+        deadline = time.monotonic() + 120
+        while search.poll() is None and not _holds_open(search.pid, home / "write.lock"):
+            assert time.monotonic() < deadline, "the search neither waited nor finished"
+            time.sleep(0.05)
+        os.rename(away, index)  # the rebuild's second rename: fails if an index was made
+    out, err = search.communicate(timeout=120)
+    assert search.returncode == 0, err
+    assert json.loads(out)["collection"]["metadata"]["total_hits"] > 0
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (it waits for the lock on it)."""
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                    return True
+    return False
 
 
 def test_an_index_damaged_under_a_running_server_fails_as_json_then_heals(

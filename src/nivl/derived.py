@@ -182,6 +182,12 @@ def open_index(
     """
     read_only = lock is None
     try:
+        if lock is not None and not (path / "meta.json").exists():
+            # No index to open: a new home, or another process's rebuild between its two
+            # renames. Making one takes the lock, so it never races that rebuild (an empty
+            # index opened in the gap would be served as the truth).
+            with lock.hold(wait=wait):
+                return SearchIndex(path, verify=True)
         return SearchIndex(path, read_only=read_only, verify=True)
     except SearchIndexError as exc:
         if not exc.damaged and not read_only:
