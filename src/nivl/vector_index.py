@@ -268,14 +268,19 @@ class VectorIndex(SyncedVectors):
 
 
 class MatrixIndex(SyncedVectors):
-    """The built-in model's vectors: one float16 matrix file, searched exactly with numpy.
+    """The built-in model's vectors: one float16 matrix file, memory-mapped, searched exactly.
 
     No HNSW (usearch and its kernels are ~55 MB): at 140k records x 256 dims a brute-force
-    product over the matrix (float32 in memory, 140 MB) takes ~10 ms, float16 on disk keeps
-    the file at half that. The file is one ``.npy`` of a structured array (row id, vector),
-    written to a temporary name and renamed, so a reader never sees half of one; anything
-    ``numpy`` cannot load as that shape is damage (``SearchIndexError``).
+    product over the matrix takes tens of milliseconds. The file holds two ``.npy`` arrays
+    one after the other (sorted row ids, then the float16 vectors), written to a temporary
+    name and renamed, so a reader never sees half of one. Opening maps it (``np.memmap``)
+    instead of reading it: a process that never runs a semantic query never reads the
+    vectors (a 143 MB float32 load per open at 140k before), and workers share its pages.
+    A file that does not parse as that shape is damage (``SearchIndexError``).
     """
+
+    #: Rows converted to float32 at a time while searching (bounded scratch memory).
+    CHUNK = 16_384
 
     def __init__(self, path: Path | None, *, dimensions: int, mark: str) -> None:
         import numpy as np
@@ -283,36 +288,37 @@ class MatrixIndex(SyncedVectors):
         self.path = path
         self.mark = mark
         self.dimensions = dimensions
-        self._dtype = np.dtype([("id", "<i8"), ("v", "<f2", (dimensions,))])
         self._mtime = 0.0
-        self._ids = np.zeros(0, dtype=np.int64)  # sorted
-        self._matrix = np.zeros((0, dimensions), dtype=np.float32)
+        self._ids: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted
+        self._matrix: np.ndarray = np.zeros((0, dimensions), dtype=np.float16)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._load()
 
     def _load(self) -> None:
-        import numpy as np
-
         if self.path is None or not self.path.exists():
             return
         try:
             mtime = self.path.stat().st_mtime
-            table = np.load(self.path, allow_pickle=False)
+            ids, matrix = _map_arrays(self.path)
         except (OSError, ValueError, EOFError) as exc:
             raise SearchIndexError(f"loading {self.path} failed: {exc}", damaged=True) from exc
-        if table.dtype != self._dtype or table.ndim != 1:
-            raise SearchIndexError(
-                f"loading {self.path} failed: not {self.dimensions}-dimension vectors",
-                damaged=True,
-            )
-        ids = np.asarray(table["id"], dtype=np.int64)
-        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
-            raise SearchIndexError(
-                f"loading {self.path} failed: row ids out of order", damaged=True
-            )
-        self._ids, self._matrix = ids, np.asarray(table["v"], dtype=np.float32)
+        problem = self._check(ids, matrix)
+        if problem:
+            raise SearchIndexError(f"loading {self.path} failed: {problem}", damaged=True)
+        self._ids, self._matrix = ids, matrix
         self._pending = []
         self._mtime = mtime
+
+    def _check(self, ids: np.ndarray, matrix: np.ndarray) -> str:
+        import numpy as np
+
+        if ids.dtype != np.int64 or ids.ndim != 1:
+            return "no row ids"
+        if matrix.dtype != np.float16 or matrix.shape != (len(ids), self.dimensions):
+            return f"not {len(ids)} vectors of {self.dimensions} dimensions"
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            return "row ids out of order"
+        return ""
 
     def __len__(self) -> int:
         self._merge()
@@ -324,6 +330,7 @@ class MatrixIndex(SyncedVectors):
 
     @property
     def memory_usage(self) -> int:
+        """Bytes of ids and vectors (mapped pages count too: they are read on search)."""
         self._merge()
         return int(self._ids.nbytes + self._matrix.nbytes)
 
@@ -341,10 +348,7 @@ class MatrixIndex(SyncedVectors):
         import numpy as np
 
         self._pending.append(
-            (
-                np.asarray(row_ids, dtype=np.int64),
-                np.asarray(vectors, dtype=np.float16).astype(np.float32),  # as the file keeps
-            )
+            (np.asarray(row_ids, dtype=np.int64), np.asarray(vectors, dtype=np.float16))
         )
 
     def _merge(self) -> None:
@@ -357,36 +361,45 @@ class MatrixIndex(SyncedVectors):
         matrix = np.concatenate([self._matrix, *(m for _, m in self._pending)])
         self._pending = []
         # the last occurrence of each id wins: unique over the reversed order
-        reversed_ids = ids[::-1]
-        unique, first = np.unique(reversed_ids, return_index=True)
-        keep = len(ids) - 1 - first
-        self._ids, self._matrix = unique, matrix[keep]
+        unique, first = np.unique(ids[::-1], return_index=True)
+        self._ids, self._matrix = unique, matrix[len(ids) - 1 - first]
 
     def save(self) -> None:
-        """Write the file atomically (temp file, then rename)."""
+        """Write the file atomically (temp file, then rename), then map the new file."""
         import numpy as np
 
         self._merge()
         if self.path is None:
             return
-        table = np.empty(len(self._ids), dtype=self._dtype)
-        table["id"], table["v"] = self._ids, self._matrix
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with tmp.open("wb") as out:
-                np.save(out, table, allow_pickle=False)
+                np.save(out, np.ascontiguousarray(self._ids), allow_pickle=False)
+                np.save(out, np.ascontiguousarray(self._matrix), allow_pickle=False)
             os.replace(tmp, self.path)
         except OSError as exc:
             raise SearchIndexError(f"saving {self.path} failed: {exc.strerror}") from exc
-        self._mtime = self.path.stat().st_mtime
+        self._load()  # map what was written: the arrays in memory can go
 
     def clear(self) -> None:
         import numpy as np
 
         self._ids = np.zeros(0, dtype=np.int64)
-        self._matrix = np.zeros((0, self.dimensions), dtype=np.float32)
+        self._matrix = np.zeros((0, self.dimensions), dtype=np.float16)
         self._pending = []
+
+    def _similarity(self, rows: np.ndarray | slice, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of ``vector`` with the selected rows, in float32 chunks."""
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32)
+        matrix = self._matrix[rows]
+        out = np.empty(len(matrix), dtype=np.float32)
+        for start in range(0, len(matrix), self.CHUNK):
+            block = np.asarray(matrix[start : start + self.CHUNK], dtype=np.float32)
+            out[start : start + len(block)] = block @ query
+        return out
 
     def search(self, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
         """The ``count`` nearest rows by cosine similarity (exact), best first."""
@@ -395,7 +408,7 @@ class MatrixIndex(SyncedVectors):
         self._merge()
         if len(self._ids) == 0 or count <= 0:
             return []
-        similarity = self._matrix @ np.asarray(vector, dtype=np.float32)
+        similarity = self._similarity(slice(None), vector)
         count = min(count, len(similarity))
         top = np.argpartition(-similarity, count - 1)[:count]
         top = top[np.lexsort((self._ids[top], -similarity[top]))]
@@ -412,8 +425,8 @@ class MatrixIndex(SyncedVectors):
         if not len(wanted) or len(self._ids) == 0:
             return []
         at = np.clip(np.searchsorted(self._ids, wanted), 0, len(self._ids) - 1)
-        at = at[self._ids[at] == wanted]
-        similarity = self._matrix[at] @ np.asarray(vector, dtype=np.float32)
+        at = np.unique(at[self._ids[at] == wanted])
+        similarity = self._similarity(at, vector)
         order = np.lexsort((self._ids[at], -similarity))[:count]
         return [(int(self._ids[at[i]]), float(similarity[i])) for i in order]
 
@@ -424,5 +437,36 @@ class MatrixIndex(SyncedVectors):
         at = int(np.searchsorted(self._ids, row_id))
         if at >= len(self._ids) or self._ids[at] != row_id:
             return None
-        found: np.ndarray = self._matrix[at].copy()
+        found: np.ndarray = np.asarray(self._matrix[at], dtype=np.float32)
         return found
+
+
+def _map_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays of a matrix file, mapped read-only (``ValueError`` if it is not one)."""
+    import numpy as np
+
+    arrays = []
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        for _ in range(2):
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f"unknown .npy version {version}")
+            if fortran or dtype.hasobject:
+                raise ValueError("not a plain C-order array")
+            offset = file.tell()
+            length = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if offset + length > size:
+                raise ValueError(f"cut short ({size} bytes)")
+            if length == 0:
+                arrays.append(np.zeros(shape, dtype=dtype))
+            else:
+                arrays.append(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape))
+            file.seek(offset + length)
+        if file.tell() != size:
+            raise ValueError("trailing bytes")
+    return arrays[0], arrays[1]
