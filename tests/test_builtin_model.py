@@ -94,6 +94,32 @@ def test_a_damaged_vector_file_is_rebuilt_from_the_store(
     assert vectors.exists()
 
 
+def test_a_vector_file_cut_short_is_set_aside_and_made_again(
+    tmp_path: Path, records_path: Path
+) -> None:
+    settings = imported(tmp_path, records_path)
+    vectors = next(settings.home.glob("vectors.*.npy"))
+    whole = vectors.read_bytes()
+    vectors.write_bytes(whole[: len(whole) // 2])  # a copy or a disk that stopped halfway
+    with Library(settings) as library:
+        assert any("damaged" in note for note in library.notes)
+        assert semantic_ids(library, "exploding stars")
+    assert vectors.with_suffix(".damaged").read_bytes() == whole[: len(whole) // 2]
+    assert len(vectors.read_bytes()) == len(whole)
+
+
+def test_opening_a_home_maps_the_vectors_instead_of_reading_them(
+    tmp_path: Path, records_path: Path
+) -> None:
+    import numpy as np
+
+    settings = imported(tmp_path, records_path)
+    with Library(settings) as library:
+        assert isinstance(library.builtin._matrix, np.memmap)
+        assert library.builtin._matrix.dtype == np.float16
+        assert semantic_ids(library, "exploding stars")  # searched through the map
+
+
 def test_an_updated_record_is_embedded_again(tmp_path: Path, records_path: Path) -> None:
     settings = imported(tmp_path, records_path)
     item = orjson.loads(records_path.read_bytes().splitlines()[0])  # Chandra, Andromeda

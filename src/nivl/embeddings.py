@@ -142,7 +142,7 @@ class Embedder:
 #: The built-in model: a model2vec static model distilled from all-MiniLM-L6-v2 by
 #: scripts/build_model.py, shipped as package data (src/nivl/model). Its name keys its
 #: vector file and its stage's mark, so its vectors never mix with the extra's.
-BUILTIN_MODEL = "minilm-static-256"
+BUILTIN_MODEL = "minilm-fitted-256"
 BUILTIN_DIMENSIONS = 256
 
 
