@@ -108,6 +108,24 @@ def test_a_vector_file_cut_short_is_set_aside_and_made_again(
     assert len(vectors.read_bytes()) == len(whole)
 
 
+def test_vectors_damaged_while_serving_leave_searches_on_the_loaded_ones(
+    tmp_path: Path, records_path: Path
+) -> None:
+    settings = imported(tmp_path, records_path)
+    vectors = next(settings.home.glob("vectors.*.npy"))
+    with Library(settings) as library:
+        before = semantic_ids(library, "exploding stars")
+        damaged = vectors.with_name("damaged.tmp")
+        damaged.write_bytes(b"\x93NUMPY not really" + bytes(5000))
+        os.replace(damaged, vectors)  # as another process's rename would
+        library.refresh()
+        assert semantic_ids(library, "exploding stars") == before
+        library.refresh()  # the damaged file is not read again at each request
+    with Library(settings) as library:  # the next open sets it aside and embeds again
+        assert any("damaged" in note for note in library.notes)
+        assert semantic_ids(library, "exploding stars") == before
+
+
 def test_opening_a_home_maps_the_vectors_instead_of_reading_them(
     tmp_path: Path, records_path: Path
 ) -> None:

@@ -222,7 +222,10 @@ class Library:
                     self._view = View(revision, self.index.snapshot())
         if self._vectors is not None:
             self._vectors.reload_if_changed()  # what ``nivl embed`` saved since
-        self.builtin.reload_if_changed()  # what an import in another process saved
+        try:
+            self.builtin.reload_if_changed()  # what an import in another process saved
+        except SearchIndexError as exc:  # damaged on disk: keep the vectors already mapped
+            log.warning("%s; searching the vectors loaded before until the next open", exc)
         return revision
 
     def _heal(self) -> None:

@@ -335,12 +335,21 @@ class MatrixIndex(SyncedVectors):
         return int(self._ids.nbytes + self._matrix.nbytes)
 
     def reload_if_changed(self) -> bool:
-        """Pick up what an import in another process saved since; True if it did."""
+        """Pick up what an import in another process saved since; True if it did.
+
+        A damaged new file raises ``SearchIndexError`` once (its mtime is remembered) and
+        leaves the vectors already loaded in place.
+        """
         if self.path is None or not self.path.exists():
             return False
-        if self.path.stat().st_mtime == self._mtime:
+        mtime = self.path.stat().st_mtime
+        if mtime == self._mtime:
             return False
-        self._load()
+        try:
+            self._load()
+        except SearchIndexError:
+            self._mtime = mtime
+            raise
         return True
 
     def add(self, row_ids: Sequence[int], vectors: np.ndarray) -> None:
