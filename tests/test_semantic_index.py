@@ -243,3 +243,23 @@ def test_serving_warms_the_model_only_when_there_are_vectors(
     assert embedded.embedder() is embedded.embedder()
     with Library(Settings.from_env({}, home=str(tmp_path / "empty"))) as empty:
         assert empty.warm_semantic() is None
+
+
+def test_the_extras_vectors_damaged_while_serving_keep_the_loaded_ones(
+    tmp_path: Path, subset_path: Path
+) -> None:
+    import os
+
+    settings = Settings.from_env({}, home=str(tmp_path / "home"))
+    lines = subset_path.read_text().splitlines(keepends=True)[:20]
+    (tmp_path / "few.jsonl").write_text("".join(lines))
+    with Library(settings) as library:
+        library.import_paths([tmp_path / "few.jsonl"])
+        library.embed()
+        assert library.semantic_model() == "all-MiniLM-L6-v2"
+        before = _search(library, q="galaxy", mode="semantic")
+        garbage = tmp_path / "home" / "garbage.tmp"
+        garbage.write_bytes(b"not a usearch file" * 100)
+        os.replace(garbage, library.vectors_path)  # as another process's rename would
+        library.refresh()
+        assert _search(library, q="galaxy", mode="semantic") == before

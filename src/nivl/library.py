@@ -220,12 +220,12 @@ class Library:
                 if revision != self._view.revision:
                     self.index.reload()
                     self._view = View(revision, self.index.snapshot())
-        if self._vectors is not None:
-            self._vectors.reload_if_changed()  # what ``nivl embed`` saved since
-        try:
-            self.builtin.reload_if_changed()  # what an import in another process saved
-        except SearchIndexError as exc:  # damaged on disk: keep the vectors already mapped
-            log.warning("%s; searching the vectors loaded before until the next open", exc)
+        for vectors in (self._vectors, self.builtin):  # what ``nivl embed``, an import saved
+            try:
+                if vectors is not None:
+                    vectors.reload_if_changed()
+            except SearchIndexError as exc:  # damaged on disk: keep the vectors loaded
+                log.warning("%s; searching the vectors loaded before until the next open", exc)
         return revision
 
     def _heal(self) -> None:
