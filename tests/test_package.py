@@ -19,7 +19,9 @@ def test_public_api_is_explicit() -> None:
     exported = {name for name in dir(nivl) if not name.startswith("_")}
     modules = {
         "captions",
+        "cite",
         "cli",
+        "credit",
         "derived",
         "documents",
         "embeddings",
@@ -28,12 +30,14 @@ def test_public_api_is_explicit() -> None:
         "grouping",
         "groups",
         "hybrid",
+        "iiif",
         "ingest",
         "jsonstream",
         "library",
         "matching",
         "media",
         "migrations",
+        "pictures",
         "query",
         "records",
         "render",
@@ -43,6 +47,7 @@ def test_public_api_is_explicit() -> None:
         "suggest",
         "upstream",
         "vector_index",
+        "visual",
         "web",
     }
     assert exported - modules == set(nivl.__all__) - {"__version__"}
@@ -110,6 +115,11 @@ def test_every_pinned_dependency_is_imported() -> None:
                 and isinstance(node.args[0].value, str)
             ):
                 imported.add(node.args[0].value.split(".")[0])
+    # a distribution's import name may differ from its own (pillow is imported as PIL)
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions()
+    imported |= {d.lower().replace("-", "_") for m in imported for d in names.get(m, [])}
     assert wanted - imported == set()
 
 

@@ -20,9 +20,10 @@ import pytest
 
 from nivl import Library, Settings
 from nivl.captions import srt_to_vtt
+from nivl.credit import credit_line
 from nivl.records import parse_item
 from nivl.web.app import create_app
-from nivl.web.ui import credit_line, text_paragraphs
+from nivl.web.ui import text_paragraphs
 
 from .conftest import RESPONSES
 from .servers import running

@@ -38,7 +38,7 @@ from .embeddings import default_mode
 from .errors import BadRequest, ConfigError, InvalidParameter, MissingParameters, NivlError
 from .exports import FORMATS
 from .harvest import Progress as HarvestProgress
-from .library import Library, sample_paths
+from .library import Library, sample_paths, unhashed_lines
 from .media import FetchResult
 from .query import UPSTREAM_PARAMETERS, SearchRequest, parse_request
 from .render import DupesTable, GroupTable, HarvestReport, ImportReport, ResultsTable, plain
@@ -91,6 +91,7 @@ class Collapse(StrEnum):
     none = "none"
     caption = "caption"
     event = "event"
+    visual = "visual"
 
 
 class Match(StrEnum):
@@ -128,6 +129,8 @@ class ExportFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
+    bibtex = "bibtex"
+    ris = "ris"
 
 
 assert tuple(f.value for f in ExportFormat) == FORMATS
@@ -380,30 +383,50 @@ def stats(
 
 @app.command("export")
 def export_(
+    query: QueryArgument = "",
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
         ExportFormat.jsonl
     ),
+    media_type: MediaTypeOption = None,
+    center: CenterOption = "",
+    year_start: YearStartOption = "",
+    year_end: YearEndOption = "",
+    keywords: KeywordsOption = "",
+    nasa_id: NasaIdOption = "",
     out: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Export every record: jsonl (raw upstream items), csv or parquet.
+    """Export records: jsonl (raw upstream items), csv, parquet, or citations (bibtex, ris).
 
-    CSV cells that a spreadsheet would run as a formula (=, +, -, @) start with a '.
+    QUERY: words to search for (default: every record, in nasa_id order); the options
+    filter; a search's hits come newest in the mirror first. CSV cells that a spreadsheet
+    would run as a formula (=, +, -, @) start with a '.
     """
     if fmt is ExportFormat.parquet and out is None and sys.stdout.isatty():
         raise typer.BadParameter(
             "parquet is binary and stdout is a terminal: give --out FILE or redirect stdout",
             param_hint="'--format'",
         )
+    params = {
+        "q": query, "center": center, "year_start": year_start, "year_end": year_end,
+        "keywords": keywords, "nasa_id": nasa_id,
+        "media_type": ",".join(m.value for m in media_type or []),
+        "collapse": "none", "match": "all", "sort": "added_desc",
+    }  # fmt: skip
+    filtered = any(v for k, v in params.items() if k not in ("collapse", "match", "sort"))
+    request = _search_request(params, settings_for(home)) if filtered else None
     with open_library(home) as library:
         if out is None:
-            count = library.export(fmt.value, sys.stdout.buffer)
+            count = library.export(fmt.value, sys.stdout.buffer, request)
         else:
             with out.open("wb") as handle:
-                count = library.export(fmt.value, handle)
+                count = library.export(fmt.value, handle, request)
+        total = library.search(request).total_hits if request is not None else count
     err.print(f"exported {count} records as {fmt.value}")
+    if count < total:  # a search reads as far as the result window (NIVL_MAX_RESULT_WINDOW)
+        err.print(f"nivl: {total - count} more records match: narrow the search", markup=False)
 
 
 @app.command()
@@ -417,16 +440,26 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(metavar="N", min=1, max=64, help="Server processes (default 1).")
     ] = None,
+    read_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--read-only",
+            help="Serve a snapshot as is: never write to the home (a symlink is followed).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the API and the web UI; an empty home gets the bundled sample first."""
     from .web.app import create_app
     from .web.listener import listen, run, serve_config
 
-    flags: dict[str, object] = {"host": host, "port": port, "workers": workers}
+    flags: dict[str, Any] = {"host": host, "port": port, "workers": workers}
+    flags["read_only"] = read_only or None
     settings = settings_for(home, **flags)
+    if settings.read_only and not settings.db_path.is_file():
+        raise ConfigError(f"nothing to serve read-only: {settings.db_path} does not exist")
     sock = listen(settings.host, settings.port)  # a busy port fails here, before any work
-    with open_library(home, load_sample=True, host=host, port=port, workers=workers) as library:
+    with open_library(home, load_sample=True, **flags) as library:
         semantic = library.semantic_status()
         records = library.count()
     address = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -449,10 +482,43 @@ def serve(
     run(serve_config(app_factory, settings, factory=True, workers=settings.workers), sock)
 
 
+@app.command()
+def snapshot(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", hidden=True)],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace DIR if it holds a snapshot.")
+    ] = False,
+    media: Annotated[
+        bool, typer.Option("--media", help="Copy HOME/media too (default: not).")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", min=0, help="How long to wait for a writer to finish."),
+    ] = 300.0,
+    home: HomeOption = None,
+) -> None:
+    """Write a consistent copy of the home into DIR, for 'nivl serve --read-only'.
+
+    DIR: a new or empty folder (outside the home); it appears complete or not at all.
+    """
+    settings = settings_for(home)
+    if not settings.db_path.is_file():
+        raise ConfigError(f"there is no nivl home at {settings.home} (no nivl.db)")
+    with open_library(home) as library:
+        done = library.snapshot(folder.absolute(), replace=replace, media=media, wait=wait)
+    extra = f", {done.media_files} media files" if media else ""
+    err.print(
+        f"snapshot {done.path}: revision {done.revision}, {done.records} records{extra}, "
+        f"{done.bytes / 2**20:.1f} MB in {done.seconds:.1f} s",
+        markup=False,
+    )
+
+
 class Level(StrEnum):
     caption = "caption"
     near = "near"
     event = "event"
+    visual = "visual"
 
 
 group_app = typer.Typer(
@@ -759,6 +825,8 @@ def _print_fetch(result: FetchResult, size: str) -> None:
     )  # fmt: skip
     for url, reason in result.failed[:5]:
         err.print(f"nivl: {url}: {reason}", markup=False, highlight=False)
+    for line in unhashed_lines(result.unhashed):
+        err.print(f"nivl: {line}", markup=False, highlight=False)
 
 
 @media_app.command("status")

@@ -12,6 +12,12 @@ what the one before wrote:
                                               mark ``embedded_rev:<model>`` (fast: every write)
     and, apart, the [semantic] extra's usearch file: mark ``embedded_rev`` (``nivl embed``)
 
+and, first of all, the pictures (pictures.py), whose source is ``HOME/media``:
+
+    media ──hashes──▶ picture_hashes          counter ``hashes_rev`` (a file that changed)
+          ──visual──▶ visual group ids         mark ``visual_rev``; changed rows get a new
+                                               ``rev``, so the index stage re-reads them
+
 Sources (``ingest``, ``harvest``) only write to the store; ``Library`` calls
 ``update`` after every write and on open. Writers hold the home's write lock
 (``WriteLock``), so two processes never write at once and the second is told so
@@ -34,13 +40,19 @@ from typing import IO
 
 from .errors import HomeBusy, SearchIndexError, StoreError
 from .groups import update_groups
+from .pictures import HashUpdate, update_hashes, update_visual
 from .search_index import SearchIndex
 from .store import Store
 from .vector_index import Embed, SyncedVectors
 
 #: Stage name → the store meta key holding its mark (``vectors`` is the extra's; the
 #: built-in model's stage is keyed by its model name: ``MatrixIndex.mark``).
-MARKS = {"groups": "grouped_rev", "index": SearchIndex.mark_key, "vectors": "embedded_rev"}
+MARKS = {
+    "groups": "grouped_rev",
+    "index": SearchIndex.mark_key,
+    "vectors": "embedded_rev",
+    "visual": "visual_rev",
+}
 LOCK_FILE = "write.lock"
 
 
@@ -50,6 +62,7 @@ class StageRun:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    hashes: HashUpdate = field(default_factory=HashUpdate)
 
 
 def update(
@@ -58,11 +71,13 @@ def update(
     *,
     rebuild: bool = False,
     progress: Callable[[int], object] | None = None,
+    media: Path | None = None,
     vectors: SyncedVectors | None = None,
     embed: Callable[[], Embed] | None = None,
 ) -> StageRun:
-    """Bring groups, the index, then the built-in vectors up to the store's latest rev
-    (the caller holds the lock).
+    """Bring the pictures' hashes (when ``media``, the home's media folder, is given) and
+    visual groups, then groups, the index, then the built-in vectors up to date (the caller
+    holds the lock).
 
     ``vectors`` is the built-in model's index and ``embed`` gives its embedding function
     (loaded only when there is something to embed). The extra's vectors are not made
@@ -70,11 +85,20 @@ def update(
     """
     run = StageRun()
     started = time.perf_counter()
+    if media is not None:
+        run.hashes = update_hashes(store, media)
+        run.rows["hashes"] = run.hashes.hashed + run.hashes.removed
+    run.rows["visual"] = update_visual(store, rebuild=rebuild)
+    pictured = time.perf_counter()
     run.rows["groups"] = update_groups(store, rebuild=rebuild).records
     grouped = time.perf_counter()
     run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
     indexed = time.perf_counter()
-    run.seconds = {"group": grouped - started, "index": indexed - grouped}
+    run.seconds = {
+        "pictures": pictured - started,
+        "group": grouped - pictured,
+        "index": indexed - grouped,
+    }
     if vectors is not None and embed is not None:
         if rebuild or vectors.pending(store):
             run.rows["vectors"] = vectors.sync(
@@ -92,8 +116,8 @@ def behind(
         "groups": int(store.get_meta(MARKS["groups"], "0") or 0),
         "index": index.indexed_rev(store),
     }
-    if vectors is not None:
-        marks["vectors"] = int(store.get_meta(vectors.mark, "0") or 0)
+    if vectors is not None:  # a mark without its file (a copied home) counts as none
+        marks["vectors"] = int(store.get_meta(vectors.mark, "0") or 0) if len(vectors) else 0
     return {name: store.count_rows(since_rev=mark) for name, mark in marks.items()}
 
 

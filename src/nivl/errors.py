@@ -6,6 +6,7 @@
     │   └── HomeBusy           another nivl process is writing to the home
     ├── SearchIndexError       tantivy failed (wraps its ValueError/OSError, and panics)
     ├── RecordRejected         an input item that cannot become a Record
+    ├── UnreadableImage        a mirrored file that is not a picture nivl can hash
     ├── BadRequest             400: a request nivl cannot answer as asked
     │   ├── MissingParameters  no search parameter at all (upstream's 400)
     │   ├── InvalidParameter   one named parameter has a bad value
@@ -60,6 +61,10 @@ class RecordRejected(NivlError):
     """An item that cannot be stored; the message says why."""
 
     status = 400
+
+
+class UnreadableImage(NivlError):
+    """A media file that cannot be decoded as a picture (truncated, not one, too large)."""
 
 
 class BadRequest(NivlError):

@@ -1,4 +1,5 @@
-"""Exports of the whole store: raw JSONL, CSV of the parsed fields, Parquet.
+"""Exports of the whole store, or of a search's hits: raw JSONL, CSV of the parsed fields,
+Parquet, and citations as BibTeX or RIS (cite.py).
 
 JSONL is the raw upstream items, verbatim. CSV is meant for spreadsheets, which run a cell
 that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula
@@ -10,8 +11,8 @@ lists, ``date_created`` a UTC timestamp, and a field the record lacks is null.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
 import orjson
@@ -19,7 +20,7 @@ import orjson
 from .records import Record, parse_item
 from .store import Store
 
-FORMATS = ("jsonl", "csv", "parquet")
+FORMATS = ("jsonl", "csv", "parquet", "bibtex", "ris")
 COLUMNS = (
     "nasa_id",
     "media_type",
@@ -37,22 +38,33 @@ COLUMNS = (
 )
 
 
-def export(store: Store, fmt: str, out: IO[bytes]) -> int:
-    """Write every record to ``out`` in ``fmt``; returns the number written."""
+def export(
+    store: Store,
+    fmt: str,
+    out: IO[bytes],
+    *,
+    raws: Iterable[str] | None = None,
+    accessed: date | None = None,
+) -> int:
+    """Write ``raws`` (default: every record, in nasa_id order) to ``out`` in ``fmt``;
+    returns the number written. ``accessed`` is the citations' date of access (today)."""
+    items = store.iter_raw_by_nasa_id() if raws is None else raws
     if fmt == "jsonl":
-        return _jsonl(store, out)
+        return _jsonl(items, out)
     if fmt == "csv":
-        return _csv(store, out)
-    return _parquet(store, out)
+        return _csv(items, out)
+    if fmt in ("bibtex", "ris"):
+        return _citations(items, fmt, out, accessed or date.today())
+    return _parquet(items, out)
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _LISTS = ("keywords", "album")
 
 
-def _records(store: Store) -> Iterator[tuple[Record, dict[str, Any]]]:
+def _records(raws: Iterable[str]) -> Iterator[tuple[Record, dict[str, Any]]]:
     """Each record with the ``data`` object it was parsed from (to tell missing from empty)."""
-    for raw in store.iter_raw_by_nasa_id():
+    for raw in raws:
         item = orjson.loads(raw)
         yield parse_item(item, raw=raw), item["data"][0]
 
@@ -87,22 +99,22 @@ def _parquet_row(record: Record, data: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _jsonl(store: Store, out: IO[bytes]) -> int:
+def _jsonl(raws: Iterable[str], out: IO[bytes]) -> int:
     count = 0
-    for raw in store.iter_raw_by_nasa_id():
+    for raw in raws:
         out.write(raw.encode() + b"\n")
         count += 1
     return count
 
 
-def _csv(store: Store, out: IO[bytes]) -> int:
+def _csv(raws: Iterable[str], out: IO[bytes]) -> int:
     import io
 
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     writer = csv.DictWriter(text, fieldnames=COLUMNS)
     writer.writeheader()
     count = 0
-    for record, _data in _records(store):
+    for record, _data in _records(raws):
         writer.writerow(_csv_row(record))
         count += 1
     text.flush()
@@ -110,7 +122,34 @@ def _csv(store: Store, out: IO[bytes]) -> int:
     return count
 
 
-def _parquet(store: Store, out: IO[bytes]) -> int:
+def _citations(raws: Iterable[str], fmt: str, out: IO[bytes], accessed: date) -> int:
+    """BibTeX or RIS, written a thousand records at a time (BibTeX keys unique throughout)."""
+    from . import cite
+
+    count = 0
+    batch: list[Record] = []
+    keys: set[str] = set()
+
+    def flush() -> None:
+        if batch:
+            text = (
+                cite.bibtex(batch, accessed, keys=keys)
+                if fmt == "bibtex"
+                else cite.ris(batch, accessed)
+            )
+            out.write((text if text.endswith("\n") else text + "\n").encode())
+            batch.clear()
+
+    for record, _data in _records(raws):
+        batch.append(record)
+        count += 1
+        if len(batch) >= 1000:
+            flush()
+    flush()
+    return count
+
+
+def _parquet(raws: Iterable[str], out: IO[bytes]) -> int:
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
@@ -126,7 +165,7 @@ def _parquet(store: Store, out: IO[bytes]) -> int:
     count = 0
     with pq.ParquetWriter(pa.PythonFile(out, mode="w"), schema) as writer:
         batch: list[dict[str, Any]] = []
-        for record, data in _records(store):
+        for record, data in _records(raws):
             batch.append(_parquet_row(record, data))
             if len(batch) >= 10_000:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))

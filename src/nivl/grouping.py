@@ -43,6 +43,10 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 from .records import Record
 
 LEVELS = ("caption", "near", "event")
+#: The picture level (pictures.py), beside the text levels: records whose mirrored
+#: pictures match, whatever their captions.
+VISUAL = "visual"
+ALL_LEVELS = (*LEVELS, VISUAL)
 
 #: A leading photo id and/or date stamp before a dash rule, as in
 #: "JSC2000-E-29123 (27 November 2000) ---" or "iss054e022060 (Jan. 13, 2018) ---".

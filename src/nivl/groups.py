@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import LEVELS, Compared, Grouper, Thresholds, by_day, compare, each_blocking_keys
+from .grouping import ALL_LEVELS, Compared, Grouper, Thresholds, by_day, compare, each_blocking_keys
 from .records import Record, normalise_list, parse_date, parse_item
 from .store import Store, StoredRow, read_rows
 
@@ -290,7 +290,7 @@ def dupes(
     store: Store, *, level: str | None = None, min_size: int = 2, limit: int = 20
 ) -> DupesReport:
     """The largest groups (of one level, or of each) and what each level would hide."""
-    levels = [level] if level else list(LEVELS)
+    levels = [level] if level else list(ALL_LEVELS)
     groups = []
     for name in levels:
         for group_id, size, row in store.largest_groups(name, min_size=min_size, limit=limit):

@@ -10,14 +10,16 @@ A request reads one ``View``: a revision and one index snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.resources
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ from .hybrid import BUILTIN_DENSE_WEIGHT, DENSE_WEIGHT
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
 from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
+from .records import Record, parse_item
 from .search import SearchResult, search
 from .search_index import Snapshot, verify_files
 from .settings import Settings
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from .embeddings import Embedder, StaticEmbedder
     from .harvest import HarvestResult
     from .media import FetchProgress, FetchResult
+    from .snapshot import SnapshotResult
     from .upstream import Upstream
     from .vector_index import VectorIndex
 
@@ -76,7 +80,8 @@ class Library:
     ) -> None:
         self.settings = settings
         self.notes: list[str] = []  # what opening found and did, for the CLI or log to show
-        self.read_only = not _writable(settings.home)
+        # --read-only (a replica): not even the probe _writable makes, nor the lock file.
+        self.read_only = settings.read_only or not _writable(settings.home)
         self.store = Store(settings.db_path, max_mb=settings.max_db_mb, read_only=self.read_only)
         self.lock = derived.WriteLock(settings.home)
         self._damaged = False
@@ -120,7 +125,9 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                self._update()
+                run = self._update(media=self.settings.media_path)
+                for line in unhashed_lines(run.hashes.unreadable):
+                    self._note(line)
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -141,10 +148,15 @@ class Library:
                     + ")"
                 )
 
-    def _update(self, *, rebuild: bool = False) -> derived.StageRun:
+    def _update(self, *, rebuild: bool = False, media: Path | None = None) -> derived.StageRun:
         """``derived.update`` with this home's built-in vectors (the caller holds the lock)."""
         return derived.update(
-            self.store, self.index, rebuild=rebuild, vectors=self.builtin, embed=self._static_embed
+            self.store,
+            self.index,
+            rebuild=rebuild,
+            media=media,
+            vectors=self.builtin,
+            embed=self._static_embed,
         )
 
     def _behind(self) -> dict[str, int]:
@@ -428,17 +440,56 @@ class Library:
         """The nasa_ids a ``media fetch`` covers: every record, or a search's hits."""
         if request is None:
             return [row.nasa_id for row in self.store.iter_rows()]
-        ids: list[str] = []
+        return [record.nasa_id for record in self.records(request)[0]]
+
+    def _pages(self, request: SearchRequest, limit: int | None = None) -> Iterator[SearchResult]:
+        """A search's pages, one after another, as deep as a search may reach (or as
+        ``limit`` hits need)."""
         limits = self.limits
-        size = limits.max_page_size
+        size = limits.max_page_size if limit is None else min(limit, limits.max_page_size)
         page = 1
         while page * size <= limits.max_result_window:
             result = self.search(dataclasses.replace(request, page=page, page_size=size))
-            ids.extend(str(_loads(hit.raw)["data"][0]["nasa_id"]) for hit in result.hits)
+            yield result
             if not result.has_next:
                 break
             page += 1
-        return ids
+
+    def records(
+        self, request: SearchRequest, *, limit: int | None = None
+    ) -> tuple[list[Record], int]:
+        """A search's hits as records, page after page up to ``limit`` (else as deep as a
+        search may reach), and how many hits there are in all."""
+        wanted = self.limits.max_result_window if limit is None else limit
+        records: list[Record] = []
+        total = 0
+        for result in self._pages(request, limit):
+            total = result.total_hits
+            records.extend(parse_item(_loads(hit.raw), raw=hit.raw) for hit in result.hits)
+            if len(records) >= wanted:
+                break
+        return records[:wanted], total
+
+    def search_raws(self, request: SearchRequest) -> Iterator[str]:
+        """Every hit of a search (as far as the result window reaches), in its order."""
+        for result in self._pages(request):
+            for hit in result.hits:
+                yield hit.raw
+
+    def record(self, nasa_id: str) -> Record:
+        """The stored record, parsed (``RecordNotFound`` for an unknown id)."""
+        raw = self.item(nasa_id)
+        return parse_item(_loads(raw), raw=raw)
+
+    def cite(self, nasa_id: str, style: str, accessed: date, *, html: bool = False) -> str:
+        """One record cited in ``style`` (cite.py), accessed on ``accessed``."""
+        from .cite import cite
+
+        return cite(self.record(nasa_id), style, accessed, html=html)
+
+    def last_written(self, result: SearchResult) -> dict[int, str]:
+        """Row id → when the store last wrote each hit's record (a feed's ``updated``)."""
+        return self.store.updated_map([hit.row_id for hit in result.hits])
 
     def fetch_media(
         self,
@@ -484,6 +535,11 @@ class Library:
             client, jobs, result, max_bytes=max_bytes, progress=progress,
             used=media.usage(root).bytes + media.usage(root).partial_bytes,
         )  # fmt: skip
+        with self.lock.hold(wait=HEAL_WAIT):  # hash what arrived; regroup the pictures
+            run = self._update(media=root)
+        result.hashed = run.hashes.hashed
+        result.unhashed.extend(run.hashes.unreadable)
+        self.refresh()
         result.seconds = time.monotonic() - started
         return result
 
@@ -497,13 +553,26 @@ class Library:
     def stats(self) -> dict[str, Any]:
         return self.store.stats()
 
+    def has_groups(self, level: str) -> bool:
+        """Whether any group of two or more exists at ``level``."""
+        return self.store.has_groups(level)
+
     def hidden_by_level(self) -> dict[str, int]:
         return self.store.hidden_by_level()
 
-    def export(self, fmt: str, out: IO[bytes]) -> int:
+    def export(
+        self,
+        fmt: str,
+        out: IO[bytes],
+        request: SearchRequest | None = None,
+        *,
+        accessed: date | None = None,
+    ) -> int:
+        """Every record, or a search's hits (in its order), in ``fmt`` (exports.py)."""
         from .exports import export
 
-        return export(self.store, fmt, out)
+        raws = None if request is None else self.search_raws(request)
+        return export(self.store, fmt, out, raws=raws, accessed=accessed)
 
     def status(self) -> dict[str, Any]:
         """Whether searches can be answered now (``ok``), with counts and stale stages."""
@@ -517,6 +586,7 @@ class Library:
             if self.index.path is not None and not self.read_only:
                 verify_files(self.index.path, remember=True)  # only files not seen before
             figures["behind"] = derived.behind(self.store, self.index, self.builtin)
+            figures["revision"] = self._view.revision
             figures["ok"] = not self._damaged
         except SearchIndexError as exc:
             self._damaged = self._damaged or exc.damaged
@@ -667,6 +737,35 @@ class Library:
         self.refresh()
         return count
 
+    def snapshot(
+        self, target: Path, *, replace: bool = False, media: bool = False, wait: float = 300.0
+    ) -> SnapshotResult:
+        """A consistent copy of this home in ``target`` (snapshot.py), for a replica.
+
+        Taken under the write lock (waiting up to ``wait`` seconds for an import or a
+        harvest to finish), after bringing the derived stages up to date, so the copy's
+        marks match its store. A read-only home is copied as it is: nothing writes there.
+        """
+        from . import snapshot
+
+        held = contextlib.nullcontext() if self.read_only else self.lock.hold(wait=wait)
+        with held:
+            if not self.read_only:
+                self._update()
+            marks = {key: self.store.get_meta(key, "") or "" for key in derived.MARKS.values()}
+            return snapshot.write(
+                self.store,
+                home=self.settings.home,
+                target=target,
+                index_path=self.settings.index_path,
+                vectors_path=self.vectors_path,
+                also=(self.settings.home / BUILTIN_VECTORS_FILE,),
+                media_path=self.settings.media_path if media else None,
+                revision=self.index.indexed_rev(self.store),
+                marks=marks,
+                replace=replace,
+            )
+
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group
             raise RecordNotFound(f"No group with id {group_id}")
@@ -712,6 +811,15 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unhashed_lines(unreadable: Sequence[tuple[str, str]], *, most: int = 5) -> list[str]:
+    """One line per mirrored file that is no readable picture (its record stays out of
+    the visual groups), at most ``most`` and then a count of the rest."""
+    lines = [f"not hashed ({nasa_id}): {problem}" for nasa_id, problem in unreadable[:most]]
+    if len(unreadable) > most:
+        lines.append(f"not hashed: {len(unreadable) - most} more mirrored files")
+    return lines
 
 
 def _writable(home: Path) -> bool:

@@ -155,6 +155,8 @@ class FetchResult:
     retries: int = 0
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    hashed: int = 0  # pictures hashed for the visual groups (pictures.py)
+    unhashed: list[tuple[str, str]] = field(default_factory=list)  # (nasa_id, why not)
 
     @property
     def ok(self) -> bool:

@@ -143,3 +143,28 @@ def m004_stage_marks(conn: sqlite3.Connection) -> None:
         "DELETE FROM meta WHERE key LIKE 'indexed_rev:%' OR key LIKE 'embedded_rev:%'"
         " OR key LIKE 'embedded_cursor:%'"
     )
+
+
+@migration
+def m005_visual(conn: sqlite3.Connection) -> None:
+    """Perceptual hashes of mirrored pictures (one per record: its smallest image
+    rendition) and the visual group of each record that has one of two or more."""
+    conn.executescript(
+        """
+        CREATE TABLE picture_hashes (
+            nasa_id TEXT PRIMARY KEY,
+            file TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            folder_mtime_ns INTEGER NOT NULL,
+            phash INTEGER,
+            dhash INTEGER,
+            problem TEXT
+        );
+        CREATE TABLE visual_groups (
+            id INTEGER PRIMARY KEY,
+            visual_group INTEGER NOT NULL
+        );
+        CREATE INDEX visual_groups_group ON visual_groups (visual_group);
+        """
+    )

@@ -33,8 +33,9 @@ UPSTREAM_PARAMETERS = (
     "year_start",
     "year_end",
 )
-SORTS = ("relevance", "date_desc", "date_asc")
-COLLAPSES = ("none", "caption", "event")
+#: ``added_desc``: newest in this mirror first (the order records were first stored in).
+SORTS = ("relevance", "date_desc", "date_asc", "added_desc")
+COLLAPSES = ("none", "caption", "event", "visual")
 FACETS = ("center", "media_type", "year", "keywords", "photographer")
 #: Ranking modes; lexical (BM25) first: the upstream-compatible default.
 MODES = ("lexical", "semantic", "hybrid")

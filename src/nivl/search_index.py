@@ -36,7 +36,7 @@ from .records import Record, parse_item
 from .store import Store, StoredRow
 from .suggest import Completions
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: visual_group
 ANALYZER = "nivl_en"
 VOCABULARY_ANALYZER = "nivl_words"
 TEXT_FIELDS = (
@@ -50,8 +50,14 @@ TEXT_FIELDS = (
     "secondary_creator",
     "album_text",
 )
-GROUP_FIELDS = ("caption_group", "near_group", "event_group")
-SORT_FIELDS = {"date_desc": ("ts", Order.Desc), "date_asc": ("ts", Order.Asc)}
+GROUP_FIELDS = ("caption_group", "near_group", "event_group", "visual_group")
+#: ``added_desc`` orders by the store's row id: rows are never deleted and an update keeps
+#: its row, so a larger id is a record the mirror saw later.
+SORT_FIELDS = {
+    "date_desc": ("ts", Order.Desc),
+    "date_asc": ("ts", Order.Asc),
+    "added_desc": ("rid", Order.Desc),
+}
 #: Facet name → (index field, aggregation).
 FACET_FIELDS = {
     "center": "center",
@@ -170,7 +176,7 @@ def description_head(text: str, size: int = matching.HEAD_CHARS) -> str:
     return text[: cut if cut > size // 2 else size]
 
 
-def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> Document:
+def record_document(row_id: int, record: Record, groups: Sequence[int | None] = ()) -> Document:
     doc = Document()
     doc.add_integer("rid", row_id)
     doc.add_text("nasa_id", record.nasa_id)
@@ -204,7 +210,8 @@ def record_document(row_id: int, record: Record, groups: Sequence[int] = ()) -> 
         doc.add_integer("year", record.year)
     doc.add_integer("ts", record.timestamp if record.timestamp is not None else -(2**62))
     for name, value in zip(GROUP_FIELDS, groups, strict=False):
-        doc.add_unsigned(name, value)
+        if value is not None:  # no group (yet): a group of one
+            doc.add_unsigned(name, value)
     return doc
 
 
@@ -248,7 +255,8 @@ class SearchIndex:
                     verify_files(path, remember=not read_only)
                 where = path
                 if read_only:  # tantivy takes a lock file even to read: read a copy
-                    self._copy = tempfile.TemporaryDirectory(prefix="nivl-index-")
+                    _sweep_copies()
+                    self._copy = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
                     where = Path(self._copy.name)
                     _copy_index(path, where)
                 self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
@@ -282,11 +290,13 @@ class SearchIndex:
                 writer.delete_all_documents()
             for chunk in _chunks(store.iter_rows(since_rev=since), 1000):
                 groups = store.groups_by_row_ids([row.id for row in chunk])
+                visual = store.visual_groups_by_row_ids([row.id for row in chunk])
                 for row in chunk:
                     record = parse_item(orjson.loads(row.raw), raw=row.raw)
                     if since:
                         writer.delete_documents_by_term("rid", row.id)
-                    writer.add_document(record_document(row.id, record, groups.get(row.id, ())))
+                    ids = (*groups.get(row.id, (None, None, None)), visual.get(row.id))
+                    writer.add_document(record_document(row.id, record, ids))
                     done += 1
                     if progress is not None:
                         progress(1)
@@ -672,6 +682,24 @@ def verify_files(path: Path, *, remember: bool) -> None:
             tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
+
+
+COPY_PREFIX = "nivl-index-"
+
+
+def _sweep_copies() -> None:
+    """Remove the copies of processes that are gone: a SIGKILLed replica cannot remove its
+    own, and each is a whole index. Copies are named after their process id."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
+        pid = folder.name.removeprefix(COPY_PREFIX).split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
 
 
 def _copy_index(source: Path, target: Path) -> None:

@@ -62,6 +62,12 @@ SETTINGS: tuple[tuple[str, Any, str], ...] = (
         65536,
         "Most bytes of an unfinished request line and headers nivl serve holds; more is a 400",
     ),
+    (
+        "read_only",
+        False,
+        "Serve the home as is (a snapshot): never write to it nor take its write lock; a "
+        "home that is a symlink is followed, and a new target is served once it opens",
+    ),
 )
 
 _INT_SETTINGS = {
@@ -78,7 +84,7 @@ _INT_SETTINGS = {
     "max_header_bytes",
 }
 _FLOAT_SETTINGS = {"header_timeout"}
-_BOOL_SETTINGS = {"load_sample"}
+_BOOL_SETTINGS = {"load_sample", "read_only"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class Settings:
     keep_alive_timeout: int = 5
     max_connections: int = 1000
     max_header_bytes: int = 65536
+    read_only: bool = False
 
     @property
     def limits(self) -> Limits:
@@ -139,6 +146,9 @@ class Settings:
         home = values.pop("home", None)
         home_path = Path(home) if home else Path(platformdirs.user_data_dir("nivl"))
         # One absolute spelling per home: "data" and "/abs/data" are the same directory.
+        # A read-only home keeps its symlinks: a replica follows ``current -> snap-2``.
+        if values.get("read_only"):
+            return cls(home=Path(os.path.abspath(home_path.expanduser())), **values)
         return cls(home=home_path.expanduser().resolve(), **values)
 
     def as_env(self) -> dict[str, str]:

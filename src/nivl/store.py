@@ -261,6 +261,18 @@ class Store:
         _set_meta(conn, key, str(value))
         return value
 
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the database in the new file ``target`` (SQLite's online
+        backup API: one read transaction's state), in rollback-journal mode so a read-only
+        replica reads it without creating ``-wal``/``-shm`` files beside it."""
+        with sqlite_errors(f"copying the store to {target}"):
+            copy = sqlite3.connect(target, isolation_level=None)
+            try:
+                self._reader.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                copy.close()
+
     # --- reads ------------------------------------------------------------------
 
     def count(self) -> int:
@@ -315,6 +327,15 @@ class Store:
                     self._reader,
                     "SELECT id, CAST(raw AS BLOB) FROM records WHERE id IN ({})",
                     list(ids),
+                )
+            )
+
+    def updated_map(self, ids: Sequence[int]) -> dict[int, str]:
+        """Row id → when the store last wrote that record (UTC, ``YYYY-MM-DD HH:MM:SS``)."""
+        with sqlite_errors("reading the store"):
+            return dict(
+                _select_in(
+                    self._reader, "SELECT id, updated_at FROM records WHERE id IN ({})", list(ids)
                 )
             )
 
@@ -490,7 +511,9 @@ class Store:
         with self.transaction() as conn:
             if full:
                 conn.execute("DELETE FROM group_keys")
-                conn.execute("DELETE FROM groups")
+                conn.execute(
+                    "DELETE FROM groups WHERE level != 'visual'"
+                )  # visual ones: pictures.py's
             else:
                 _delete_in(conn, "DELETE FROM group_keys WHERE row_id IN ({})", list(keys))
                 _delete_in(conn, "DELETE FROM groups WHERE id IN ({})", sorted(set(drop_groups)))
@@ -546,7 +569,7 @@ class Store:
                 return str(row[0])
             for level, column in GROUP_COLUMNS.items():
                 found = self._reader.execute(
-                    f"SELECT 1 FROM record_groups WHERE {column} = ? LIMIT 1", (group_id,)
+                    f"SELECT 1 FROM {GROUP_TABLES[level]} WHERE {column} = ? LIMIT 1", (group_id,)
                 ).fetchone()
                 if found is not None:
                     return level
@@ -556,13 +579,13 @@ class Store:
         self, level: str, group_id: int, *, limit: int, offset: int = 0
     ) -> tuple[int, list[StoredRow]]:
         """(size, one page of members in date order) of a group."""
-        column = GROUP_COLUMNS[level]
+        column, table = GROUP_COLUMNS[level], GROUP_TABLES[level]
         with sqlite_errors("reading the store"):
             size = self._reader.execute(
-                f"SELECT count(*) FROM record_groups WHERE {column} = ?", (group_id,)
+                f"SELECT count(*) FROM {table} WHERE {column} = ?", (group_id,)
             ).fetchone()[0]
             rows = self._reader.execute(
-                "SELECT r.id, r.nasa_id, r.raw, r.rev FROM record_groups g "
+                f"SELECT r.id, r.nasa_id, r.raw, r.rev FROM {table} g "
                 f"JOIN records r ON r.id = g.id WHERE g.{column} = ? "
                 "ORDER BY r.date_created, r.nasa_id LIMIT ? OFFSET ?",
                 (group_id, limit, offset),
@@ -582,6 +605,13 @@ class Store:
             ).fetchall()
         return [(row[0], row[1], StoredRow(*row[2:])) for row in rows]
 
+    def has_groups(self, level: str) -> bool:
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT 1 FROM groups WHERE level = ? LIMIT 1", (level,)
+            ).fetchone()
+        return row is not None
+
     def hidden_by_level(self) -> dict[str, int]:
         """Records a collapse at each level would hide: all but one per group."""
         with sqlite_errors("reading the store"):
@@ -590,6 +620,92 @@ class Store:
             ).fetchall()
         found = dict(rows)
         return {level: int(found.get(level, 0)) for level in GROUP_COLUMNS}
+
+    # --- picture hashes and visual groups (written by pictures.py) -----------------
+
+    def picture_files(self) -> dict[str, tuple[str, int, int, int]]:
+        """nasa_id → (file, size, mtime_ns, its folder's mtime_ns) of every hashed (or
+        tried) picture."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT nasa_id, file, size, mtime_ns, folder_mtime_ns FROM picture_hashes"
+            ).fetchall()
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    def write_picture_hashes(
+        self,
+        found: Iterable[tuple[str, str, int, int, int, int | None, int | None, str | None]],
+        *,
+        removed: Iterable[str],
+    ) -> None:
+        """Store (nasa_id, file, size, mtime_ns, folder_mtime_ns, phash, dhash, problem)
+        rows (hashes as signed 64-bit), drop ``removed`` ids, move ``hashes_rev``."""
+        with self.transaction() as conn:
+            _delete_in(conn, "DELETE FROM picture_hashes WHERE nasa_id IN ({})", list(removed))
+            conn.executemany(
+                "INSERT OR REPLACE INTO picture_hashes "
+                "(nasa_id, file, size, mtime_ns, folder_mtime_ns, phash, dhash, problem) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                list(found),
+            )
+            self._bump(conn, "hashes_rev")
+
+    def picture_hashes(self) -> list[tuple[int, str, int, int]]:
+        """(row id, nasa_id, phash, dhash) of every record with a readable picture."""
+        with sqlite_errors("reading the store"):
+            rows = self._reader.execute(
+                "SELECT r.id, h.nasa_id, h.phash, h.dhash FROM picture_hashes h "
+                "JOIN records r ON r.nasa_id = h.nasa_id WHERE h.phash IS NOT NULL "
+                "ORDER BY h.nasa_id"
+            ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def visual_groups_by_row_ids(self, ids: Sequence[int]) -> dict[int, int]:
+        with sqlite_errors("reading the store"):
+            rows = _select_in(
+                self._reader,
+                "SELECT id, visual_group FROM visual_groups WHERE id IN ({})",
+                list(ids),
+            )
+        return {row[0]: row[1] for row in rows}
+
+    def write_visual_groups(
+        self, assignments: Mapping[int, int], groups: Iterable[tuple[int, int, int]], seen: int
+    ) -> int:
+        """Replace the visual groups (row id → group id; (id, size, representative row)
+        of each); returns rows whose visual group changed, which get a new ``rev`` so the
+        index re-reads them. The text groups' mark moves with them when it was current
+        (their groups do not depend on pictures). ``seen`` is the ``hashes_rev`` taken in."""
+        with self.transaction() as conn:
+            current = dict(conn.execute("SELECT id, visual_group FROM visual_groups").fetchall())
+            changed = sorted(
+                rid
+                for rid in set(current) | set(assignments)
+                if current.get(rid) != assignments.get(rid)
+            )
+            if changed:
+                latest = conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0]
+                mark = conn.execute("SELECT value FROM meta WHERE key = 'grouped_rev'").fetchone()
+                grouped = int(mark[0] or 0) if mark else 0
+                rev = self._bump(conn, "rev")
+                conn.execute("DELETE FROM visual_groups")
+                conn.executemany(
+                    "INSERT INTO visual_groups (id, visual_group) VALUES (?, ?)",
+                    sorted(assignments.items()),
+                )
+                conn.executemany(
+                    "UPDATE records SET rev = ? WHERE id = ?", [(rev, rid) for rid in changed]
+                )
+                if grouped == int(latest):
+                    _set_meta(conn, "grouped_rev", str(rev))
+            conn.execute("DELETE FROM groups WHERE level = 'visual'")
+            conn.executemany(
+                "INSERT OR REPLACE INTO groups (id, level, size, representative) "
+                "VALUES (?, 'visual', ?, ?)",
+                list(groups),
+            )
+            _set_meta(conn, "visual_rev", str(seen))
+        return len(changed)
 
     # --- harvest checkpoints and asset backlog --------------------------------------
 
@@ -663,8 +779,15 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tu
     return rows
 
 
-#: Group level → its column in ``record_groups`` (the only names interpolated into SQL).
-GROUP_COLUMNS = {"caption": "caption_group", "near": "near_group", "event": "event_group"}
+#: Group level → its column and table (the only names interpolated into SQL): the text
+#: levels' in ``record_groups``, the visual level's in ``visual_groups``.
+GROUP_COLUMNS = {
+    "caption": "caption_group",
+    "near": "near_group",
+    "event": "event_group",
+    "visual": "visual_group",
+}
+GROUP_TABLES = {level: "record_groups" for level in GROUP_COLUMNS} | {"visual": "visual_groups"}
 
 
 def _delete_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> None:

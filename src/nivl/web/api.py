@@ -84,13 +84,14 @@ class PageParams(BaseModel):
     )
     sort: str | None = Field(
         None,
-        description="nivl: relevance (default), date_desc or date_asc.",
+        description="nivl: relevance (default), date_desc, date_asc or added_desc (newest "
+        "in this mirror first).",
         examples=["date_desc"],
     )
     collapse: str | None = Field(
         None,
-        description="nivl: none (default here), caption or "
-        "event: show each group of duplicates once.",
+        description="nivl: none (default here), caption, event "
+        "or visual (same picture): show each group of duplicates once.",
         examples=["event"],
     )
     facets: str | None = Field(

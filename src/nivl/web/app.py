@@ -37,15 +37,28 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = library is None
-        app.state.library = library or Library(settings)
+        follower = None
+        if own and settings.read_only:  # a replica: follows its home's symlink (replica.py)
+            from ..replica import Follower
+
+            def publish(fresh: Library) -> None:
+                app.state.library = fresh
+
+            follower = Follower(settings, publish=publish)
+        else:
+            app.state.library = library or Library(settings)
         for note in app.state.library.notes:  # a rebuilt index, stale derived state
             log.warning("%s", note)
         if own:
             app.state.library.warm_semantic()  # load the model now, not on the first query
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
-            if own:
+            if follower is not None:
+                follower.close()
+            elif own:
                 app.state.library.close()
 
     app = FastAPI(
@@ -77,9 +90,11 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, handle_exception)
     app.add_exception_handler(RequestValidationError, handle_exception)
 
-    from . import api, docs, ui
+    from . import api, docs, iiif, research, ui
 
+    app.include_router(iiif.router)
     app.include_router(api.router)
+    app.include_router(research.router)
     docs.mount(app)
     ui.mount(app)
     return app
@@ -212,7 +227,10 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     request_id = getattr(request.state, "request_id", "")
     if status >= 500:
         body["request_id"] = request_id
-    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
+    headers = {"X-Request-ID": request_id}
+    if request.url.path.startswith("/iiif/"):  # a viewer on another origin reads the reason
+        headers["Access-Control-Allow-Origin"] = "*"
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def describe(exc: Exception) -> tuple[int, str]:

@@ -38,6 +38,9 @@ from ..errors import ConfigError
 from ..settings import Settings
 
 BACKLOG = 2048  # uvicorn's default, kept: the kernel caps it at net.core.somaxconn
+#: Room in the kernel for a whole answer (the kernel caps it at net.core.wmem_max): what is
+#: in the kernel still reaches the client if the server is then SIGKILLed (docs/deploy.md).
+SEND_BUFFER = 4 * 2**20
 
 
 class ServeConfig(uvicorn.Config):
@@ -87,6 +90,7 @@ def listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)  # accepted inherit
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError as exc:
@@ -105,12 +109,14 @@ def run(config: ServeConfig, sock: socket.socket) -> None:
 
 
 class HeadDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request head is late."""
+    """uvicorn's h11 protocol, closing a connection whose request head is late, and sending
+    a response's head and body in one write (``WholeWrites``)."""
 
     _head_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = WholeWrites(transport, self.loop)  # type: ignore[assignment]
         self._watch_head()
 
     def handle_events(self) -> None:
@@ -142,3 +148,39 @@ class HeadDeadlineProtocol(H11Protocol):
         self._head_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class WholeWrites:
+    """A transport whose writes of one event-loop turn leave as one ``send``.
+
+    uvicorn writes a response's status line and headers, then its body, then its end, as
+    three writes; another thread holding the GIL between them left the head alone on the
+    wire for milliseconds. A replica SIGKILLed then had sent headers without a body, which
+    a proxy cannot retry (the client has the head already): the client got a truncated
+    response. Joined, the whole response is in the kernel's send buffer or none of it has
+    left, and a response not begun is one HAProxy sends to another replica.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.writelines(pending)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
+        return getattr(self._transport, name)

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -29,6 +30,8 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from ..captions import srt_to_vtt
+from ..cite import CSL_STYLES, STYLES, cite, styled
+from ..credit import credit_line
 from ..embeddings import default_mode
 from ..errors import RecordNotFound
 from ..library import Library
@@ -62,13 +65,19 @@ FILTER_PARAMETERS = ("media_type", "center", "keywords", "year_start", "year_end
 FIELD_FILTERS = (*TEXT_PARAMETERS[1:], "nasa_id")
 UI_FACETS = "media_type,center,year,keywords"
 DEFAULT_COLLAPSE = "event"
-GROUP_LEVELS = ("event", "near", "caption")
-COLLAPSE_LABELS = {"event": "Events", "caption": "Distinct captions", "none": "All results"}
+GROUP_LEVELS = ("event", "near", "caption", "visual")
+COLLAPSE_LABELS = {
+    "event": "Events",
+    "caption": "Distinct captions",
+    "visual": "Distinct pictures",
+    "none": "All results",
+}
 #: A group's heading by level; {noun} is its members' media noun (``media_noun``).
 LEVEL_LABELS = {
     "event": "{noun} of one event",
     "near": "near-identical {noun}",
     "caption": "{noun} with the same caption",
+    "visual": "{noun} of the same picture",
 }
 MEDIA_NOUNS = {
     "image": ("photo", "photos"),
@@ -81,22 +90,6 @@ PREVIEW_SUFFIXES = ("~medium.jpg", "~large.jpg", "~small.jpg", "~orig.jpg", "~th
 #: A card's picture: the smallest rendition that is not too small for a 320 px tile.
 THUMB_SUFFIXES = ("~thumb.jpg", "~small.jpg", "~medium.jpg", "~large.jpg", "~orig.jpg")
 CAPTION_SUFFIXES = (".vtt", ".srt")
-#: Credit lines per NASA's media guidelines: "NASA/JPL-Caltech", a center's name, or
-#: "NASA/<photographer>" when the photographer is known.
-CENTER_CREDITS = {
-    "JPL": "NASA/JPL-Caltech",
-    "GSFC": "NASA/Goddard Space Flight Center",
-    "MSFC": "NASA/Marshall Space Flight Center",
-    "JSC": "NASA/Johnson Space Center",
-    "KSC": "NASA/Kennedy Space Center",
-    "ARC": "NASA/Ames Research Center",
-    "GRC": "NASA/Glenn Research Center",
-    "AFRC": "NASA/Armstrong Flight Research Center",
-    "LARC": "NASA/Langley Research Center",
-    "LRC": "NASA/Langley Research Center",
-    "SSC": "NASA/Stennis Space Center",
-    "MAF": "NASA/Michoud Assembly Facility",
-}
 #: A long description (a podcast's transcript) shows its first paragraphs, the rest folded.
 SHOWN_PARAGRAPHS = 3
 SHOWN_CHARS = 1_200
@@ -104,6 +97,7 @@ PARAGRAPH_CHARS = 900  # an unbroken transcript is cut at a sentence end past th
 HUES = 8  # placeholder tiles are tinted by one of this many hues, by nasa_id
 VIDEO_SUFFIXES = ("~mobile.mp4", "~small.mp4", "~medium.mp4", "~orig.mp4")
 AUDIO_SUFFIXES = ("~128k.mp3", "~64k.mp3", "~orig.mp3", "~orig.wav", "~128k.m4a")
+CITE_LABELS = {"apa": "APA", "mla": "MLA", "chicago": "Chicago", "bibtex": "BibTeX", "ris": "RIS"}
 MEMBERS_ON_ITEM_PAGE = 24
 LIKE_THIS = 8  # "more like this" cards on an item page, beside its own event
 #: Characters an item page shows of any one field (the longest real transcripts are
@@ -452,13 +446,28 @@ def _search_page(request: Request, library: Library) -> Response:
         "links": links,
         "paging": paging(result, links, library.limits.max_result_window),
         "years": year_facet(result.facets.get("year", {}), search_request),
-        "collapses": [(c, COLLAPSE_LABELS[c]) for c in ("event", "caption", "none")],
+        "collapses": [
+            (c, COLLAPSE_LABELS[c])
+            for c in ("event", "caption", "visual", "none")
+            # pictures only where some match: without mirrored media it is "All results"
+            if c != "visual" or search_request.collapse == c or library.has_groups(c)
+        ],
         "sorts": [(s, SORT_LABELS[s]) for s in SORT_LABELS if has_text or s != "relevance"],
         "media_labels": MEDIA_LABELS,
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
         "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
+        "feed": feed_url(given, search_request),
     }
     return page(request, "search.html", context, started=started, search_ms=search_ms)
+
+
+def feed_url(given: Mapping[str, str], search_request: SearchRequest) -> str:
+    """The Atom feed of this search (/feed): the same filters and grouping; its order is
+    the feed's own (newest in the mirror first), so the page's sort and paging stay here."""
+    params = {k: v for k, v in given.items() if k not in ("page", "sort", "mode", "collapse")}
+    if search_request.collapse != "none":
+        params["collapse"] = search_request.collapse
+    return "/feed" + (f"?{urlencode(params)}" if params else "")
 
 
 @router.api_route(
@@ -523,6 +532,7 @@ def item_page(request: Request, nasa_id: str) -> Response:
         )
         if c.record.nasa_id not in {m.record.nasa_id for m in members}
     ][:LIKE_THIS]
+    same_picture, same_total, picture = _same_picture(library, nasa_id)
     data = item["data"][0]  # parse_item checked it is there
     context = {
         "record": record,
@@ -554,16 +564,36 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "members_total": members_total,
         "members_noun": members_noun,
         "like_this": like_this,
+        "same_picture": same_picture,
+        "same_total": same_total,
+        "picture_group": picture,
         "media_labels": MEDIA_LABELS,
+        "citations": citations(record),
     }
     return page(request, "item.html", context, started=started)
+
+
+def citations(record: Record) -> list[dict[str, Any]]:
+    """The Cite box: each style's text (what the copy button copies) and, for the CSL
+    styles, its HTML (italics; the record's text escaped), accessed today (UTC)."""
+    today = datetime.now(UTC).date()
+    out: list[dict[str, Any]] = []
+    for style in STYLES:
+        entry: dict[str, Any]
+        if style in CSL_STYLES:
+            plain_text, shown = styled(record, style, today)
+            entry = {"text": plain_text, "html": Markup(shown)}  # cite.py escaped the record
+        else:
+            entry = {"text": cite(record, style, today), "html": None}
+        out.append({"style": style, "label": CITE_LABELS[style], **entry})
+    return out
 
 
 @router.api_route("/group/{level}/{group_id}", methods=["GET", "HEAD"], response_class=Response)
 def group_page(request: Request, level: str, group_id: str) -> Response:
     started = time.perf_counter()
     if level not in GROUP_LEVELS:
-        raise RecordNotFound(f"No group level {level!r}: use event, near or caption")
+        raise RecordNotFound(f"No group level {level!r}: use {', '.join(GROUP_LEVELS)}")
     number = _group_number(group_id)
     library = library_of(request)
     params = {k: v for k, v in _given(request).items() if k in ("page", "page_size", "sort")}
@@ -625,6 +655,25 @@ def _event_group(library: Library, nasa_id: str) -> GroupInfo | None:
     """The record's event group (None until grouping has run, or for a group of one)."""
     result = library.search(SearchRequest(nasa_id=nasa_id, collapse="event", page_size=1))
     return result.hits[0].group if result.hits else None
+
+
+def _same_picture(library: Library, nasa_id: str) -> tuple[list[Card], int, GroupInfo | None]:
+    """The other records whose mirrored picture matches this one's (pictures.py), their
+    number, and the visual group; nothing for a record with no group of two or more."""
+    found = library.search(SearchRequest(nasa_id=nasa_id, collapse="visual", page_size=1))
+    group = found.hits[0].group if found.hits else None
+    if group is None or group.size < 2:
+        return [], 0, None
+    result = library.search(
+        SearchRequest(
+            group_level=group.level,
+            group_id=group.id,
+            sort="date_asc",
+            page_size=MEMBERS_ON_ITEM_PAGE + 1,
+        )
+    )
+    others = [c for c in cards(result.hits, library) if c.record.nasa_id != nasa_id]
+    return others[:MEMBERS_ON_ITEM_PAGE], result.total_hits - 1, group
 
 
 def manifest_files(manifest: str | None) -> list[dict[str, str]]:
@@ -699,22 +748,6 @@ def _pick_name(local: Mapping[str, str], suffixes: tuple[str, ...]) -> str | Non
             if name.lower().endswith(suffix):
                 return name if suffix in CAPTION_SUFFIXES else url
     return None
-
-
-def credit_line(record: Record) -> str:
-    """The credit NASA's media guidelines ask for: "NASA/<photographer>" when known, else
-    a credit the record gives itself ("NASA/JPL/Arizona State University" as its secondary
-    creator), else the center's form ("NASA/JPL-Caltech"), else "NASA"."""
-    who = " ".join(record.photographer.split())
-    center = CENTER_CREDITS.get(record.center.strip().upper(), "NASA")
-    if not who:
-        given = " ".join(record.secondary_creator.split())
-        return given if given.upper().startswith("NASA") else center
-    if who.upper().startswith("NASA"):
-        return who
-    if center == "NASA/JPL-Caltech":
-        return f"{center}/{who}"
-    return f"NASA/{who}"
 
 
 _SPEAKER = re.compile(

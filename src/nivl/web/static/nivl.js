@@ -102,6 +102,23 @@
   }
   var search = document.getElementById("q");
   if (search && search.form && window.fetch) autocomplete(search);
+  // The Cite box: a button that copies the chosen style's text (the radios need no script).
+  function citeCopy(box) {
+    var button = box.querySelector(".copy-citation"), status = box.querySelector(".copy-status");
+    if (!button || !navigator.clipboard) return;
+    button.hidden = false;
+    box.addEventListener("change", function () { status.textContent = ""; });
+    button.addEventListener("click", function () {
+      var chosen = box.querySelector("input[name=cite-style]:checked");
+      var shown = chosen && box.querySelector("#citation-" + chosen.value + " .citation-text");
+      if (!shown) return;
+      navigator.clipboard.writeText(shown.getAttribute("data-text")).then(function () {
+        status.textContent = "Copied " + box.querySelector("label[for=" + chosen.id + "]").textContent;
+      }, function () { status.textContent = "Could not copy: select the text instead"; });
+    });
+  }
+  var cite = document.querySelector("section.cite");
+  if (cite) citeCopy(cite);
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", sweep);
   } else {
