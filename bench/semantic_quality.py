@@ -2,9 +2,13 @@
 
 Usage:
     python bench/semantic_quality.py [--cache DIR] [--sets old,heldout] [--lexical-only]
-                                     [--variants] [--pool [--judge]] [--latency N]
+                                     [--builtin-only] [--variants] [--pool [--judge]]
+                                     [--latency N]
 
-Needs nivl's [semantic] extra (not with --lexical-only). Imports
+Needs nivl's [semantic] extra (not with --lexical-only or --builtin-only). semantic-builtin and
+hybrid-builtin use the built-in static model (what every install's hybrid uses: blend with
+BUILTIN_DENSE_WEIGHT); nivl-hybrid is Library.search with mode=hybrid, as a person gets it.
+Imports
 ../shared/data/nasa/records.jsonl (read in place, never copied) into a temporary home, embeds
 every record (vectors cached in --cache, keyed by the text variant, so reruns skip the model),
 then for each judged query in bench/judgements.json (the set tuned on: "same" = the captions'
@@ -42,11 +46,19 @@ import numpy as np
 import orjson
 
 from nivl import Library, Settings, search_index
-from nivl.embeddings import Embedder, record_text
-from nivl.hybrid import blend, dense_ranking, filter_plan, lexical_ranking, rank, rrf
+from nivl.embeddings import Embedder, StaticEmbedder, record_text
+from nivl.hybrid import (
+    BUILTIN_DENSE_WEIGHT,
+    blend,
+    dense_ranking,
+    filter_plan,
+    lexical_ranking,
+    rank,
+    rrf,
+)
 from nivl.query import parse_request
 from nivl.records import parse_item
-from nivl.vector_index import VectorIndex
+from nivl.vector_index import MatrixIndex, VectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = (
@@ -57,6 +69,8 @@ JUDGEMENT_SETS = {
     "heldout": ROOT / "bench" / "judgements_heldout.json",
 }
 MODES = ("lexical", "bm25", "semantic", "hybrid-blend", "hybrid-rrf")
+#: The built-in static model (no extra needed): what every install's hybrid uses.
+BUILTIN_MODES = ("semantic-builtin", "hybrid-builtin", "nivl-hybrid")
 LEXICAL_MODES = ("lexical", "bm25")
 BM25_FIELDS = ["title", "description", "keywords"]
 VARIANTS = {
@@ -105,6 +119,20 @@ def vectors_for(
     return index, timing
 
 
+def builtin_vectors(library: Library, embedder: StaticEmbedder) -> MatrixIndex:
+    """Every record embedded by the built-in model, timed as the import stage does it."""
+    index = MatrixIndex(None, dimensions=embedder.dimensions, mark="bench")
+    wall, cpu = time.perf_counter(), time.process_time()
+    count = index.sync(library.store, embedder.embed, batch_size=1024)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"built-in model: {count} records embedded in {wall:.2f} s wall ({count / wall:.0f}/s), "
+        f"{cpu:.2f} s CPU ({count / cpu:.0f}/CPU-s), record text parsing included; load "
+        f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    return index
+
+
 def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, float]]:
     """The plain baseline: tantivy's default query parser (OR) over title, description and
     keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
@@ -119,17 +147,28 @@ def rankings(
     embedder: Embedder | None,
     q: str,
     depth: int = 100,
+    builtin: tuple[MatrixIndex, StaticEmbedder] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
     lexical = lexical_ranking(library.view().snapshot, request, depth)
     bm25 = bm25_ranking(library, q, depth)
+    found = {"lexical": lexical, "bm25": bm25}
+    snapshot = library.view().snapshot
+    if builtin is not None:
+        matrix, static = builtin
+        dense = dense_ranking(snapshot, matrix, static.embed_query(q), filter_plan(request), depth)
+        found["semantic-builtin"] = dense
+        found["hybrid-builtin"] = blend(lexical, dense, weight=BUILTIN_DENSE_WEIGHT)
+        # what a person gets: Library.search in hybrid mode (the home's built-in vectors,
+        # the typo correction embedded, no results when no word matches)
+        hybrid = parse_request({"q": q, "mode": "hybrid", "collapse": "none", "page_size": "10"})
+        hits = library.search(hybrid).hits
+        found["nivl-hybrid"] = [(hit.row_id, hit.score) for hit in hits]
     if vectors is None or embedder is None:
-        return {"lexical": lexical, "bm25": bm25}
+        return found
     vector = embedder.embed_query(q)
-    dense = dense_ranking(library.view().snapshot, vectors, vector, filter_plan(request), depth)
-    return {
-        "lexical": lexical,
-        "bm25": bm25,
+    dense = dense_ranking(snapshot, vectors, vector, filter_plan(request), depth)
+    return found | {
         "semantic": dense,
         "hybrid-blend": blend(lexical, dense),
         "hybrid-rrf": rrf(lexical, dense),
@@ -186,6 +225,9 @@ def main() -> None:
     parser.add_argument(
         "--lexical-only", action="store_true", help="lexical and bm25 only (no model)"
     )
+    parser.add_argument(
+        "--builtin-only", action="store_true", help="lexical, bm25 and the built-in model"
+    )
     parser.add_argument("--variants", action="store_true", help="compare embedded texts")
     parser.add_argument("--pool", action="store_true", help="print pooled results to judge")
     parser.add_argument("--judge", action="store_true", help="grade '?' by each query's rule")
@@ -200,8 +242,14 @@ def main() -> None:
         library.import_paths([RECORDS])
         embedder: Embedder | None = None
         vectors: VectorIndex | None = None
-        modes = LEXICAL_MODES if args.lexical_only else MODES
+        modes = LEXICAL_MODES if args.lexical_only else (*LEXICAL_MODES, *BUILTIN_MODES)
         if not args.lexical_only:
+            static = StaticEmbedder()
+            args.builtin = (builtin_vectors(library, static), static)
+        else:
+            args.builtin = None
+        if not args.lexical_only and not args.builtin_only:
+            modes = (*MODES, *BUILTIN_MODES)
             started = time.perf_counter()
             embedder = Embedder()
             print(f"model loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -251,7 +299,7 @@ def evaluate(
                 dense = rankings(library, index, embedder, query["q"])["semantic"]
                 variant_rankings.setdefault(query["q"], []).append(dense)
     for query in judged:
-        ranked = rankings(library, vectors, embedder, query["q"])
+        ranked = rankings(library, vectors, embedder, query["q"], builtin=args.builtin)
         if args.pool:
             pool = [ranked[m] for m in modes] + variant_rankings.get(query["q"], [])
             if args.judge and "rule" in query:

@@ -86,7 +86,7 @@ def test_export_a_search_as_bibtex_and_ris(cli_home: Path) -> None:  # noqa: F81
     bibtexparser = pytest.importorskip("bibtexparser")
     rispy = pytest.importorskip("rispy")
     search = nivl("search", "apollo", "--center", "JSC", "--collapse", "none", "--json",
-                  "--page-size", "1000", home=cli_home)  # fmt: skip
+                  "--mode", "lexical", "--page-size", "1000", home=cli_home)  # fmt: skip
     assert search.returncode == 0, search.stderr
     expected = {i["data"][0]["nasa_id"] for i in json.loads(search.stdout)["collection"]["items"]}
     assert expected

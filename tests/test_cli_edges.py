@@ -172,7 +172,7 @@ def test_help_shows_no_python_types(command: list[str]) -> None:
 
 def test_help_keeps_bracketed_words_and_single_spaces() -> None:
     done = run("search", "--help")
-    assert "hybrid (the default with the semantic extra)" in " ".join(done.stdout.split())
+    assert "hybrid (the default: words and meaning)" in " ".join(done.stdout.split())
     assert "the  extra" not in done.stdout
 
 
@@ -205,7 +205,7 @@ def test_the_semantic_hint_says_what_works_from_a_checkout(tmp_path: Path) -> No
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
     done = subprocess.run(
-        [sys.executable, "-c", script, "search", "stars", "--mode", "semantic"],
+        [sys.executable, "-c", script, "embed"],  # search needs no extra: the built-in model
         capture_output=True,
         text=True,
         env={**env, "NIVL_HOME": str(tmp_path / "home")},

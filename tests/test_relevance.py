@@ -37,7 +37,10 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def search(home: Path, q: str, *options: str) -> dict[str, Any]:
-    done = nivl("search", q, "--json", "--collapse", "none", *options, home=home)
+    # matching.py's rules are lexical: hybrid (the CLI's default) adds the vectors' ranking
+    done = nivl(
+        "search", q, "--json", "--collapse", "none", "--mode", "lexical", *options, home=home
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["collection"]
 
@@ -88,7 +91,7 @@ def test_misspelt_words_find_the_apollo_11_launch_and_say_so(sample_home: Path) 
         text = strong_text(item)
         assert "apollo" in text and "11" in text and "launch" in text, data(item)["title"]
     assert found["metadata"]["suggestion"] == {"q": "apollo 11 launch", "corrected": True}
-    shown = nivl("search", "apolo 11 lanch", home=sample_home)
+    shown = nivl("search", "apolo 11 lanch", "--mode", "lexical", home=sample_home)
     assert "Showing results for 'apollo 11 launch'" in shown.stdout
     assert "--match all" in shown.stdout
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from nivl import Library, Settings, parse_request
-from nivl.errors import InvalidParameter, SemanticUnavailable
+from nivl.errors import InvalidParameter
 from nivl.hybrid import blend, filter_plan, has_filters, minmax, rrf
 from nivl.web.app import create_app
 
@@ -70,41 +70,54 @@ def api_without_extra(without_extra: None, loaded: Library) -> Iterator[httpx.Cl
         yield client
 
 
-def test_without_the_extra_the_api_says_so_with_a_400(api_without_extra: httpx.Client) -> None:
-    for params in ({"q": "exploding stars", "mode": "semantic"}, {"q": "mars", "mode": "hybrid"}):
-        response = api_without_extra.get("/search", params=params)
-        assert response.status_code == 400
-        assert "pip install '.[semantic]'" in response.json()["reason"]
+def supernovae(items: list[dict]) -> int:
+    """How many of these items are about supernovae (judged by their own words)."""
+    return sum(
+        "supernova" in (i["data"][0]["title"] + i["data"][0].get("description", "")).lower()
+        for i in items
+    )
+
+
+def test_without_the_extra_the_api_ranks_by_meaning_with_the_built_in_model(
+    api_without_extra: httpx.Client, loaded: Library
+) -> None:
+    for mode in ("semantic", "hybrid"):
+        response = api_without_extra.get(
+            "/search", params={"q": "exploding stars", "mode": mode, "page_size": "10"}
+        )
+        assert response.status_code == 200, response.text
+        assert supernovae(response.json()["collection"]["items"]) >= 6, mode
     response = api_without_extra.get("/similar/0002272", params={"page_size": "5"})
-    assert response.status_code == 200  # falls back to shared title and keyword words
+    assert response.status_code == 200
     titles = [i["data"][0]["title"] for i in response.json()["collection"]["items"]]
     assert "History of Chandra X-Ray Observatory" not in titles  # never itself
     assert sum("chandra" in t.lower() or "x-ray" in t.lower() for t in titles) >= 2
     lexical = api_without_extra.get("/search", params={"q": "mars"})
     assert lexical.status_code == 200 and lexical.json()["collection"]["items"]
     health = api_without_extra.get("/healthz").json()
-    assert health["semantic"] == {"available": False, "embedded": 0}
+    assert health["semantic"]["available"] is False
+    assert health["semantic"]["model"] == "minilm-fitted-256"
+    assert health["semantic"]["builtin"]["embedded"] == loaded.count()  # made on import
 
 
-def test_without_the_extra_the_cli_exits_2(
+def test_without_the_extra_hybrid_is_the_default_and_embed_exits_2(
     without_extra: None, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from nivl.cli import main
     from nivl.embeddings import default_mode
 
-    assert default_mode() == "lexical"
-    for argv in (
-        ["search", "stars", "--mode", "semantic", "--home", str(settings.home)],
-        ["embed", "--home", str(settings.home)],
-    ):
-        with pytest.raises(SystemExit) as exit_:
-            main(argv)
-        assert exit_.value.code == 2
-        message = capsys.readouterr().err
-        assert "pip install '.[semantic]'" in message and "nivl[semantic]" not in message
+    assert default_mode() == "hybrid"
+    with pytest.raises(SystemExit) as exit_:
+        main(["embed", "--home", str(settings.home)])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert "pip install '.[semantic]'" in message and "nivl[semantic]" not in message
 
 
-def test_without_the_extra_the_library_raises(without_extra: None, loaded: Library) -> None:
-    with pytest.raises(SemanticUnavailable):
-        loaded.search(parse_request({"q": "stars", "mode": "hybrid"}))
+def test_without_the_extra_the_library_uses_the_built_in_model(
+    without_extra: None, loaded: Library
+) -> None:
+    assert loaded.semantic_model() == "minilm-fitted-256"
+    found = loaded.search(parse_request({"q": "exploding stars", "mode": "hybrid"}))
+    assert found.total_hits > 0
     assert loaded.search(parse_request({"q": "stars"})).total_hits > 0

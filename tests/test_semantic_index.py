@@ -57,7 +57,9 @@ def _search(library: Library, **params: str) -> list[dict]:
 
 
 def test_embed_is_incremental_and_kept_in_step(embedded: Library) -> None:
-    assert embedded.semantic_status() == {"available": True, "embedded": embedded.store.count()}
+    status = embedded.semantic_status()
+    assert (status["available"], status["embedded"]) == (True, embedded.store.count())
+    assert status["model"] == "all-MiniLM-L6-v2"  # every record embedded: the extra's model
     assert embedded.pending_embeddings() == 0 and embedded.embed() == 0
     row = next(embedded.store.iter_rows())
     item = json.loads(row.raw)
@@ -170,9 +172,14 @@ def test_records_not_yet_embedded_appear_through_bm25(embedded: Library, tmp_pat
         library.import_paths([_one_line(tmp_path, item)])
         assert library.pending_embeddings() == 1
         assert "zz-new" in {d["nasa_id"] for d in _search(library, q="quokkasaurus", mode="hybrid")}
-        assert "zz-new" not in {
+        # until the extra has embedded every record, the built-in model (always complete,
+        # made on import) answers, so the new record is found by meaning too
+        assert library.semantic_model() == "minilm-fitted-256"
+        assert "zz-new" in {
             d["nasa_id"] for d in _search(library, q="quokkasaurus", mode="semantic")
         }
+        library.embed()
+        assert library.semantic_model() == "all-MiniLM-L6-v2"
 
 
 def _one_line(tmp_path: Path, item: dict) -> Path:
@@ -207,7 +214,8 @@ def test_api_modes_similar_and_healthz(client: httpx.Client, embedded: Library) 
     assert all(i["data"][0]["media_type"] == "video" for i in videos["collection"]["items"])
     assert client.get("/similar/no-such-id").status_code == 404
     health = client.get("/healthz").json()
-    assert health["semantic"] == {"available": True, "embedded": embedded.store.count()}
+    semantic = health["semantic"]
+    assert (semantic["available"], semantic["embedded"]) == (True, embedded.store.count())
 
 
 def test_cli_embed_and_search_modes(tmp_path: Path, subset_path: Path) -> None:
@@ -235,3 +243,23 @@ def test_serving_warms_the_model_only_when_there_are_vectors(
     assert embedded.embedder() is embedded.embedder()
     with Library(Settings.from_env({}, home=str(tmp_path / "empty"))) as empty:
         assert empty.warm_semantic() is None
+
+
+def test_the_extras_vectors_damaged_while_serving_keep_the_loaded_ones(
+    tmp_path: Path, subset_path: Path
+) -> None:
+    import os
+
+    settings = Settings.from_env({}, home=str(tmp_path / "home"))
+    lines = subset_path.read_text().splitlines(keepends=True)[:20]
+    (tmp_path / "few.jsonl").write_text("".join(lines))
+    with Library(settings) as library:
+        library.import_paths([tmp_path / "few.jsonl"])
+        library.embed()
+        assert library.semantic_model() == "all-MiniLM-L6-v2"
+        before = _search(library, q="galaxy", mode="semantic")
+        garbage = tmp_path / "home" / "garbage.tmp"
+        garbage.write_bytes(b"not a usearch file" * 100)
+        os.replace(garbage, library.vectors_path)  # as another process's rename would
+        library.refresh()
+        assert _search(library, q="galaxy", mode="semantic") == before

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from nivl.library import BUILTIN_VECTORS_FILE
+
 from .conftest import OFFLINE, RECORDS, RESPONSES
 from .replay import make_replay, serving
 from .servers import free_port
@@ -269,6 +271,7 @@ def test_a_snapshot_onto_a_read_only_or_full_disk_fails_in_one_line(
 def test_serve_read_only_never_writes_to_the_snapshot(tmp_path: Path, source: Path) -> None:
     snap = tmp_path / "snap"
     assert snapshot(source, snap).returncode == 0
+    assert (snap / BUILTIN_VECTORS_FILE).is_file()  # a replica need not embed on each open
     before = tree(snap)
     expected = total_hits_of(source, "apollo")
     with (
@@ -276,7 +279,8 @@ def test_serve_read_only_never_writes_to_the_snapshot(tmp_path: Path, source: Pa
         replica(snap, upstream=upstream.url) as (url, errors),
     ):
         health = httpx.get(f"{url}/healthz").json()
-        assert health["read_only"] and health["behind"] == {"groups": 0, "index": 0}
+        assert health["read_only"]
+        assert health["behind"] == {"groups": 0, "index": 0, "vectors": 0}
         assert total_hits(url, q="apollo") == expected
         assert httpx.get(f"{url}/search", params={"q": "moon"},
                          headers={"accept": "text/html"}).status_code == 200  # fmt: skip
@@ -290,7 +294,9 @@ def test_serve_read_only_never_writes_to_the_snapshot(tmp_path: Path, source: Pa
 
 
 def total_hits_of(home: Path, q: str) -> int:
-    done = nivl("search", q, "--json", "--collapse", "none", "--home", str(home))
+    done = nivl(
+        "search", q, "--json", "--collapse", "none", "--mode", "lexical", "--home", str(home)
+    )
     assert done.returncode == 0, done.stderr
     return int(json.loads(done.stdout)["collection"]["metadata"]["total_hits"])
 

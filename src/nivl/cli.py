@@ -280,9 +280,7 @@ def search(
     sort: Annotated[Sort, typer.Option(help="Result order.")] = Sort.relevance,
     mode: Annotated[
         Mode | None,
-        typer.Option(
-            help="Ranking: hybrid (the default with the semantic extra), lexical, semantic."
-        ),
+        typer.Option(help="Ranking: hybrid (the default: words and meaning), lexical, semantic."),
     ] = None,
     collapse: Annotated[Collapse, typer.Option(help="Show each group once.")] = Collapse.event,
     match: Annotated[
@@ -322,8 +320,6 @@ def search(
     }
     settings = settings_for(home)
     search_request = _search_request(params, settings)  # bad values fail before any work
-    if search_request.mode != "lexical":
-        embeddings.require(f"--mode {search_request.mode}")
     with open_library(home, load_sample=True) as library:
         result = library.search(search_request)
         if as_json:
@@ -472,9 +468,12 @@ def serve(
         f"nivl {__version__} serving {settings.home} on http://{address}:{settings.port}/",
         markup=False,
     )
-    if semantic["available"]:
-        rest = "" if semantic["embedded"] >= records else " (run 'nivl embed'; BM25 finds the rest)"
-        err.print(f"semantic search: {semantic['embedded']} of {records} records embedded{rest}")
+    if semantic["available"] and semantic["embedded"] < records:
+        err.print(
+            f"semantic extra: {semantic['embedded']} of {records} records embedded (run 'nivl"
+            f" embed'); searches use the built-in model until all are"
+        )
+    err.print(f"semantic search: model {semantic['model']}")
     workers = settings.serve_workers
     if workers == 1:
         run(serve_config(create_app(settings), settings), sock)

@@ -8,7 +8,9 @@ what the one before wrote:
 
     store ──groups──▶ group ids (groups.py)   mark ``grouped_rev``
           ──index───▶ tantivy (search_index)  mark ``indexed_rev`` (the group ids are fields)
-          ──vectors─▶ usearch (vector_index)  mark ``embedded_rev`` (slow: ``nivl embed``)
+          ──vectors─▶ built-in model's matrix (vector_index.MatrixIndex)
+                                              mark ``embedded_rev:<model>`` (fast: every write)
+    and, apart, the [semantic] extra's usearch file: mark ``embedded_rev`` (``nivl embed``)
 
 and, first of all, the pictures (pictures.py), whose source is ``HOME/media``:
 
@@ -41,8 +43,10 @@ from .groups import update_groups
 from .pictures import HashUpdate, update_hashes, update_visual
 from .search_index import SearchIndex
 from .store import Store
+from .vector_index import Embed, SyncedVectors
 
-#: Stage name → the store meta key holding its mark.
+#: Stage name → the store meta key holding its mark (``vectors`` is the extra's; the
+#: built-in model's stage is keyed by its model name: ``MatrixIndex.mark``).
 MARKS = {
     "groups": "grouped_rev",
     "index": SearchIndex.mark_key,
@@ -68,13 +72,16 @@ def update(
     rebuild: bool = False,
     progress: Callable[[int], object] | None = None,
     media: Path | None = None,
+    vectors: SyncedVectors | None = None,
+    embed: Callable[[], Embed] | None = None,
 ) -> StageRun:
     """Bring the pictures' hashes (when ``media``, the home's media folder, is given) and
-    visual groups, then groups, then the index, up to date (the caller holds the lock).
+    visual groups, then groups, the index, then the built-in vectors up to date (the caller
+    holds the lock).
 
-    The vectors stage is not run here: embedding takes minutes per thousand records, so
-    it runs when asked (``Library.embed``); hybrid search ranks what is not embedded by
-    BM25 meanwhile.
+    ``vectors`` is the built-in model's index and ``embed`` gives its embedding function
+    (loaded only when there is something to embed). The extra's vectors are not made
+    here: its model takes minutes per thousand records, so ``nivl embed`` runs it.
     """
     run = StageRun()
     started = time.perf_counter()
@@ -86,20 +93,31 @@ def update(
     run.rows["groups"] = update_groups(store, rebuild=rebuild).records
     grouped = time.perf_counter()
     run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
+    indexed = time.perf_counter()
     run.seconds = {
         "pictures": pictured - started,
         "group": grouped - pictured,
-        "index": time.perf_counter() - grouped,
+        "index": indexed - grouped,
     }
+    if vectors is not None and embed is not None:
+        if rebuild or vectors.pending(store):
+            run.rows["vectors"] = vectors.sync(
+                store, embed(), rebuild=rebuild, batch_size=1024, save_every=float("inf")
+            )
+        run.seconds["vectors"] = time.perf_counter() - indexed
     return run
 
 
-def behind(store: Store, index: SearchIndex) -> dict[str, int]:
-    """Records each of the groups and index stages has not taken in yet (0: up to date)."""
+def behind(
+    store: Store, index: SearchIndex, vectors: SyncedVectors | None = None
+) -> dict[str, int]:
+    """Records each stage (groups, index, built-in vectors) has not taken in yet (0: none)."""
     marks = {
         "groups": int(store.get_meta(MARKS["groups"], "0") or 0),
         "index": index.indexed_rev(store),
     }
+    if vectors is not None:  # a mark without its file (a copied home) counts as none
+        marks["vectors"] = int(store.get_meta(vectors.mark, "0") or 0) if len(vectors) else 0
     return {name: store.count_rows(since_rev=mark) for name, mark in marks.items()}
 
 

@@ -49,11 +49,11 @@ def available() -> bool:
 
 
 def default_mode() -> str:
-    """The ranking mode for people (CLI, web UI): hybrid with the extra, else lexical.
-
-    The upstream-compatible API keeps ``lexical`` whatever is installed.
+    """The ranking mode for people (CLI, web UI): hybrid on every install (the built-in
+    static model serves it without the extra). The upstream-compatible API keeps
+    ``lexical`` whatever is installed.
     """
-    return "hybrid" if available() else "lexical"
+    return "hybrid"
 
 
 def require(what: str = "semantic search") -> None:
@@ -133,6 +133,52 @@ class Embedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
+
+
+#: The built-in model: a model2vec static model whose token table is fitted to
+#: all-MiniLM-L6-v2's sentence vectors by scripts/build_model.py, shipped as package data
+#: (src/nivl/model). Its name keys its vector file and its stage's mark, so its vectors
+#: never mix with the extra's (and a new model's name makes every home embed again).
+BUILTIN_MODEL = "minilm-fitted-256"
+BUILTIN_DIMENSIONS = 256
+
+
+class StaticEmbedder:
+    """The built-in model: a text's vector is the mean of its tokens' rows of one table.
+
+    No torch and no transformer: tokenising (Rust) and a mean, thousands of records a
+    second on one core, so the vectors are made during import (``derived.py``).
+    """
+
+    name = BUILTIN_MODEL
+    dimensions = BUILTIN_DIMENSIONS
+
+    def __init__(self) -> None:
+        import importlib.resources
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local: never the hub
+        from model2vec import StaticModel
+
+        folder = importlib.resources.files("nivl") / "model"
+        self._model: Any = StaticModel.from_pretrained(str(folder), force_download=False)
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], *, threads: int | None = None) -> np.ndarray:
+        """One row per text: float32, unit length (``threads`` is accepted and unused)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(list(texts), batch_size=1024, use_multiprocessing=False)
+        matrix = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        result: np.ndarray = matrix / np.maximum(norms, 1e-12)
+        return result
 
     def embed_query(self, text: str) -> np.ndarray:
         vector: np.ndarray = self.embed([text])[0]

@@ -31,7 +31,9 @@ from .search_index import Snapshot
 if TYPE_CHECKING:
     import numpy as np
 
-    from .vector_index import VectorIndex
+    from .vector_index import MatrixIndex, VectorIndex
+
+    Vectors = VectorIndex | MatrixIndex
 
 Ranking = list[tuple[int, float]]
 
@@ -39,6 +41,11 @@ Ranking = list[tuple[int, float]]
 DEPTH = 200
 RRF_K = 60
 DENSE_WEIGHT = 0.7
+#: The built-in static model is weaker than all-MiniLM-L6-v2, so BM25 gets more say. Chosen
+#: on the old judged set (hybrid nDCG@10 overall by dense weight, the fitted model): 0.4
+#: 0.754, 0.5 0.757, 0.6 0.759, 0.7 0.742; rrf 0.732. 0.5 and 0.6 differ by less than one
+#: query's swing, so the weight stayed; a separate weight for relaxed matches gained 0.003.
+BUILTIN_DENSE_WEIGHT = 0.5
 #: Filtered candidate sets up to this size are ranked exactly (brute force over their
 #: vectors); usearch hands vectors back one by one (~10 us each), so this stays small.
 EXACT_LIMIT = 2_000
@@ -120,7 +127,7 @@ def lexical_ranking(index: Snapshot, request: SearchRequest, depth: int = DEPTH)
 
 def dense_ranking(
     index: Snapshot,
-    vectors: VectorIndex,
+    vectors: Vectors,
     vector: np.ndarray,
     plan: QueryPlan,
     depth: int = DEPTH,
@@ -146,7 +153,7 @@ def dense_ranking(
 
 def _overfetch(
     index: Snapshot,
-    vectors: VectorIndex,
+    vectors: Vectors,
     vector: np.ndarray,
     query: Any,
     want: int,
@@ -169,7 +176,7 @@ def _overfetch(
 
 def rank(
     index: Snapshot,
-    vectors: VectorIndex,
+    vectors: Vectors,
     vector: np.ndarray | None,
     request: SearchRequest,
     *,
@@ -177,6 +184,7 @@ def rank(
     fusion: str = DEFAULT_FUSION,
     depth: int = DEPTH,
     exclude: Iterable[int] = (),
+    dense_weight: float = DENSE_WEIGHT,
 ) -> Ranking:
     """Rows for a semantic or hybrid request, best first, filters applied before ranking.
 
@@ -191,10 +199,19 @@ def rank(
     if mode == "semantic":
         return dense
     lexical = lexical_ranking(index, request, depth) if request.q else []
-    fused = FUSIONS[fusion](lexical, dense)
-    if request.sort != "relevance" and lexical:
+    fused = (
+        blend(lexical, dense, weight=dense_weight)
+        if fusion == "blend"
+        else FUSIONS[fusion](lexical, dense)
+    )
+    if request.q and not lexical:
+        # no word of q matches anything (not even relaxed, not even a close spelling):
+        # nothing a person meant, so no results, not the vectors' nearest noise
+        return []
+    if (request.sort != "relevance" or request.match == "all") and lexical:
         # by date: the newest among the words' matches (title, keywords, caption start:
-        # see matching.py), not whatever the vectors found nearest (issue 17 item 30)
+        # see matching.py), not whatever the vectors found nearest (issue 17 item 30);
+        # match=all: every word, as asked, ranked with the vectors' help
         matched = {row_id for row_id, _ in lexical}
         fused = [(row_id, score) for row_id, score in fused if row_id in matched]
     return fused

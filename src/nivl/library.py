@@ -29,12 +29,12 @@ from .errors import (
     NivlError,
     RecordNotFound,
     SearchIndexError,
-    SemanticUnavailable,
     StoreError,
     UpstreamError,
     UpstreamUnavailable,
 )
 from .groups import DupesReport, GroupPage, GroupUpdate, dupes, group_page, update_groups
+from .hybrid import BUILTIN_DENSE_WEIGHT, DENSE_WEIGHT
 from .ingest import ImportSummary
 from .ingest import import_paths as ingest_paths
 from .query import MAX_GROUP_ID, Limits, QueryPlan, SearchRequest, text_terms
@@ -44,9 +44,10 @@ from .search_index import Snapshot, verify_files
 from .settings import Settings
 from .store import Store
 from .suggest import Suggestion
+from .vector_index import Embed, MatrixIndex
 
 if TYPE_CHECKING:
-    from .embeddings import Embedder
+    from .embeddings import Embedder, StaticEmbedder
     from .harvest import HarvestResult
     from .media import FetchProgress, FetchResult
     from .snapshot import SnapshotResult
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from .vector_index import VectorIndex
 
 VECTORS_FILE = "vectors.usearch"
+#: The built-in model's vectors (``derived.py`` keeps them in step on every write).
+BUILTIN_VECTORS_FILE = f"vectors.{embeddings.BUILTIN_MODEL}.npy"
 #: How long healing a damaged index waits for another writer to finish.
 HEAL_WAIT = 60.0
 log = logging.getLogger("nivl")
@@ -87,6 +90,9 @@ class Library:
         self._upstream: Upstream | None = None
         self._upstream_lock = threading.Lock()
         self._remember_lock = threading.Lock()  # WriteLock's depth count is not thread-safe
+        self._static: StaticEmbedder | None = None
+        self._static_lock = threading.Lock()
+        self.builtin = self._open_builtin()
         if rebuild_index and not self.read_only:
             with self.lock.hold():
                 self.index = derived.rebuild_index(settings.index_path, self.store)
@@ -119,7 +125,7 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                run = derived.update(self.store, self.index, media=self.settings.media_path)
+                run = self._update(media=self.settings.media_path)
                 for line in unhashed_lines(run.hashes.unreadable):
                     self._note(line)
             except StoreError as exc:  # a full disk: reading goes on, with what is there
@@ -127,13 +133,79 @@ class Library:
             finally:
                 self.lock.release()
         if reason:
-            stale = {name: n for name, n in derived.behind(self.store, self.index).items() if n}
+            stale = self._behind()
+            if stale.get("vectors"):  # the built-in vectors are quick: make them in memory
+                memory = MatrixIndex(
+                    None, dimensions=self.builtin.dimensions, mark=self.builtin.mark
+                )
+                memory.sync(self.store, self._static_embed(), batch_size=1024)
+                self.builtin = memory
+                stale.pop("vectors")
             if stale:
                 self._note(
                     f"{reason}: searches show the derived state as it is ("
                     + ", ".join(f"{n} records not in {name}" for name, n in stale.items())
                     + ")"
                 )
+
+    def _update(self, *, rebuild: bool = False, media: Path | None = None) -> derived.StageRun:
+        """``derived.update`` with this home's built-in vectors (the caller holds the lock)."""
+        return derived.update(
+            self.store,
+            self.index,
+            rebuild=rebuild,
+            media=media,
+            vectors=self.builtin,
+            embed=self._static_embed,
+        )
+
+    def _behind(self) -> dict[str, int]:
+        stages = derived.behind(self.store, self.index, self.builtin)
+        return {name: n for name, n in stages.items() if n}
+
+    def _open_builtin(self) -> MatrixIndex:
+        """The built-in model's vectors; a damaged file is set aside and embedded again."""
+        path = self.settings.home / BUILTIN_VECTORS_FILE
+        mark = f"{derived.MARKS['vectors']}:{embeddings.BUILTIN_MODEL}"
+        dims = embeddings.BUILTIN_DIMENSIONS
+        try:
+            return MatrixIndex(path, dimensions=dims, mark=mark)
+        except SearchIndexError as exc:
+            if self.read_only:
+                self._note(f"the vectors in {path} cannot be used ({exc}); using a copy in memory")
+                return MatrixIndex(None, dimensions=dims, mark=mark)
+            self._note(f"the vectors in {path} are damaged ({exc}); embedding them again")
+            os.replace(path, path.with_suffix(".damaged"))
+            return MatrixIndex(path, dimensions=dims, mark=mark)
+
+    def _static_embed(self) -> Embed:
+        return self.static_embedder().embed
+
+    def static_embedder(self) -> StaticEmbedder:
+        """The built-in model, loaded on first use (a quarter of a second)."""
+        with self._static_lock:
+            if self._static is None:
+                self._static = embeddings.StaticEmbedder()
+            return self._static
+
+    def _semantic(self) -> tuple[VectorIndex | MatrixIndex, Callable[[str], Any], str]:
+        """The vectors, query embedder and model name semantic and hybrid search use.
+
+        The extra's model when it is installed and has embedded every record (``nivl
+        embed``), else the built-in one, which is always complete. A query is always
+        embedded by the model that made the vectors it is compared with.
+        """
+        if self.semantic_model() == embeddings.MODEL_NAME:
+            return self.vectors(), self.embedder().embed_query, embeddings.MODEL_NAME
+        return self.builtin, self.static_embedder().embed_query, embeddings.BUILTIN_MODEL
+
+    def semantic_model(self) -> str:
+        """The model semantic and hybrid searches use now (without loading either)."""
+        if embeddings.available() and self.vectors_path.exists():
+            vectors = self.vectors()
+            if len(vectors) and len(vectors) >= self.store.count():
+                return embeddings.MODEL_NAME
+        return embeddings.BUILTIN_MODEL
 
     # --- reading ----------------------------------------------------------------
 
@@ -160,8 +232,12 @@ class Library:
                 if revision != self._view.revision:
                     self.index.reload()
                     self._view = View(revision, self.index.snapshot())
-        if self._vectors is not None:
-            self._vectors.reload_if_changed()  # what ``nivl embed`` saved since
+        for vectors in (self._vectors, self.builtin):  # what ``nivl embed``, an import saved
+            try:
+                if vectors is not None:
+                    vectors.reload_if_changed()
+            except SearchIndexError as exc:  # damaged on disk: keep the vectors loaded
+                log.warning("%s; searching the vectors loaded before until the next open", exc)
         return revision
 
     def _heal(self) -> None:
@@ -220,22 +296,34 @@ class Library:
             raise
 
     def _search(self, snapshot: Snapshot, request: SearchRequest) -> SearchResult:
-        if request.mode != "lexical":
-            embeddings.require(f"mode={request.mode}")
         if request.mode == "lexical" or not text_terms(request.q):
             return search(self.store, snapshot, request)
         from .hybrid import rank
 
-        vectors = self.vectors()
-        if len(vectors) == 0:  # nothing embedded yet: hybrid is BM25 alone
-            if request.mode == "semantic":
-                raise SemanticUnavailable(
-                    "mode=semantic needs embeddings and none are stored yet: run 'nivl embed'"
-                )
+        vectors, embed_query, model = self._semantic()
+        if len(vectors) == 0:  # nothing embedded (an empty home): hybrid is BM25 alone
             return search(self.store, snapshot, request)
-        vector = self.embedder().embed_query(request.q)
-        ranking = rank(snapshot, vectors, vector, request, mode=request.mode)
+        weight = BUILTIN_DENSE_WEIGHT if model == embeddings.BUILTIN_MODEL else DENSE_WEIGHT
+        ranking = rank(
+            snapshot,
+            vectors,
+            embed_query(self._meant(snapshot, request)),
+            request,
+            mode=request.mode,
+            dense_weight=weight,
+        )
         return search(self.store, snapshot, request, ranking=ranking)
+
+    @staticmethod
+    def _meant(snapshot: Snapshot, request: SearchRequest) -> str:
+        """What to embed: ``q``, or its typo correction when a word of it matched nothing
+        (``apolo 11 lanch`` → ``apollo 11 launch``): the vectors know no misspellings."""
+        from .query import plan_query
+
+        _query, matched = snapshot.compile_matching(plan_query(request))
+        if matched is not None and matched.corrected and matched.suggestion:
+            return matched.suggestion
+        return request.q
 
     def similar(self, nasa_id: str, request: SearchRequest) -> SearchResult:
         """Records nearest to ``nasa_id``'s vector (its own text embedded if not stored yet)."""
@@ -243,16 +331,16 @@ class Library:
         from .records import parse_item
 
         snapshot = self._view.snapshot
-        if not self.semantic_status()["embedded"]:  # no extra, or nothing embedded yet
+        vectors, embed_query, _model = self._semantic()
+        if not len(vectors):  # nothing embedded (an empty home)
             return self._similar_by_words(snapshot, nasa_id, request)
         row_id = snapshot.row_of(nasa_id)
         if row_id is None:
             raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
-        vectors = self.vectors()
         vector = vectors.vector(row_id)
         if vector is None:
             raw = self.store.get_raw(nasa_id)
-            vector = self.embedder().embed_query(embeddings.record_text(parse_item(_loads(raw))))
+            vector = embed_query(embeddings.record_text(parse_item(_loads(raw))))
         request = dataclasses.replace(request, q="", mode="semantic")
         ranking = rank(snapshot, vectors, vector, request, mode="semantic", exclude={row_id})
         return search(self.store, snapshot, request, ranking=ranking)
@@ -260,7 +348,7 @@ class Library:
     def _similar_by_words(
         self, snapshot: Snapshot, nasa_id: str, request: SearchRequest
     ) -> SearchResult:
-        """Without the semantic extra: the records sharing most title and keyword words."""
+        """With nothing embedded: the records sharing most title and keyword words."""
         from .query import plan_query, text_terms
         from .records import parse_item
 
@@ -448,7 +536,7 @@ class Library:
             used=media.usage(root).bytes + media.usage(root).partial_bytes,
         )  # fmt: skip
         with self.lock.hold(wait=HEAL_WAIT):  # hash what arrived; regroup the pictures
-            run = derived.update(self.store, self.index, media=root)
+            run = self._update(media=root)
         result.hashed = run.hashes.hashed
         result.unhashed.extend(run.hashes.unreadable)
         self.refresh()
@@ -497,7 +585,7 @@ class Library:
             self.store.raw_by_ids(hits.row_ids)
             if self.index.path is not None and not self.read_only:
                 verify_files(self.index.path, remember=True)  # only files not seen before
-            figures["behind"] = derived.behind(self.store, self.index)
+            figures["behind"] = derived.behind(self.store, self.index, self.builtin)
             figures["revision"] = self._view.revision
             figures["ok"] = not self._damaged
         except SearchIndexError as exc:
@@ -515,7 +603,7 @@ class Library:
     def semantic_revision(self) -> int:
         """Changes when the index or the vectors do: a cache key for semantic answers."""
         mtime = self._vectors.mtime if self._vectors is not None else 0.0
-        return hash((self.revision, mtime))
+        return hash((self.revision, mtime, self.builtin.mtime, len(self.builtin)))
 
     @property
     def vectors_path(self) -> Path:
@@ -591,11 +679,19 @@ class Library:
             return vectors.sync(self.store, embed, rebuild=rebuild, progress=progress)
 
     def semantic_status(self) -> dict[str, Any]:
-        """Whether semantic search is installed, and how many records are embedded."""
+        """The model semantic search uses, and how many records each model has embedded.
+
+        ``available``/``embedded`` are the [semantic] extra's (as before the built-in
+        model); ``builtin`` counts the built-in model's vectors.
+        """
+        status: dict[str, Any] = {
+            "model": self.semantic_model(),
+            "builtin": {"model": embeddings.BUILTIN_MODEL, "embedded": len(self.builtin)},
+        }
         if not embeddings.available():
-            return {"available": False, "embedded": 0}
+            return {"available": False, "embedded": 0, **status}
         embedded = len(self.vectors()) if self.vectors_path.exists() else 0
-        return {"available": True, "embedded": embedded}
+        return {"available": True, "embedded": embedded, **status}
 
     # --- writing: the store, then the derived stages -----------------------------
 
@@ -609,7 +705,7 @@ class Library:
                 on_bytes=on_bytes,
                 max_record_bytes=self.settings.max_record_kb * 1024,
             )
-            run = derived.update(self.store, self.index)
+            run = self._update()
         summary.seconds.update(run.seconds)
         self.refresh()
         return summary
@@ -620,7 +716,7 @@ class Library:
 
         with self.lock.hold():
             result = harvest(self.store, client, **options)
-            result.indexed = derived.update(self.store, self.index).rows["index"]
+            result.indexed = self._update().rows["index"]
         self.refresh()
         return result
 
@@ -628,7 +724,7 @@ class Library:
         """Regroup what changed (everything with ``rebuild``), then refresh the index."""
         with self.lock.hold():
             update = update_groups(self.store, rebuild=rebuild)
-            self.index.sync(self.store)
+            self._update()
         self.refresh()
         return update
 
@@ -636,6 +732,8 @@ class Library:
         """Bring the index up to date (or rebuild it); returns records (re)indexed."""
         with self.lock.hold():
             count = self.index.sync(self.store, rebuild=rebuild)
+            if rebuild:  # the built-in vectors too, afresh from the store
+                self.builtin.sync(self.store, self._static_embed(), rebuild=True, batch_size=1024)
         self.refresh()
         return count
 
@@ -653,7 +751,7 @@ class Library:
         held = contextlib.nullcontext() if self.read_only else self.lock.hold(wait=wait)
         with held:
             if not self.read_only:
-                derived.update(self.store, self.index)
+                self._update()
             marks = {key: self.store.get_meta(key, "") or "" for key in derived.MARKS.values()}
             return snapshot.write(
                 self.store,
@@ -661,6 +759,7 @@ class Library:
                 target=target,
                 index_path=self.settings.index_path,
                 vectors_path=self.vectors_path,
+                also=(self.settings.home / BUILTIN_VECTORS_FILE,),
                 media_path=self.settings.media_path if media else None,
                 revision=self.index.indexed_rev(self.store),
                 marks=marks,

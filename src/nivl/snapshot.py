@@ -85,6 +85,7 @@ def write(
     revision: int,
     marks: dict[str, str],
     replace: bool = False,
+    also: tuple[Path, ...] = (),
 ) -> SnapshotResult:
     """Copy the home into ``target`` (the caller holds the write lock, or nothing can write).
 
@@ -102,8 +103,9 @@ def write(
     try:
         store.backup(partial / "nivl.db")
         copied = _copy_tree(index_path, partial / "index", skip=_NOT_COPIED)
-        if vectors_path.is_file():
-            copied += _copy_file(vectors_path, partial / vectors_path.name)
+        for path in (vectors_path, *also):  # ``also``: the built-in model's vectors
+            if path.is_file():
+                copied += _copy_file(path, partial / path.name)
         media_files = 0
         if media_path is not None and media_path.is_dir():
             media_files, size = _copy_media(media_path, partial / media_path.name)

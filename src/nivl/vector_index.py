@@ -1,4 +1,6 @@
-"""The vector index: one usearch HNSW file under the home dir, keyed by the store's row id.
+"""The vector indexes, keyed by the store's row id: ``MatrixIndex`` for the built-in model
+(a float16 matrix, exact search, made during import) and ``VectorIndex`` for the extra's
+all-MiniLM-L6-v2 (one usearch HNSW file, ``nivl embed``).
 
 Like the tantivy index it is derived from the store and kept in step with it
 by the store's ``rev`` watermark, but embedding is slow (tens of records a
@@ -49,12 +51,110 @@ def usearch_errors(action: str) -> Iterator[None]:
         raise SearchIndexError(f"{action} failed: {exc}") from exc
 
 
-class VectorIndex:
+class SyncedVectors:
+    """What both vector indexes share: the stage's watermark and resumable ``sync``.
+
+    ``mark`` names the stage's meta key, one per model (``embedded_rev`` for the extra's
+    all-MiniLM-L6-v2, ``embedded_rev:<model>`` for the built-in one), so the two models'
+    vectors never mix. A file that is missing, or disagrees with the store, is embedded
+    again from the store.
+    """
+
+    path: Path | None
+    mark: str = "embedded_rev"
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def add(self, row_ids: Sequence[int], vectors: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def save(self) -> None:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+    def pending(self, store: Store, *, rebuild: bool = False) -> int:
+        """How many rows the next ``sync`` would embed."""
+        since, _top, last_id = self._start(store, rebuild=rebuild)
+        return store.count_rows(since_rev=since, after_id=last_id)
+
+    def sync(
+        self,
+        store: Store,
+        embed: Embed,
+        *,
+        rebuild: bool = False,
+        batch_size: int = 128,
+        save_every: float = 30.0,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Embed every row changed since the last run (or all, or from the cursor); returns rows."""
+        since, top, last_id = self._start(store, rebuild=rebuild)
+        if rebuild or (since == 0 and last_id == 0):
+            self.clear()
+        done = 0
+        saved = time.monotonic()
+        batch: list[tuple[int, str]] = []
+        for row in store.iter_rows(since_rev=since, after_id=last_id):
+            if row.rev > top:
+                continue  # changed after this pass began: the next pass takes it
+            batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
+            if len(batch) >= batch_size:
+                done += self._embed_batch(batch, embed, progress)
+                last_id = batch[-1][0]
+                batch = []
+                if time.monotonic() - saved >= save_every and self.path is not None:
+                    self.save()
+                    store.set_meta(self._cursor_key(), f"{since}:{top}:{last_id}")
+                    saved = time.monotonic()
+        if batch:
+            done += self._embed_batch(batch, embed, progress)
+        self.save()
+        if self.path is not None:  # in memory (a read-only home): no mark, nothing written
+            store.set_meta(self._mark_key(), str(top))
+            store.set_meta(self._cursor_key(), "")
+        return done
+
+    def _embed_batch(
+        self, batch: list[tuple[int, str]], embed: Embed, progress: Callable[[int], object] | None
+    ) -> int:
+        self.add([row_id for row_id, _ in batch], embed([text for _, text in batch]))
+        if progress is not None:
+            progress(len(batch))
+        return len(batch)
+
+    def _start(self, store: Store, *, rebuild: bool) -> tuple[int, int, int]:
+        """(since_rev, top_rev, after_id) for the next pass: resume, catch up or rebuild."""
+        if rebuild:
+            return 0, store.max_rev(), 0
+        cursor = store.get_meta(self._cursor_key(), "") or ""
+        if cursor:
+            since, top, last_id = (int(part) for part in cursor.split(":"))
+            return since, top, last_id
+        since = int(store.get_meta(self._mark_key(), "0") or 0)
+        top = store.max_rev()
+        if since > top or (since == top and len(self) != store.count()) or len(self) == 0:
+            since = 0  # the file disagrees with the source of truth: embed everything again
+        return since, top, 0
+
+    def _mark_key(self) -> str:
+        """Keyed by the stage's (model's) name, not the path as typed (one home, one mark)."""
+        return self.mark if self.path is not None else f"{self.mark}:memory"
+
+    def _cursor_key(self) -> str:
+        cursor = self.mark.replace("embedded_rev", "embedded_cursor")
+        return cursor if self.path is not None else f"{cursor}:memory"
+
+
+class VectorIndex(SyncedVectors):
     """Record vectors in ``path`` (a usearch file), or in memory when ``path`` is None."""
 
     def __init__(self, path: Path | None, *, dtype: str = DTYPE) -> None:
         require("the vector index")
         self.path = path
+        self.mark = "embedded_rev"
         self.dtype = dtype
         self._mtime = 0.0
         self._index = self._load()
@@ -127,76 +227,6 @@ class VectorIndex:
     def clear(self) -> None:
         self._index = self._new()
 
-    def pending(self, store: Store, *, rebuild: bool = False) -> int:
-        """How many rows the next ``sync`` would embed."""
-        since, _top, last_id = self._start(store, rebuild=rebuild)
-        return store.count_rows(since_rev=since, after_id=last_id)
-
-    def sync(
-        self,
-        store: Store,
-        embed: Embed,
-        *,
-        rebuild: bool = False,
-        batch_size: int = 128,
-        save_every: float = 30.0,
-        progress: Callable[[int], object] | None = None,
-    ) -> int:
-        """Embed every row changed since the last run (or all, or from the cursor); returns rows."""
-        since, top, last_id = self._start(store, rebuild=rebuild)
-        if rebuild or (since == 0 and last_id == 0):
-            self.clear()
-        done = 0
-        saved = time.monotonic()
-        batch: list[tuple[int, str]] = []
-        for row in store.iter_rows(since_rev=since, after_id=last_id):
-            if row.rev > top:
-                continue  # changed after this pass began: the next pass takes it
-            batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
-            if len(batch) >= batch_size:
-                done += self._embed_batch(batch, embed, progress)
-                last_id = batch[-1][0]
-                batch = []
-                if time.monotonic() - saved >= save_every:
-                    self.save()
-                    store.set_meta(self._cursor_key(), f"{since}:{top}:{last_id}")
-                    saved = time.monotonic()
-        if batch:
-            done += self._embed_batch(batch, embed, progress)
-        self.save()
-        store.set_meta(self._mark_key(), str(top))
-        store.set_meta(self._cursor_key(), "")
-        return done
-
-    def _embed_batch(
-        self, batch: list[tuple[int, str]], embed: Embed, progress: Callable[[int], object] | None
-    ) -> int:
-        self.add([row_id for row_id, _ in batch], embed([text for _, text in batch]))
-        if progress is not None:
-            progress(len(batch))
-        return len(batch)
-
-    def _start(self, store: Store, *, rebuild: bool) -> tuple[int, int, int]:
-        """(since_rev, top_rev, after_id) for the next pass: resume, catch up or rebuild."""
-        if rebuild:
-            return 0, store.max_rev(), 0
-        cursor = store.get_meta(self._cursor_key(), "") or ""
-        if cursor:
-            since, top, last_id = (int(part) for part in cursor.split(":"))
-            return since, top, last_id
-        since = int(store.get_meta(self._mark_key(), "0") or 0)
-        top = store.max_rev()
-        if since > top or (since == top and len(self) != store.count()):
-            since = 0  # the file disagrees with the source of truth: embed everything again
-        return since, top, 0
-
-    def _mark_key(self) -> str:
-        """Keyed by the stage's name, not the path as typed (one home, one mark)."""
-        return "embedded_rev" if self.path is not None else "embedded_rev:memory"
-
-    def _cursor_key(self) -> str:
-        return "embedded_cursor" if self.path is not None else "embedded_cursor:memory"
-
     # --- reading ----------------------------------------------------------------
 
     def search(self, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
@@ -235,3 +265,217 @@ class VectorIndex:
         with usearch_errors("reading vectors"):
             found = self._index.get(np.uint64(row_id), dtype=np.float32)
         return None if found is None else np.asarray(found, dtype=np.float32).reshape(-1)
+
+
+class MatrixIndex(SyncedVectors):
+    """The built-in model's vectors: one float16 matrix file, memory-mapped, searched exactly.
+
+    No HNSW (usearch and its kernels are ~55 MB): at 140k records x 256 dims a brute-force
+    product over the matrix takes tens of milliseconds. The file holds two ``.npy`` arrays
+    one after the other (sorted row ids, then the float16 vectors), written to a temporary
+    name and renamed, so a reader never sees half of one. Opening maps it (``np.memmap``)
+    instead of reading it: a process that never runs a semantic query never reads the
+    vectors (a 143 MB float32 load per open at 140k before), and workers share its pages.
+    A file that does not parse as that shape is damage (``SearchIndexError``).
+    """
+
+    #: Rows converted to float32 at a time while searching (bounded scratch memory).
+    CHUNK = 16_384
+
+    def __init__(self, path: Path | None, *, dimensions: int, mark: str) -> None:
+        import numpy as np
+
+        self.path = path
+        self.mark = mark
+        self.dimensions = dimensions
+        self._mtime = 0.0
+        self._ids: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted
+        self._matrix: np.ndarray = np.zeros((0, dimensions), dtype=np.float16)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._load()
+
+    def _load(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            mtime = self.path.stat().st_mtime
+            ids, matrix = _map_arrays(self.path)
+        except (OSError, ValueError, EOFError) as exc:
+            raise SearchIndexError(f"loading {self.path} failed: {exc}", damaged=True) from exc
+        problem = self._check(ids, matrix)
+        if problem:
+            raise SearchIndexError(f"loading {self.path} failed: {problem}", damaged=True)
+        self._ids, self._matrix = ids, matrix
+        self._pending = []
+        self._mtime = mtime
+
+    def _check(self, ids: np.ndarray, matrix: np.ndarray) -> str:
+        import numpy as np
+
+        if ids.dtype != np.int64 or ids.ndim != 1:
+            return "no row ids"
+        if matrix.dtype != np.float16 or matrix.shape != (len(ids), self.dimensions):
+            return f"not {len(ids)} vectors of {self.dimensions} dimensions"
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            return "row ids out of order"
+        return ""
+
+    def __len__(self) -> int:
+        self._merge()
+        return len(self._ids)
+
+    @property
+    def mtime(self) -> float:
+        return self._mtime
+
+    @property
+    def memory_usage(self) -> int:
+        """Bytes of ids and vectors (mapped pages count too: they are read on search)."""
+        self._merge()
+        return int(self._ids.nbytes + self._matrix.nbytes)
+
+    def reload_if_changed(self) -> bool:
+        """Pick up what an import in another process saved since; True if it did.
+
+        A damaged new file raises ``SearchIndexError`` once (its mtime is remembered) and
+        leaves the vectors already loaded in place.
+        """
+        if self.path is None or not self.path.exists():
+            return False
+        mtime = self.path.stat().st_mtime
+        if mtime == self._mtime:
+            return False
+        try:
+            self._load()
+        except SearchIndexError:
+            self._mtime = mtime
+            raise
+        return True
+
+    def add(self, row_ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Add or replace these rows' vectors (merged into the matrix on the next read)."""
+        import numpy as np
+
+        self._pending.append(
+            (np.asarray(row_ids, dtype=np.int64), np.asarray(vectors, dtype=np.float16))
+        )
+
+    def _merge(self) -> None:
+        """Fold the added batches in: a later vector of a row replaces an earlier one."""
+        import numpy as np
+
+        if not self._pending:
+            return
+        ids = np.concatenate([self._ids, *(i for i, _ in self._pending)])
+        matrix = np.concatenate([self._matrix, *(m for _, m in self._pending)])
+        self._pending = []
+        # the last occurrence of each id wins: unique over the reversed order
+        unique, first = np.unique(ids[::-1], return_index=True)
+        self._ids, self._matrix = unique, matrix[len(ids) - 1 - first]
+
+    def save(self) -> None:
+        """Write the file atomically (temp file, then rename), then map the new file."""
+        import numpy as np
+
+        self._merge()
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with tmp.open("wb") as out:
+                np.save(out, np.ascontiguousarray(self._ids), allow_pickle=False)
+                np.save(out, np.ascontiguousarray(self._matrix), allow_pickle=False)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise SearchIndexError(f"saving {self.path} failed: {exc.strerror}") from exc
+        self._load()  # map what was written: the arrays in memory can go
+
+    def clear(self) -> None:
+        import numpy as np
+
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._matrix = np.zeros((0, self.dimensions), dtype=np.float16)
+        self._pending = []
+
+    def _similarity(self, rows: np.ndarray | slice, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of ``vector`` with the selected rows, in float32 chunks."""
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32)
+        matrix = self._matrix[rows]
+        out = np.empty(len(matrix), dtype=np.float32)
+        for start in range(0, len(matrix), self.CHUNK):
+            block = np.asarray(matrix[start : start + self.CHUNK], dtype=np.float32)
+            out[start : start + len(block)] = block @ query
+        return out
+
+    def search(self, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
+        """The ``count`` nearest rows by cosine similarity (exact), best first."""
+        import numpy as np
+
+        self._merge()
+        if len(self._ids) == 0 or count <= 0:
+            return []
+        similarity = self._similarity(slice(None), vector)
+        count = min(count, len(similarity))
+        top = np.argpartition(-similarity, count - 1)[:count]
+        top = top[np.lexsort((self._ids[top], -similarity[top]))]
+        return [(int(self._ids[i]), float(similarity[i])) for i in top]
+
+    def exact(
+        self, vector: np.ndarray, row_ids: Sequence[int], count: int
+    ) -> list[tuple[int, float]]:
+        """The ``count`` rows among ``row_ids`` nearest to ``vector``."""
+        import numpy as np
+
+        self._merge()
+        wanted = np.asarray(row_ids, dtype=np.int64)
+        if not len(wanted) or len(self._ids) == 0:
+            return []
+        at = np.clip(np.searchsorted(self._ids, wanted), 0, len(self._ids) - 1)
+        at = np.unique(at[self._ids[at] == wanted])
+        similarity = self._similarity(at, vector)
+        order = np.lexsort((self._ids[at], -similarity))[:count]
+        return [(int(self._ids[at[i]]), float(similarity[i])) for i in order]
+
+    def vector(self, row_id: int) -> np.ndarray | None:
+        import numpy as np
+
+        self._merge()
+        at = int(np.searchsorted(self._ids, row_id))
+        if at >= len(self._ids) or self._ids[at] != row_id:
+            return None
+        found: np.ndarray = np.asarray(self._matrix[at], dtype=np.float32)
+        return found
+
+
+def _map_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays of a matrix file, mapped read-only (``ValueError`` if it is not one)."""
+    import numpy as np
+
+    arrays = []
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        for _ in range(2):
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f"unknown .npy version {version}")
+            if fortran or dtype.hasobject:
+                raise ValueError("not a plain C-order array")
+            offset = file.tell()
+            length = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if offset + length > size:
+                raise ValueError(f"cut short ({size} bytes)")
+            if length == 0:
+                arrays.append(np.zeros(shape, dtype=dtype))
+            else:
+                arrays.append(np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape))
+            file.seek(offset + length)
+        if file.tell() != size:
+            raise ValueError("trailing bytes")
+    return arrays[0], arrays[1]

@@ -110,7 +110,8 @@ class PageParams(BaseModel):
     mode: str | None = Field(
         None,
         description="nivl: lexical (default here: BM25 over the words), semantic (by meaning) "
-        "or hybrid (both, fused); the last two need the [semantic] extra and rank only the "
+        "or hybrid (both, fused; the web UI's default); the last two use the built-in model "
+        "(or the [semantic] extra's, once it has embedded every record) and rank only the "
         "best 200, so total_hits counts those.",
         examples=["hybrid"],
     )

@@ -425,7 +425,7 @@ def _search_page(request: Request, library: Library) -> Response:
     defaults = {
         "collapse": DEFAULT_COLLAPSE,
         "sort": "relevance" if has_text else "date_desc",
-        "mode": default_mode(),  # hybrid with the [semantic] extra
+        "mode": default_mode(),  # hybrid: the built-in model, or the extra's
     }
     search_request = parse_request(
         given,

