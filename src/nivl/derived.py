@@ -67,6 +67,11 @@ def update(
     grouped = time.perf_counter()
     run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
     run.seconds = {"group": grouped - started, "index": time.perf_counter() - grouped}
+    # The vectors stage goes here once embedding is fast enough to run on every import
+    # (a built-in model): after the index, with its own mark (``MARKS["vectors"]``) and
+    # its seconds in ``run.seconds["vectors"]``. It needs no group ids, so it may also
+    # run beside the groups stage (a thread or process over the same changed rows),
+    # since the index stage already keeps both cores busy with tantivy's threads.
     return run
 
 
