@@ -11,7 +11,9 @@ it could change a number.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -388,33 +390,84 @@ def import_paths(
     on_bytes: Callable[[int], object] | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> ImportSummary:
-    """Import files into the store in batches; the derived state is ``derived.py``'s job."""
+    """Import files into the store in batches; the derived state is ``derived.py``'s job.
+
+    Two stages, so that two cores work: this thread reads and parses (Python, holding
+    the GIL) while a writer thread writes the batches before it to SQLite (which lets go
+    of the GIL while it works). The writer takes every write in file order, one
+    transaction a batch as before, so a crash leaves what a sequential import would have.
+    """
     summary = ImportSummary()
-    batch: list[Record] = []
     started = time.perf_counter()
-
-    def flush() -> None:
-        result = store.upsert_batch(batch)
-        summary.new += result.new
-        summary.updated += result.updated
-        summary.unchanged += result.unchanged
-        batch.clear()
-
-    for path in paths:
-        for entry in read_entries(path, on_bytes=on_bytes, max_record_bytes=max_record_bytes):
-            if isinstance(entry, Record):
-                summary.read += 1
-                batch.append(entry)
-                if len(batch) >= batch_size:
-                    flush()
-            elif isinstance(entry, AssetManifest):
-                store.put_asset(entry.nasa_id, manifest=entry.raw)
-                summary.assets += 1
-            elif isinstance(entry, EmptyFile):
-                summary.empty.append(entry.source)
-            else:
-                summary.reject(entry)
-    if batch:
-        flush()
+    with _Writer(store, summary) as writer:
+        batch: list[Record] = []
+        for path in paths:
+            for entry in read_entries(path, on_bytes=on_bytes, max_record_bytes=max_record_bytes):
+                if isinstance(entry, Record):
+                    summary.read += 1
+                    batch.append(entry)
+                    if len(batch) >= batch_size:
+                        writer.put(batch)
+                        batch = []
+                elif isinstance(entry, AssetManifest):
+                    writer.put(entry)
+                    summary.assets += 1
+                elif isinstance(entry, EmptyFile):
+                    summary.empty.append(entry.source)
+                else:
+                    summary.reject(entry)
+        if batch:
+            writer.put(batch)
     summary.seconds = {"store": time.perf_counter() - started}
     return summary
+
+
+class _Writer:
+    """The store-writing stage of an import: one thread taking batches from a short queue.
+
+    The queue holds at most ``DEPTH`` batches, so parsing stays at most that far ahead
+    (memory stays bounded). The first error in the writer stops the import: the next
+    ``put`` (or the end of the block) raises it in the caller's thread, and nothing after
+    the failed batch is written.
+    """
+
+    DEPTH = 2
+
+    def __init__(self, store: Store, summary: ImportSummary) -> None:
+        self.store = store
+        self.summary = summary
+        self.queue: queue.Queue[list[Record] | AssetManifest | None] = queue.Queue(self.DEPTH)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="nivl-import-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self.queue.put(None)  # the writer may have stopped: it drains the queue either way
+        self.thread.join()
+        if self.error is not None and exc is None:
+            raise self.error
+
+    def put(self, item: list[Record] | AssetManifest) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def _run(self) -> None:
+        summary = self.summary
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # after a failure nothing more is written
+            try:
+                if isinstance(item, AssetManifest):
+                    self.store.put_asset(item.nasa_id, manifest=item.raw)
+                    continue
+                result = self.store.upsert_batch(item)
+            except BaseException as exc:  # handed to the caller's thread
+                self.error = exc
+                continue
+            summary.new += result.new
+            summary.updated += result.updated
+            summary.unchanged += result.unchanged
