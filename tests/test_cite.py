@@ -155,7 +155,8 @@ def test_unknown_style_names_the_parameter() -> None:
 
 HOSTILE = {
     "nasa_id": "odd id {x} 50%",
-    "title": 'Braces } { and "quotes", 50% & #1 _under_ \\back ~ é',
+    # "$" and "^" would open LaTeX's math mode or fail outside it
+    "title": 'Braces } { and "quotes", 50% & #1 _under_ \\back ~ é, $2 billion, x^2',
     "photographer": "Ana {Brace}",
     "keywords": ["one\nline", "two"],
     "date_created": "1969-07-20T00:00:00Z",
@@ -172,7 +173,11 @@ def test_bibtex_reads_back_with_bibtexparser(real: dict[str, Record]) -> None:
     context = get_default_latex_context_db()
     context.add_context_category(
         "text-braces",
-        macros=[MacroTextSpec("textbraceleft", "{"), MacroTextSpec("textbraceright", "}")],
+        macros=[
+            MacroTextSpec("textbraceleft", "{"),
+            MacroTextSpec("textbraceright", "}"),
+            MacroTextSpec("textasciicircum", "^"),  # pylatexenc's is U+02C6, not LaTeX's ^
+        ],
         prepend=True,
     )
     decoder = LatexDecodingMiddleware(decoder=LatexNodes2Text(latex_context=context))

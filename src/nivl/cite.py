@@ -236,11 +236,13 @@ def _latex(text: str) -> str:
     """Text as LaTeX (``&``, ``%``, ``#``, ``_``, ``~`` escaped; UTF-8 kept). latexcodec
     keeps braces and backslashes (they would be LaTeX of the record's making): they become
     ``\\textbraceleft{}``, ``\\textbraceright{}`` and ``\\textbackslash{}``, so every
-    value's braces stay balanced and no record runs a command."""
+    value's braces stay balanced and no record runs a command. It keeps ``$`` and ``^`` too,
+    which would open math mode ("$2 billion") or fail outside it: ``\\$``,
+    ``\\textasciicircum{}``."""
     import latexcodec  # noqa: F401  (registers the codec)
 
     out = []
-    for part in re.split(r"([{}\\])", text):
+    for part in re.split(r"([{}\\$^])", text):
         if part in _LATEX_SPECIALS:
             out.append(_LATEX_SPECIALS[part])
         elif part:
@@ -253,6 +255,8 @@ _LATEX_SPECIALS = {
     "{": r"\textbraceleft{}",
     "}": r"\textbraceright{}",
     "\\": r"\textbackslash{}",
+    "$": r"\$",
+    "^": r"\textasciicircum{}",
 }
 
 
