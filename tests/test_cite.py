@@ -256,3 +256,18 @@ def test_a_title_ending_in_a_question_mark_takes_no_added_stop(
     assert "<i>Can You Hear Me Now?</i> Photograph." in cite(record, "mla", ACCESSED, html=True)
     ended = _record(title="The First Step on the Moon.", media_type="video")
     assert "<i>The First Step on the Moon.</i> Video." in cite(ended, "mla", ACCESSED, html=True)
+
+
+@pytest.mark.parametrize("style", ["apa", "mla", "chicago"])
+def test_a_lower_case_nasa_id_keeps_its_case_in_every_style(
+    shared_items: list[dict[str, Any]], style: str
+) -> None:
+    # Chicago opens a sentence with an audio or video record's archive location, the
+    # nasa_id, and capitalised it: "Ep120_artemis_spacesuits", an id images.nasa.gov
+    # does not know (its ids are case-sensitive).
+    (item,) = [i for i in shared_items if i["data"][0]["nasa_id"] == "ep120_artemis_spacesuits"]
+    record = parse_item(item)
+    assert record.media_type == "audio"
+    for shown in (cite(record, style, ACCESSED), cite(record, style, ACCESSED, html=True)):
+        assert "Ep120_artemis" not in shown, shown
+        assert shown.count("ep120_artemis_spacesuits") == 2, shown  # the id, and in the URL

