@@ -278,10 +278,10 @@ def image_size(path: Path) -> tuple[int, int] | None:
             prefix = fp.read(16)
             for name in Image.ID:
                 factory, accept = Image.OPEN[name]
-                if accept is not None and not accept(prefix):
-                    continue
                 fp.seek(0)
-                try:
+                try:  # a check too reads past a short file's end (BMP's wants 4 bytes)
+                    if accept is not None and not accept(prefix):
+                        continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         image = factory(fp, str(path))
