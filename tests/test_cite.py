@@ -10,6 +10,7 @@ where the CSL style differs from the handbook, the comment says so and the CSL s
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -271,3 +272,18 @@ def test_a_lower_case_nasa_id_keeps_its_case_in_every_style(
     for shown in (cite(record, style, ACCESSED), cite(record, style, ACCESSED, html=True)):
         assert "Ep120_artemis" not in shown, shown
         assert shown.count("ep120_artemis_spacesuits") == 2, shown  # the id, and in the URL
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_citation_holds_no_control_character(style: str) -> None:
+    # An escape sequence in a record reached the terminal that ran
+    # `nivl export --format bibtex` (it retitles, recolours, or worse).
+    record = _record(
+        title="Evil \x1b]0;PWNED\x07 \x1b[31mred\x1b[0m \x9b2J title",
+        photographer="Ann \x1b[8mHidden\x1b[0m Lee",
+        keywords=["k\x1bey", "plain"],
+        date_created="2001-01-01T00:00:00Z",
+    )
+    shown = cite(record, style, ACCESSED)
+    assert re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown) is None, repr(shown)
+    assert "PWNED" in shown and "red" in shown  # the text stays; only the controls go

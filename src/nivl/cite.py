@@ -16,6 +16,7 @@ import io
 import re
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from functools import lru_cache
 from html import escape as html_escape
@@ -63,6 +64,27 @@ def person(record: Record) -> dict[str, str] | None:
     return {"family": family, "given": " ".join(given)}
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(record: Record) -> Record:
+    """The record without control characters in the fields a citation shows: none means
+    anything there, and an escape sequence in ``nivl export --format bibtex`` to a terminal
+    would drive the terminal (retitle it, recolour it)."""
+
+    def clean(text: str) -> str:
+        return _CONTROL.sub("", text)
+
+    return replace(
+        record,
+        title=clean(record.title),
+        photographer=clean(record.photographer),
+        secondary_creator=clean(record.secondary_creator),
+        center=clean(record.center),
+        keywords=tuple(clean(k) for k in record.keywords),
+    )
+
+
 def details_url(nasa_id: str) -> str:
     """The record's page on images.nasa.gov (a link only: nothing is fetched)."""
     return DETAILS_URL + quote(nasa_id, safe="")
@@ -70,6 +92,7 @@ def details_url(nasa_id: str) -> str:
 
 def csl_item(record: Record, accessed: date) -> dict[str, Any]:
     """The record as a CSL-JSON item (``id`` is the nasa_id)."""
+    record = printable(record)
     kind, genre, _ = MEDIA[record.media_type]
     someone = person(record)
     item: dict[str, Any] = {
@@ -201,7 +224,7 @@ def bibtex(records: Iterable[Record], accessed: date, *, keys: set[str] | None =
 
     taken = keys if keys is not None else set()
     entries: dict[str, Entry] = {}
-    for record in records:
+    for record in map(printable, records):
         someone = person(record)
         author = (
             Person(last=_latex(someone["family"]), first=_latex(someone["given"]))
@@ -290,7 +313,7 @@ def ris(records: Iterable[Record], accessed: date) -> str:
     import rispy
 
     entries = []
-    for record in records:
+    for record in map(printable, records):
         someone = person(record)
         author = f"{someone['family']}, {someone['given']}" if someone else credit_line(record)
         entry: dict[str, Any] = {
