@@ -71,3 +71,10 @@ def test_the_album_iiif_collection_of_a_spaced_name_lists_its_records(url: str) 
 
 def test_a_blank_album_name_is_no_link(url: str) -> None:
     assert album_links(url, "spaced-2") == ["/?album=Apollo%20Moon"]
+
+
+@pytest.mark.parametrize("path", ["/album/%20", "/iiif/album/%20%20/manifest.json"])
+def test_a_blank_album_name_is_no_album_not_every_record(url: str, path: str) -> None:
+    response = httpx.get(url + path)
+    assert response.status_code == 404, response.text[:200]
+    assert "No album named" in response.json()["reason"]

@@ -222,7 +222,8 @@ def parse_request(
         page_size=page_size,
         year_start=year_start,
         year_end=year_end,
-        album=values.get("album", "").strip(),  # as records' albums are stored
+        # As records' albums are stored; a blank name stays as given, so it matches nothing.
+        album=values.get("album", "").strip() or values.get("album", ""),
         sort=_choice(values, "sort", SORTS),
         collapse=_choice(values, "collapse", COLLAPSES),
         facets=_facets(values.get("facets", "")),
