@@ -10,6 +10,7 @@ where the CSL style differs from the handbook, the comment says so and the CSL s
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -155,7 +156,8 @@ def test_unknown_style_names_the_parameter() -> None:
 
 HOSTILE = {
     "nasa_id": "odd id {x} 50%",
-    "title": 'Braces } { and "quotes", 50% & #1 _under_ \\back ~ é',
+    # "$" and "^" would open LaTeX's math mode or fail outside it
+    "title": 'Braces } { and "quotes", 50% & #1 _under_ \\back ~ é, $2 billion, x^2',
     "photographer": "Ana {Brace}",
     "keywords": ["one\nline", "two"],
     "date_created": "1969-07-20T00:00:00Z",
@@ -172,7 +174,11 @@ def test_bibtex_reads_back_with_bibtexparser(real: dict[str, Record]) -> None:
     context = get_default_latex_context_db()
     context.add_context_category(
         "text-braces",
-        macros=[MacroTextSpec("textbraceleft", "{"), MacroTextSpec("textbraceright", "}")],
+        macros=[
+            MacroTextSpec("textbraceleft", "{"),
+            MacroTextSpec("textbraceright", "}"),
+            MacroTextSpec("textasciicircum", "^"),  # pylatexenc's is U+02C6, not LaTeX's ^
+        ],
         prepend=True,
     )
     decoder = LatexDecodingMiddleware(decoder=LatexNodes2Text(latex_context=context))
@@ -251,3 +257,33 @@ def test_a_title_ending_in_a_question_mark_takes_no_added_stop(
     assert "<i>Can You Hear Me Now?</i> Photograph." in cite(record, "mla", ACCESSED, html=True)
     ended = _record(title="The First Step on the Moon.", media_type="video")
     assert "<i>The First Step on the Moon.</i> Video." in cite(ended, "mla", ACCESSED, html=True)
+
+
+@pytest.mark.parametrize("style", ["apa", "mla", "chicago"])
+def test_a_lower_case_nasa_id_keeps_its_case_in_every_style(
+    shared_items: list[dict[str, Any]], style: str
+) -> None:
+    # Chicago opens a sentence with an audio or video record's archive location, the
+    # nasa_id, and capitalised it: "Ep120_artemis_spacesuits", an id images.nasa.gov
+    # does not know (its ids are case-sensitive).
+    (item,) = [i for i in shared_items if i["data"][0]["nasa_id"] == "ep120_artemis_spacesuits"]
+    record = parse_item(item)
+    assert record.media_type == "audio"
+    for shown in (cite(record, style, ACCESSED), cite(record, style, ACCESSED, html=True)):
+        assert "Ep120_artemis" not in shown, shown
+        assert shown.count("ep120_artemis_spacesuits") == 2, shown  # the id, and in the URL
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_citation_holds_no_control_character(style: str) -> None:
+    # An escape sequence in a record reached the terminal that ran
+    # `nivl export --format bibtex` (it retitles, recolours, or worse).
+    record = _record(
+        title="Evil \x1b]0;PWNED\x07 \x1b[31mred\x1b[0m \x9b2J title",
+        photographer="Ann \x1b[8mHidden\x1b[0m Lee",
+        keywords=["k\x1bey", "plain"],
+        date_created="2001-01-01T00:00:00Z",
+    )
+    shown = cite(record, style, ACCESSED)
+    assert re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown) is None, repr(shown)
+    assert "PWNED" in shown and "red" in shown  # the text stays; only the controls go

@@ -527,3 +527,37 @@ def test_sizes_of_pictures_past_pillows_bomb_limit_are_read(tmp_path: Path) -> N
     (tmp_path / "not-a-picture.jpg").write_bytes(b"<html>an error page</html>")
     assert image_size(tmp_path / "not-a-picture.jpg") is None
     assert image_size(tmp_path / "missing.jpg") is None
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        mp4(45)[: 16 + 4008 + 8 + 8],  # cut short right after the mvhd box's header
+        b"".join(struct.pack(">I4s", 8 * (5000 - i), b"moov") for i in range(5000)),  # nested
+    ],
+    ids=["truncated", "nested-moov"],
+)
+def test_a_damaged_mirrored_video_gives_a_manifest_not_a_500(
+    iiif_settings: Settings, tmp_path: Path, damaged: bytes
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(iiif_settings.home, home, ignore=shutil.ignore_patterns("write.lock"))
+    (home / "media" / VIDEO / f"{VIDEO}~mobile.mp4").write_bytes(damaged)
+    settings = Settings.from_env({}, home=str(home), upstream_url="http://127.0.0.1:9")
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        canvas = canvas_of(get_manifest(http, VIDEO))
+    assert canvas["duration"] == 4 * 3600.0  # unknown, as for a video not mirrored
+
+
+@pytest.mark.parametrize("damaged", [b"", b"\xff\xd8\xff"], ids=["empty", "three-bytes"])
+def test_a_short_mirrored_picture_gives_a_manifest_not_a_500(
+    iiif_settings: Settings, tmp_path: Path, damaged: bytes
+) -> None:
+    # Pillow's format checks read a few bytes of the file's start: BMP's needs four.
+    home = tmp_path / "home"
+    shutil.copytree(iiif_settings.home, home, ignore=shutil.ignore_patterns("write.lock"))
+    (home / "media" / CHOICE / f"{CHOICE}~medium.jpg").write_bytes(damaged)
+    settings = Settings.from_env({}, home=str(home), upstream_url="http://127.0.0.1:9")
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        document = get_manifest(http, CHOICE)
+    assert f"{CHOICE}~medium.jpg" in json.dumps(document)  # listed, without a size

@@ -409,3 +409,29 @@ def test_media_are_copied_only_when_asked_and_never_a_partial_download(
     copied = with_media / "media" / "some id"
     assert sorted(p.name for p in copied.iterdir()) == ["some id~thumb.jpg"]
     assert (copied / "some id~thumb.jpg").read_bytes() == b"\xff\xd8 a picture"
+
+
+def test_a_home_opened_from_a_snapshot_hashes_no_picture_again(
+    tmp_path: Path, source: Path
+) -> None:
+    # The pictures stage knows a hashed picture by its folder's and file's mtimes: copied
+    # without them, every picture of a mirror was hashed again (and each unreadable one
+    # reported again) the first time the snapshot was opened as a home.
+    from PIL import Image
+
+    home = tmp_path / "home"
+    subprocess.run(["cp", "-a", str(source), str(home)], check=True)
+    for nasa_id in ("S69-21783", "0002272"):
+        folder = home / "media" / nasa_id
+        folder.mkdir(parents=True)
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(folder / f"{nasa_id}~thumb.png")
+    truncated = home / "media" / "0002272" / "0002272~thumb.png"
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    first = nivl("stats", "--home", str(home))
+    assert first.returncode == 0 and "not hashed (0002272)" in first.stderr, first.stderr
+    assert "not hashed" not in nivl("stats", "--home", str(home)).stderr  # tried once
+    time.sleep(0.05)  # a copy's mtimes would differ from the originals'
+    assert snapshot(home, tmp_path / "snap", "--media").returncode == 0
+    opened = nivl("stats", "--home", str(tmp_path / "snap"))
+    assert opened.returncode == 0 and "not hashed" not in opened.stderr, opened.stderr
+    assert tree(tmp_path / "snap" / "media") == tree(home / "media")

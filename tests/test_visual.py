@@ -205,3 +205,23 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path, side: int
     path.write_bytes(_png_header_claiming(side, side))
     with pytest.raises(UnreadableImage, match="too large|decompression bomb"):
         picture_hashes(path)
+
+
+def test_a_picture_pillow_warns_about_is_one_line_from_the_cli(tmp_path: Path) -> None:
+    # Pillow warns ("Corrupt EXIF data") on a TIFF cut short in its header: Python printed
+    # the warning and its source line on stderr, beside nivl's own one line.
+    import json
+
+    from .test_cli import nivl
+
+    home = tmp_path / "home"
+    records = tmp_path / "one.jsonl"
+    records.write_text(json.dumps({"data": [{"nasa_id": "cut", "media_type": "image"}]}) + "\n")
+    assert nivl("import", str(records), home=home).returncode == 0
+    out = io.BytesIO()
+    Image.open(DATA / "rocket.jpg").save(out, "TIFF")
+    (home / "media" / "cut").mkdir(parents=True)
+    (home / "media" / "cut" / "cut~thumb.tif").write_bytes(out.getvalue()[:9])
+    done = nivl("stats", home=home)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [done.stderr.strip()] and "not hashed (cut)" in done.stderr

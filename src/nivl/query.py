@@ -189,7 +189,7 @@ def parse_request(
         for name in UPSTREAM_PARAMETERS
         if name not in ("page", "page_size") and values.get(name, "").strip()
     ]
-    if require_one and not searchable and not values.get("album"):
+    if require_one and not searchable and not values.get("album", "").strip():
         raise MissingParameters(
             "Expected at least one search parameter: "
             + ", ".join(name for name in UPSTREAM_PARAMETERS if name not in ("page", "page_size"))
@@ -222,7 +222,8 @@ def parse_request(
         page_size=page_size,
         year_start=year_start,
         year_end=year_end,
-        album=values.get("album", ""),
+        # As records' albums are stored; a blank name stays as given, so it matches nothing.
+        album=values.get("album", "").strip() or values.get("album", ""),
         sort=_choice(values, "sort", SORTS),
         collapse=_choice(values, "collapse", COLLAPSES),
         facets=_facets(values.get("facets", "")),

@@ -185,21 +185,27 @@ def _copy_tree(source: Path, target: Path, *, skip: tuple[str, ...] = ()) -> int
 
 def _copy_media(source: Path, target: Path) -> tuple[int, int]:
     """Complete media files (never a ``.part`` download), hard-linked where the snapshot is
-    on the same filesystem: media files are renamed into place once and never rewritten."""
+    on the same filesystem: media files are renamed into place once and never rewritten.
+    Files and folders keep their mtimes: the pictures stage (pictures.py) knows a picture
+    it hashed by them, so a home opened from the snapshot hashes nothing again."""
     files = size = 0
+    folders: list[tuple[Path, os.stat_result]] = []
     for folder, _dirs, names in os.walk(source):
         here = Path(folder)
         into = target / here.relative_to(source)
         into.mkdir(parents=True, exist_ok=True)
+        folders.append((into, here.stat()))
         for name in names:
             if name.endswith(".part"):
                 continue
             try:
                 os.link(here / name, into / name)
             except OSError:
-                shutil.copyfile(here / name, into / name)
+                shutil.copy2(here / name, into / name)
             files += 1
             size += (into / name).stat().st_size
+    for into, stat in reversed(folders):  # the deepest first: a mkdir moves its parent's
+        os.utime(into, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return files, size
 
 

@@ -75,6 +75,7 @@ def picture_hashes(path: Path) -> Hashes:
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": on stderr, a traceback-like pair
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size

@@ -70,7 +70,7 @@ def album_collection(
 ) -> Response:
     """nivl: a IIIF Collection of an album's records' manifests, oldest first."""
     library = library_of(request)
-    search = SearchRequest(album=album_name, sort="date_asc")
+    search = SearchRequest(album=album_name.strip() or album_name, sort="date_asc")  # as stored
     records, total = library.records(search, limit=MAX_MEMBERS)
     if total == 0:
         raise RecordNotFound(f"No album named {album_name!r}")
