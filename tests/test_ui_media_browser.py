@@ -3,22 +3,31 @@ and an audio item of the shared records at 1280 and 360 px, screenshots in test-
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from nivl import Library, Settings
+from nivl.web.app import create_app
+
+from .servers import running
 from .test_ui import ARTIFACTS
 from .test_ui_browser import Tab, browser  # noqa: F401  (a fixture)
 from .test_ui_media import (  # noqa: F401  (fixtures)
     AUDIO,
     IMAGE,
     VIDEO,
+    jpeg,
+    manifest,
     media_settings,
     media_url,
 )
 
 pytestmark = pytest.mark.browser
+THUMB_ONLY = "PIA13083"  # a JPL image of the shared records
 KINDS = {"image": IMAGE, "video": VIDEO, "audio": AUDIO}
 CREDITS = {
     "image": "Image credit: NASA/JPL/Arizona State University",  # its secondary creator
@@ -111,3 +120,40 @@ def test_mirrored_thumbnail_on_card_and_item_page(browser: Any, media_url: str) 
         assert tab.page.evaluate(OVERFLOW) <= 0
     finally:
         tab.close()
+
+
+def test_an_offline_mirror_of_thumbnails_shows_the_mirrored_picture(
+    browser: Any,  # noqa: F811
+    loaded_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Only the thumbnail is mirrored and upstream cannot be reached: the item page's big
+    picture (upstream's medium) fails, and the page shows the mirrored copy, not a blank."""
+    home = tmp_path / "home"
+    shutil.copytree(loaded_settings.home, home)
+    settings = Settings.from_env({}, home=str(home), upstream_url=loaded_settings.upstream_url)
+    names = [f"{THUMB_ONLY}~{size}.jpg" for size in ("orig", "medium", "thumb")]
+    with Library(settings) as library:
+        library.store.put_asset(THUMB_ONLY, manifest=manifest(THUMB_ONLY, "image", names))
+    (home / "media" / THUMB_ONLY).mkdir(parents=True)
+    (home / "media" / THUMB_ONLY / f"{THUMB_ONLY}~thumb.jpg").write_bytes(
+        jpeg(160, 120, (30, 160, 90))
+    )
+    with running(create_app(settings)) as url:
+        tab = Tab(browser, url, thumbnails=False)  # every request off this host fails
+        try:
+            tab.goto("/item/" + quote(THUMB_ONLY, safe=""))
+            picture = tab.page.locator("figure.preview img")
+            picture.wait_for(state="attached")
+            tab.page.wait_for_function(
+                "() => { const i = document.querySelector('figure.preview img');"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                timeout=15_000,
+            )
+            assert picture.evaluate("i => [i.naturalWidth, new URL(i.src).pathname]") == [
+                160,
+                f"/media/{THUMB_ONLY}/{THUMB_ONLY}~thumb.jpg",
+            ]
+            assert any("images-assets.nasa.gov" in blocked for blocked in tab.blocked)
+        finally:
+            tab.close()

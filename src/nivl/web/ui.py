@@ -499,6 +499,11 @@ def item_page(request: Request, nasa_id: str) -> Response:
     asset = library.asset(nasa_id)
     local = mirrored(library, nasa_id)
     files = renditions(manifest_files(asset.get("manifest")), record, local, library)
+    preview = _pick(files, PREVIEW_SUFFIXES) or text.safe_url(record.preview_href)
+    # Upstream's medium picture unreachable (an offline mirror of thumbnails only): the page
+    # falls back to the mirrored copy (nivl.js), rather than to a placeholder.
+    copy = _pick_name(local, PREVIEW_SUFFIXES)
+    fallback = copy if copy != preview else None
     captions_local = _pick_name(local, CAPTION_SUFFIXES)
     captions_remote = _pick(files, CAPTION_SUFFIXES) or text.safe_url(record.captions_href)
     if not captions_remote:
@@ -548,7 +553,8 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "full_json": "/search?nasa_id=" + quote(nasa_id, safe=""),
         "links": [link for link in item.get("links") or [] if isinstance(link, dict)],
         "item_href": text.safe_url(item.get("href")),
-        "preview": _pick(files, PREVIEW_SUFFIXES) or text.safe_url(record.preview_href),
+        "preview": preview,
+        "preview_fallback": fallback,
         "video": _pick(files, VIDEO_SUFFIXES) if record.media_type == "video" else None,
         "audio": _pick(files, AUDIO_SUFFIXES) if record.media_type == "audio" else None,
         "captions": (

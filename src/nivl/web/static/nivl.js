@@ -3,6 +3,12 @@
   "use strict";
   // A thumbnail that fails to load shows its placeholder (CSS does this too where it can).
   function failed(img) {
+    var fallback = img.getAttribute("data-fallback");
+    if (fallback) {  // the mirrored copy, when upstream's bigger picture cannot be had
+      img.removeAttribute("data-fallback");
+      img.src = fallback;
+      return;
+    }
     var box = img.parentNode;
     if (box && box.classList) box.classList.add("failed");
     img.remove();
