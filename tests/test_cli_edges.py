@@ -378,3 +378,13 @@ def test_csv_cells_cannot_run_as_formulas_and_jsonl_stays_verbatim(
     data = next(i["data"][0] for i in items if i["data"][0]["nasa_id"] == "formula-1")
     assert data["title"] == '=HYPERLINK("http://evil.example/","click")'
     assert data["keywords"] == ["=1+1", "plain"]
+
+
+def test_dupes_of_the_visual_level_without_mirrored_pictures_says_what_to_run(
+    home: Path,
+) -> None:
+    done = run("dupes", "--level", "visual", "--home", str(home))
+    assert done.returncode == 0, done.stderr
+    assert "nivl media fetch --size thumb" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert run("dupes", "--level", "caption", "--home", str(home)).stderr == ""

@@ -583,6 +583,13 @@ def dupes(
     """The largest groups, for cleaning up, and how many records each level would hide."""
     with open_library(home) as library:
         report = library.dupes(level=level.value if level else None, min_size=min_size, limit=limit)
+        pictures = library.count_pictures()
+    if level is Level.visual and not pictures:
+        err.print(
+            "no mirrored picture is hashed yet, so no record has a visual group: run"
+            " 'nivl media fetch --size thumb' first",
+            markup=False,
+        )
     if as_json:
         groups = [{**vars(g), "id": str(g.id)} for g in report.groups]
         document = {"records": report.records, "hidden": report.hidden, "groups": groups}

@@ -798,6 +798,10 @@ class Library:
     def dupes(self, *, level: str | None = None, min_size: int = 2, limit: int = 20) -> DupesReport:
         return dupes(self.store, level=level, min_size=min_size, limit=limit)
 
+    def count_pictures(self) -> int:
+        """Records whose mirrored picture is hashed (the visual level's material)."""
+        return self.store.count_pictures()
+
     def is_empty(self) -> bool:
         return self.store.count() == 0
 

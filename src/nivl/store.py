@@ -650,6 +650,14 @@ class Store:
             )
             self._bump(conn, "hashes_rev")
 
+    def count_pictures(self) -> int:
+        """Records with a readable, hashed picture."""
+        with sqlite_errors("reading the store"):
+            row = self._reader.execute(
+                "SELECT COUNT(*) FROM picture_hashes WHERE phash IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
     def picture_hashes(self) -> list[tuple[int, str, int, int]]:
         """(row id, nasa_id, phash, dhash) of every record with a readable picture."""
         with sqlite_errors("reading the store"):
