@@ -152,11 +152,14 @@ def test_no_module_imports_another_package_s_private_modules() -> None:
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module]
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             for name in names:
                 if any(part.startswith("_") for part in name.split(".")[1:]):
                     private.append(f"{path.name}: {name}")
-    assert private == []
+    # The one exception, on purpose: uvicorn (pinned) forks its workers only if its
+    # ``_subprocess.spawn`` is swapped (listener._fork_workers); if a release drops it, the
+    # workers are spawned again, slower but the same.
+    assert private == ["listener.py: uvicorn._subprocess"]
 
 
 INDEX_MODULES = {"search_index.py", "matching.py"}
