@@ -373,3 +373,31 @@ def test_exports_write_only_web_links(hostile_home: tuple[str, Path], tmp_path: 
         urls = [line for line in lines if line.strip().lower().startswith(("url ", "ur  -"))]
         assert urls
         assert all("https://images.nasa.gov/details/" in line for line in urls), urls
+
+
+def test_cli_search_json_urls_bracket_an_ipv6_host_and_stop_at_the_window(
+    loaded_settings: Settings,
+) -> None:
+    import os
+
+    env = {**os.environ, "NIVL_HOST": "::1", "NIVL_PORT": "8123", "NIVL_MAX_RESULT_WINDOW": "50"}
+    env.pop("NIVL_PUBLIC_URL", None)
+
+    def search(page: int) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "nivl", "search", "apollo", "--json", "--collapse", "none"]
+            + ["--page-size", "7", "--page", str(page), "--home", str(loaded_settings.home)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        document: dict[str, Any] = json.loads(done.stdout)["collection"]
+        return document
+
+    first = search(1)
+    assert first["href"].startswith("http://[::1]:8123/search?")
+    assert [link["rel"] for link in first["links"]] == ["next"]
+    last = search(7)  # 49 results deep; page 8 would pass the window of 50
+    assert [link["rel"] for link in last["links"]] == ["prev"]
