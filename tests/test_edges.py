@@ -142,10 +142,13 @@ def test_a_pages_404_repeats_a_bounded_escaped_name(http: httpx.Client, path: st
     assert "A" * 200 not in response.text
 
 
-def test_an_album_404_still_names_its_case_variants(http: httpx.Client) -> None:
-    reason = http.get("/album/nasa%20sciencecasts").json()["reason"]
+@pytest.mark.parametrize(
+    "path", ["/album/nasa%20sciencecasts", "/iiif/album/nasa%20sciencecasts/manifest.json"]
+)
+def test_an_album_404_names_its_case_variants(http: httpx.Client, path: str) -> None:
+    reason = http.get(path).json()["reason"]
     assert reason.startswith("No album named 'nasa sciencecasts'")
-    assert "did you mean 'NASA ScienceCasts'?" in reason
+    assert reason.endswith("did you mean 'NASA ScienceCasts'?")
 
 
 # --- 3: absolute URLs from the Host header --------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -82,5 +83,26 @@ def test_an_audio_card_shows_its_mirrored_picture(browser: Any, pictured_url: st
         assert others.count() > 0
         assert others.locator("img").count() == 0  # no picture: the audio placeholder still
         assert not tab.blocked, tab.blocked
+    finally:
+        tab.close()
+
+
+def test_an_audio_item_page_shows_its_mirrored_picture_above_the_player(
+    browser: Any,  # noqa: F811
+    pictured_url: str,
+) -> None:
+    tab = Tab(browser, pictured_url, thumbnails=False)
+    try:
+        tab.goto("/item/" + quote(AUDIO, safe=""))
+        picture = tab.page.locator("figure.preview img.audio-picture")
+        tab.page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
+        )
+        assert picture.is_visible()
+        assert tab.page.locator("figure.preview .ph-audio").count() == 0
+        tab.page.locator("figure.preview").screenshot(
+            path=str(ARTIFACTS / "audio-item-picture.png")
+        )
+        assert not [c for c in tab.console if "Content Security Policy" in c], tab.console
     finally:
         tab.close()

@@ -22,7 +22,7 @@ from ..query import SearchRequest
 from ..records import Record, parse_item
 from ..urls import shown
 from . import text, ui
-from .api import ERRORS, NasaId, base_url, library_of
+from .api import ERRORS, NasaId, _or, base_url, library_of
 
 router = APIRouter(tags=["iiif"])
 #: Most manifests a collection lists (its summary says how many there are in all).
@@ -76,7 +76,9 @@ def album_collection(
     search = SearchRequest(album=album_name.strip() or album_name, sort="date_asc")  # as stored
     records, total = library.records(search, limit=MAX_MEMBERS)
     if total == 0:
-        raise RecordNotFound(f"No album named {shown(album_name)}")
+        others = library.album_spellings(album_name)
+        hint = f"; album names are case-sensitive: did you mean {_or(others)}?" if others else ""
+        raise RecordNotFound(f"No album named {shown(album_name)}{hint}")
     base = base_url(request)
     return _answer(
         request,

@@ -557,6 +557,8 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "preview_fallback": fallback,
         "video": _pick(files, VIDEO_SUFFIXES) if record.media_type == "video" else None,
         "audio": _pick(files, AUDIO_SUFFIXES) if record.media_type == "audio" else None,
+        # a mirrored picture of an audio record (as its card shows): above the player
+        "audio_picture": copy if record.media_type == "audio" else None,
         "captions": (
             "/item/" + quote(nasa_id, safe="") + "/captions.vtt" if captions_local else None
         ),
