@@ -185,6 +185,15 @@ def test_an_ipv6_host_gives_valid_urls_and_tag_ids(api_url: str, host: str) -> N
     assert permalink["href"] == f"{base}/item/{SHORT}"
 
 
+@pytest.mark.parametrize(
+    "host", ["localhost.", "nivl_web:8000", "xn--nivl-9ra.example", "10.0.0.7"]
+)
+def test_ordinary_hosts_are_answered(api_url: str, host: str) -> None:
+    status, _, body = raw_get(api_url, "/search?q=apollo&page_size=1", host)
+    assert status == 200, body
+    assert json.loads(body)["collection"]["href"].startswith(f"http://{host}/search?")
+
+
 def test_a_host_with_a_port_keeps_it_and_tag_ids_leave_it_out(api_url: str) -> None:
     status, _, body = raw_get(api_url, "/feed?q=apollo&page_size=2", "Example.org:8080")
     assert status == 200

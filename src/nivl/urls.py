@@ -67,10 +67,11 @@ def check_host(authority: str) -> str:
     elif authority.count(":") == 1:
         host, sep, port = authority.partition(":")
     good_port = not sep or (port.isascii() and port.isdigit() and int(port) <= 65535)
+    name = host[:-1] if host.endswith(".") else host  # "example.org." is fully qualified
     good_host = host.startswith("[") or (
-        len(host) <= HOST_CHARS
-        and _NAME.fullmatch(host) is not None
-        and all(_LABEL.fullmatch(label) for label in host.split("."))
+        len(name) <= HOST_CHARS
+        and _NAME.fullmatch(name) is not None
+        and all(_LABEL.fullmatch(label) for label in name.split("."))
     )
     if not (host and good_port and good_host):
         raise BadRequest(
