@@ -201,10 +201,11 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits)
     view = library.view()  # the cache key and the answer come from one revision
+    base = base_url(request)  # a bad Host is a 400 even when the page is cached
     return json_response(
         request,
         lambda: search_document(
-            library.search(search_request, view=view), base_url(request), window=_window(library)
+            library.search(search_request, view=view), base, window=_window(library)
         ),
         revision=view.revision if search_request.mode == "lexical" else library.semantic_revision,
         cache=request.app.state.body_cache,
@@ -258,13 +259,11 @@ def similar(
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits, require_one=False)
     path = f"/similar/{_quote(nasa_id)}"
+    base = base_url(request)
     return json_response(
         request,
         lambda: search_document(
-            library.similar(nasa_id, search_request),
-            base_url(request),
-            path,
-            window=_window(library),
+            library.similar(nasa_id, search_request), base, path, window=_window(library)
         ),
         revision=library.semantic_revision,
         cache=request.app.state.body_cache,
