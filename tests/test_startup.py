@@ -1,0 +1,103 @@
+"""Issue 19 req 3: what ``nivl serve`` and every command pay at startup.
+
+A read-only home's index is opened in place: tantivy takes a lock file even to read, so it
+reads a private folder of links to the segment files (once a whole copy, per worker)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .servers import free_port
+from .test_derived import environment, needs_mount, nivl, read_only_mount
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory: pytest.TempPathFactory, records_path: Path) -> Path:
+    """A snapshot of a home holding the shared records."""
+    folder = tmp_path_factory.mktemp("startup")
+    done = nivl("import", str(records_path), "--home", str(folder / "home"))
+    assert done.returncode == 0, done.stderr
+    done = nivl("snapshot", str(folder / "snap"), "--home", str(folder / "home"))
+    assert done.returncode == 0, done.stderr
+    return folder / "snap"
+
+
+@contextmanager
+def replica(home: Path, temp: Path, *, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    """``nivl serve --read-only`` (two workers) with its temporary folder in ``temp``."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "nivl", "serve", "--read-only", "--workers", "2"]
+        + ["--home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment({"TMPDIR": str(temp)}),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the replica did not become healthy"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def _segment_files(index: Path) -> list[str]:
+    return sorted(p.name for p in index.iterdir() if p.suffix in {".idx", ".store", ".term"})
+
+
+def _check_linked(snap: Path, temp: Path) -> None:
+    folders = [p for p in temp.iterdir() if p.name.startswith("nivl-index-")]
+    assert folders, "no folder for tantivy's lock files"
+    segments = _segment_files(snap / "index")
+    assert segments
+    for folder in folders:
+        for name in segments:
+            # a copy is another file with the same bytes; a link is the snapshot's own file
+            assert os.path.samefile(folder / name, snap / "index" / name), name
+
+
+def test_a_replica_opens_the_snapshots_index_in_place(snap: Path, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with replica(snap, temp) as url:
+        response = httpx.get(f"{url}/search", params={"q": "apollo"}, timeout=30)
+        assert response.status_code == 200
+        assert response.json()["collection"]["metadata"]["total_hits"] > 0
+        _check_linked(snap, temp)
+
+
+@needs_mount
+def test_a_replica_on_a_read_only_mount_opens_its_index_in_place(
+    snap: Path, tmp_path: Path
+) -> None:
+    """Across a bind mount a hard link cannot be made: the folder holds symbolic links."""
+    mounted = tmp_path / "mounted"
+    shutil.copytree(snap, mounted / "snap", symlinks=True)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with replica(mounted / "snap", temp, prefix=read_only_mount(mounted)) as url:
+        response = httpx.get(f"{url}/search", params={"q": "apollo"}, timeout=30)
+        assert response.status_code == 200
+        assert response.json()["collection"]["metadata"]["total_hits"] > 0
+        _check_linked(mounted / "snap", temp)
