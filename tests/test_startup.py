@@ -101,3 +101,23 @@ def test_a_replica_on_a_read_only_mount_opens_its_index_in_place(
         assert response.status_code == 200
         assert response.json()["collection"]["metadata"]["total_hits"] > 0
         _check_linked(mounted / "snap", temp)
+
+
+#: Libraries only some commands and routes need, each a tenth of a second or more to
+#: import: scipy (grouping), httpx (upstream), pybtex and rispy (citations), citeproc.
+LATE_IMPORTS = ("scipy", "httpx", "pybtex", "rispy", "citeproc")
+
+
+def test_the_cli_and_the_server_import_no_library_they_may_not_need() -> None:
+    script = (
+        "import sys\n"
+        "import nivl.cli, nivl.web.app, nivl.web.api, nivl.web.ui, nivl.web.docs\n"
+        "import nivl.web.research, nivl.web.iiif, nivl.web.listener\n"
+        f"print(' '.join(m for m in {LATE_IMPORTS!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment()
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
+
