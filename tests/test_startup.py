@@ -120,4 +120,3 @@ def test_the_cli_and_the_server_import_no_library_they_may_not_need() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
-
