@@ -120,3 +120,61 @@ def test_the_cli_and_the_server_import_no_library_they_may_not_need() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def _hashed(home: Path) -> list[str]:
+    """The nasa_ids whose picture the store has looked at, read straight from SQLite."""
+    import sqlite3
+
+    with sqlite3.connect(f"{(home / 'nivl.db').as_uri()}?mode=ro", uri=True) as conn:
+        return sorted(row[0] for row in conn.execute("SELECT nasa_id FROM picture_hashes"))
+
+
+def _picture(home: Path, nasa_id: str, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    folder = home / "media" / nasa_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{nasa_id}~thumb.png"
+    Image.new("RGB", (64, 48), colour).save(path)
+    return path
+
+
+def test_pictures_are_looked_at_by_what_shows_them_not_by_every_open(
+    tmp_path: Path, records_path: Path
+) -> None:
+    """HOME/media is scanned before the first read of the visual groups, not whenever a
+    command opens the home: a picture added by hand is not hashed by a plain search, and
+    is by what shows visual groups; one replaced or removed by hand is seen by the next
+    such read."""
+    home = tmp_path / "home"
+    assert nivl("import", str(records_path), "--home", str(home)).returncode == 0
+    picture = _picture(home, "S69-21783", (200, 30, 30))
+    assert nivl("search", "apollo", "--home", str(home)).returncode == 0
+    assert _hashed(home) == []
+    shown = nivl("search", "--nasa-id", "S69-21783", "--collapse", "visual", "--home", str(home))
+    assert shown.returncode == 0, shown.stderr
+    assert _hashed(home) == ["S69-21783"]
+    # replaced in place (its folder's mtime does not move) and another added: both seen
+    picture.write_bytes(picture.read_bytes()[:60])
+    _picture(home, "0002272", (30, 200, 30))
+    done = nivl("dupes", "--level", "visual", "--home", str(home))
+    assert done.returncode == 0, done.stderr
+    assert "not hashed (S69-21783)" in done.stderr, done.stderr
+    assert _hashed(home) == ["0002272", "S69-21783"]
+    shutil.rmtree(home / "media" / "0002272")
+    assert nivl("group", "show", "1", "--home", str(home)).returncode in (0, 1)
+    assert _hashed(home) == ["S69-21783"]
+
+
+def test_the_workers_share_one_budget_for_cached_answers(tmp_path: Path) -> None:
+    """Each worker keeps its own cache of answers (the largest part of its memory): their
+    budgets add up to one server's, whatever the number of workers."""
+    from nivl import Settings
+    from nivl.web.app import create_app
+
+    def budget(workers: int) -> int:
+        settings = Settings.from_env({}, home=str(tmp_path / "home"), workers=workers)
+        return int(create_app(settings).state.body_cache.max_bytes)
+
+    assert budget(4) * 4 == budget(2) * 2 == budget(1)
