@@ -178,3 +178,17 @@ def test_the_workers_share_one_budget_for_cached_answers(tmp_path: Path) -> None
         return int(create_app(settings).state.body_cache.max_bytes)
 
     assert budget(4) * 4 == budget(2) * 2 == budget(1)
+
+
+def test_the_libraries_of_one_process_share_the_built_in_model(tmp_path: Path) -> None:
+    """A replica opens a library for each snapshot it swaps in: the model (40 MB, a quarter
+    of a second) is loaded once a process, not once a library."""
+    from nivl import Library, Settings
+
+    first = Library(Settings.from_env({}, home=str(tmp_path / "a")))
+    second = Library(Settings.from_env({}, home=str(tmp_path / "b")))
+    try:
+        assert first.static_embedder() is second.static_embedder()
+    finally:
+        first.close()
+        second.close()

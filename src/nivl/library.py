@@ -231,7 +231,7 @@ class Library:
         """The built-in model, loaded on first use (a quarter of a second)."""
         with self._static_lock:
             if self._static is None:
-                self._static = embeddings.StaticEmbedder()
+                self._static = embeddings.builtin_embedder()
             return self._static
 
     def _semantic(self) -> tuple[VectorIndex | MatrixIndex, Callable[[str], Any], str]:
