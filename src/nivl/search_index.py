@@ -254,11 +254,11 @@ class SearchIndex:
                 if verify:
                     verify_files(path, remember=not read_only)
                 where = path
-                if read_only:  # tantivy takes a lock file even to read: read a copy
+                if read_only:  # tantivy takes a lock file even to read: open a folder of links
                     _sweep_copies()
                     self._copy = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
                     where = Path(self._copy.name)
-                    _copy_index(path, where)
+                    _link_index(path, where)
                 self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
             else:
                 self.index = tantivy.Index(self.schema)
@@ -695,7 +695,7 @@ COPY_PREFIX = "nivl-index-"
 
 def _sweep_copies() -> None:
     """Remove the copies of processes that are gone: a SIGKILLed replica cannot remove its
-    own, and each is a whole index. Copies are named after their process id."""
+    own. Folders are named after their process id."""
     for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
         pid = folder.name.removeprefix(COPY_PREFIX).split("-")[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -708,11 +708,30 @@ def _sweep_copies() -> None:
             pass  # alive, another user's
 
 
-def _copy_index(source: Path, target: Path) -> None:
-    """The index's files (not its lock files) into ``target``, e.g. from a read-only mount."""
-    for file in source.iterdir():
-        if file.is_file() and not file.name.endswith(".lock"):
-            shutil.copyfile(file, target / file.name)
+#: The index's small files, copied into the folder of links: what tantivy reads to find
+#: its segments is then fixed at open, whatever later happens to the source folder.
+COPIED_FILES = frozenset({"meta.json", ".managed.json"})
+
+
+def _link_index(source: Path, target: Path) -> None:
+    """The index's files (not its lock files) in ``target``, where tantivy may take its locks.
+
+    A segment file is a hard link when it can be (the same file system, not across a
+    bind mount), else a symbolic link to its real path (never through a link such as a
+    replica's ``current``, which may move). Copying them instead cost a whole index of
+    disk and seconds of startup, in every worker of a replica.
+    """
+    for file in os.scandir(source):
+        if not file.is_file() or file.name.endswith(".lock"):
+            continue
+        if file.name in COPIED_FILES:
+            shutil.copyfile(file.path, target / file.name)
+            continue
+        real = os.path.realpath(file.path)
+        try:
+            os.link(real, target / file.name)
+        except OSError:
+            os.symlink(real, target / file.name)
 
 
 SEGMENT_FILES = ("idx", "pos", "term", "store", "fast", "fieldnorm")
