@@ -54,6 +54,15 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=RECORDS, help="the corpus's records")
     parser.add_argument("--dims", type=int, default=256, help="PCA dimensions")
     parser.add_argument("--lam", type=float, default=0.01, help="pull towards distilled rows")
+    parser.add_argument(
+        "--views", type=int, default=0, help="extra copies of each text with tokens dropped"
+    )
+    parser.add_argument("--keep", type=float, default=0.5, help="share of tokens a view keeps")
+    parser.add_argument("--sentences", type=int, default=12, help="description sentences")
+    parser.add_argument("--chars", type=int, default=3000, help="of the description, for those")
+    parser.add_argument(
+        "--keyword-texts", action="store_true", help="each keyword, and title + keywords"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "nivl" / "model")
     parser.add_argument("--cache", type=Path, help="keep the slow steps' results here")
     parser.add_argument(
@@ -66,9 +75,17 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     base = distilled(args.cache)
-    texts = corpus(args.records, exclude_half=args.exclude_half)
+    texts = corpus(
+        args.records,
+        exclude_half=args.exclude_half,
+        sentences=args.sentences,
+        chars=args.chars,
+        keyword_texts=args.keyword_texts,
+    )
     targets = teacher_vectors(texts, args.cache)
-    model = fitted(base, texts, targets, lam=args.lam, dims=args.dims)
+    model = fitted(
+        base, texts, targets, lam=args.lam, dims=args.dims, views=args.views, keep=args.keep
+    )
     save(model, args.out)
     size = sum((args.out / name).stat().st_size for name in KEEP)
     print(
@@ -104,8 +121,17 @@ def half(nasa_id: str, seed: int) -> int:
     return hashlib.blake2b(nasa_id.encode(), digest_size=2, person=person).digest()[0] % 2
 
 
-def corpus(records: Path, exclude_half: int | None = None) -> list[str]:
-    """The records' own texts, each once: title, keywords, record text, sentences; with
+def corpus(
+    records: Path,
+    exclude_half: int | None = None,
+    *,
+    sentences: int = 12,
+    chars: int = 3000,
+    keyword_texts: bool = False,
+) -> list[str]:
+    """The records' own texts, each once: title, keywords, record text, the first
+    ``sentences`` sentences of the description's first ``chars`` characters, and with
+    ``keyword_texts`` each keyword alone and the title with its first five keywords; with
     ``exclude_half`` (a seed), only those of the records in half A that no record of half B
     also has (a duplicated caption would be seen)."""
     import orjson
@@ -119,13 +145,16 @@ def corpus(records: Path, exclude_half: int | None = None) -> list[str]:
         for line in lines:
             raw = line.decode()
             record = parse_item(orjson.loads(raw), raw=raw)
-            description = " ".join(record.description.split())[:3000]
-            sentences = [s for s in SENTENCE.split(description) if len(s.split()) >= 3][:12]
+            description = " ".join(record.description.split())[:chars]
+            said = [s for s in SENTENCE.split(description) if len(s.split()) >= 3][:sentences]
             parts = [record.title.strip(), record_text(record)]
-            if record.keywords:
-                parts.append(", ".join(k.strip() for k in record.keywords if k.strip()))
+            keywords = [k.strip() for k in record.keywords if k.strip()]
+            if keywords:
+                parts.append(", ".join(keywords))
+            if keywords and keyword_texts:
+                parts += [*keywords, f"{record.title.strip()}: {', '.join(keywords[:5])}"]
             held_out = exclude_half is not None and half(record.nasa_id, exclude_half) == 1
-            for text in [*parts, *(s[:400] for s in sentences)]:
+            for text in [*parts, *(s[:400] for s in said)]:
                 if text:
                     (unseen.add if held_out else texts.setdefault)(text)
     return [text for text in texts if text not in unseen]
@@ -213,7 +242,40 @@ def ridge(x: Any, y: Any, prior: Any, lam: float, iterations: int = 300) -> Any:
     return table
 
 
-def fitted(base: Any, texts: list[str], targets: Any, *, lam: float, dims: int) -> Any:
+def dropped_views(x: Any, y: Any, views: int, keep: float, seed: int = 0) -> tuple[Any, Any]:
+    """``views`` copies of every row of ``x`` that keep each token with probability ``keep``
+    (one at least), renormalised, each with its text's own target: a part of a text must
+    mean what the whole does, so no token leans on the others it happened to appear with in
+    the corpus (dropout, for a linear fit)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    rows, targets = [x], [y]
+    for _ in range(views):
+        view = x.tocoo(copy=True)
+        kept = rng.random(view.nnz) < keep
+        first = np.unique(view.row, return_index=True)[1]  # each row's first token
+        empty = np.bincount(view.row[kept], minlength=x.shape[0]) == 0
+        kept[first[empty[view.row[first]]]] = True  # every text keeps a token
+        view = sp.csr_matrix((view.data[kept], (view.row[kept], view.col[kept])), shape=x.shape)
+        sums = np.asarray(view.sum(axis=1)).ravel()
+        view = sp.diags(1.0 / np.maximum(sums, 1e-30)) @ view
+        rows.append(view.tocsr())
+        targets.append(y)
+    return sp.vstack(rows).tocsr(), np.concatenate(targets)
+
+
+def fitted(
+    base: Any,
+    texts: list[str],
+    targets: Any,
+    *,
+    lam: float,
+    dims: int,
+    views: int = 0,
+    keep: float = 0.5,
+) -> Any:
     """Steps 2b and 3: the fitted token table, reduced by PCA."""
     import numpy as np
     from model2vec import StaticModel
@@ -222,6 +284,9 @@ def fitted(base: Any, texts: list[str], targets: Any, *, lam: float, dims: int) 
     prior = np.asarray(base.embedding, dtype=np.float64)
     x = token_matrix(base, texts, len(prior))
     y = np.asarray(targets, dtype=np.float64)
+    if views:  # the pull towards the prior keeps its weight against the larger fit
+        x, y = dropped_views(x, y, views, keep)
+        lam *= 1 + views
     pooled = x @ prior
     prior = prior * float((pooled * y).sum() / (pooled * pooled).sum())  # the teacher's scale
     table = apply_pca(ridge(x, y, prior, lam), dims)
