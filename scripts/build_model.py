@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=12, help="description sentences")
     parser.add_argument("--chars", type=int, default=3000, help="of the description, for those")
     parser.add_argument(
-        "--keyword-texts", action="store_true", help="each keyword, and title + keywords"
+        "--keyword-texts", action="store_true", help="each keyword alone, and title + keywords"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "nivl" / "model")
     parser.add_argument("--cache", type=Path, help="keep the slow steps' results here")
