@@ -57,6 +57,7 @@ from nivl import Library, Settings, search_index
 from nivl.embeddings import Embedder, StaticEmbedder, record_text
 from nivl.hybrid import (
     BUILTIN_DENSE_WEIGHT,
+    DEPTH,
     blend,
     dense_ranking,
     filter_plan,
@@ -175,7 +176,7 @@ def builtin_vectors(library: Library, embedder: StaticEmbedder) -> MatrixIndex:
     return index
 
 
-def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, float]]:
+def bm25_ranking(library: Library, q: str, depth: int = DEPTH) -> list[tuple[int, float]]:
     """The plain baseline: tantivy's default query parser (OR) over title, description and
     keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
     query, _errors = library.index.index.parse_query_lenient(q, BM25_FIELDS)
@@ -188,7 +189,7 @@ def rankings(
     vectors: VectorIndex | None,
     embedder: Embedder | None,
     q: str,
-    depth: int = 100,
+    depth: int = DEPTH,
     builtin: tuple[MatrixIndex, StaticEmbedder] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
