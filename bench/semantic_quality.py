@@ -3,7 +3,7 @@
 Usage:
     python bench/semantic_quality.py [--cache DIR] [--sets old,heldout] [--lexical-only]
                                      [--builtin-only] [--variants] [--pool [--judge]]
-                                     [--latency N] [--model DIR] [--split SEED]
+                                     [--latency N] [--model DIR] [--split SEED] [--depth N]
 
 Needs nivl's [semantic] extra (not with --lexical-only or --builtin-only). semantic-builtin and
 hybrid-builtin use the built-in static model (what every install's hybrid uses: blend with
@@ -32,7 +32,8 @@ one, for the built-in rows and nivl-hybrid alike. --split SEED is the split chec
 records of half B (scripts/build_model.py's ``half(nasa_id, SEED) == 1``) are imported, each
 query's grades are cut to those records, and the queries left with no relevant record are
 dropped; with a model built by ``build_model.py --exclude-half SEED`` every record ranked is
-one the model never saw.
+one the model never saw. --depth N fuses N candidates a side instead of hybrid.DEPTH, in the
+bench's fusion rows and in nivl-hybrid's Library.search alike (how DEPTH was chosen).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from nivl import Library, Settings, search_index
 from nivl.embeddings import Embedder, StaticEmbedder, record_text
 from nivl.hybrid import (
     BUILTIN_DENSE_WEIGHT,
+    DEPTH,
     blend,
     dense_ranking,
     filter_plan,
@@ -175,7 +177,7 @@ def builtin_vectors(library: Library, embedder: StaticEmbedder) -> MatrixIndex:
     return index
 
 
-def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, float]]:
+def bm25_ranking(library: Library, q: str, depth: int = DEPTH) -> list[tuple[int, float]]:
     """The plain baseline: tantivy's default query parser (OR) over title, description and
     keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
     query, _errors = library.index.index.parse_query_lenient(q, BM25_FIELDS)
@@ -188,7 +190,7 @@ def rankings(
     vectors: VectorIndex | None,
     embedder: Embedder | None,
     q: str,
-    depth: int = 100,
+    depth: int = DEPTH,
     builtin: tuple[MatrixIndex, StaticEmbedder] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
@@ -276,7 +278,10 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=20, help="repeats per query for latency")
     parser.add_argument("--model", type=Path, help="the built-in model's folder to use instead")
     parser.add_argument("--split", type=int, metavar="SEED", help="rank and score half B only")
+    parser.add_argument("--depth", type=int, default=DEPTH, help="fused candidates a side")
     args = parser.parse_args()
+    assert rank.__kwdefaults__ is not None
+    rank.__kwdefaults__["depth"] = args.depth  # Library.search's fusion, as a user's has it
     sets = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in args.sets.split(",")}
     whole = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in sets}
     # one indexing thread: documents keep the file's order, so equal scores (the many
@@ -360,7 +365,9 @@ def evaluate(
                 dense = rankings(library, index, embedder, query["q"])["semantic"]
                 variant_rankings.setdefault(query["q"], []).append(dense)
     for query in judged:
-        ranked = rankings(library, vectors, embedder, query["q"], builtin=args.builtin)
+        ranked = rankings(
+            library, vectors, embedder, query["q"], depth=args.depth, builtin=args.builtin
+        )
         if args.pool:
             pool = [ranked[m] for m in modes] + variant_rankings.get(query["q"], [])
             if args.judge and "rule" in query:

@@ -184,6 +184,13 @@ class StaticEmbedder:
         vector: np.ndarray = self.embed([text])[0]
         return vector
 
+    def knows(self, word: str) -> bool:
+        """Whether ``word`` is one token of the model's vocabulary (after its lowercasing
+        and accent folding): a row of its own, so a meaning that needs no correction."""
+        with self._lock:
+            encoding = self._model.tokenizer.encode(word, add_special_tokens=False)
+        return len(encoding.ids) == 1
+
 
 _builtin: StaticEmbedder | None = None
 _builtin_lock = threading.Lock()

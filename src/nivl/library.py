@@ -353,11 +353,13 @@ class Library:
         vectors, embed_query, model = self._semantic()
         if len(vectors) == 0:  # nothing embedded (an empty home): hybrid is BM25 alone
             return search(self.store, snapshot, request)
-        weight = BUILTIN_DENSE_WEIGHT if model == embeddings.BUILTIN_MODEL else DENSE_WEIGHT
+        builtin = model == embeddings.BUILTIN_MODEL
+        weight = BUILTIN_DENSE_WEIGHT if builtin else DENSE_WEIGHT
+        knows = self.static_embedder().knows if builtin else None
         ranking = rank(
             snapshot,
             vectors,
-            embed_query(self._meant(snapshot, request)),
+            embed_query(self._meant(snapshot, request, knows)),
             request,
             mode=request.mode,
             dense_weight=weight,
@@ -365,13 +367,19 @@ class Library:
         return search(self.store, snapshot, request, ranking=ranking)
 
     @staticmethod
-    def _meant(snapshot: Snapshot, request: SearchRequest) -> str:
+    def _meant(
+        snapshot: Snapshot, request: SearchRequest, knows: Callable[[str], bool] | None = None
+    ) -> str:
         """What to embed: ``q``, or its typo correction when a word of it matched nothing
-        (``apolo 11 lanch`` → ``apollo 11 launch``): the vectors know no misspellings."""
+        (``apolo 11 lanch`` → ``apollo 11 launch``): the vectors know no misspellings.
+        But ``q`` as typed when the model ``knows`` every word of it: a word the records
+        lack is not a typo to the model (``toy brick`` is not ``toy bric``)."""
         from .query import plan_query
 
         _query, matched = snapshot.compile_matching(plan_query(request))
         if matched is not None and matched.corrected and matched.suggestion:
+            if knows is not None and all(knows(word) for word in text_terms(request.q)):
+                return request.q
             return matched.suggestion
         return request.q
 
