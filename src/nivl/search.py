@@ -22,6 +22,9 @@ HIGHLIGHT_FIELDS = ("title", "description")
 #: A collapsed search whose hits are known to be at most this many reads them all at once:
 #: then the groups are counted from those hits, not by another pass over the postings.
 ALL_AT_ONCE = 2000
+#: A collapsed page that its first batch of hits does not fill reads the rest in one pass
+#: when at most this many hits remain (``_collapsed``).
+REST_AT_ONCE = 20_000
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def search(
         result = _search_ranking(store, index, request, plan, ranking)
     elif request.collapse != "none":
         known = matched.count if matched is not None else None
-        result = _collapsed(store, index, request, query, known)
+        result = _collapsed(store, index, request, query, known, plan)
     else:
         result = _search_page(store, index, request, query)
     if matched is not None and matched.suggestion:
@@ -112,7 +115,12 @@ def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: A
 
 
 def _collapsed(
-    store: Store, index: Snapshot, request: SearchRequest, query: Any, known: int | None = None
+    store: Store,
+    index: Snapshot,
+    request: SearchRequest,
+    query: Any,
+    known: int | None = None,
+    plan: QueryPlan | None = None,
 ) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
 
@@ -120,10 +128,17 @@ def _collapsed(
     end), so page N shows the groups whose best hits rank (N-1)·size+1 … N·size among
     groups: none repeats across pages and none is skipped, at any depth. When the
     batches stop early, ``total_groups`` is an exact count over every hit, so the last
-    page, ``next`` and the pager all agree with what the pages hold. (Reading every
-    hit's group id in one pass is exact too, but page 1 of 80–100k hits costs 3–7x
-    more: ``bench/collapse_paging.py``.) When matching already counted the hits
-    (``known``) and they are few, the first batch takes them all.
+    page, ``next`` and the pager all agree with what the pages hold.
+
+    Every batch is a pass over the query's postings, so when the groups found so far
+    say that doubling would take two or more passes, all the remaining hits are read
+    in one (if at most ``REST_AT_ONCE``; then the groups are counted from them, with
+    no counting pass): doubling made 4–6 passes on a few thousand hits in few groups.
+    (Reading every hit is exact too, but costs about 0.5 µs a hit: past that, more
+    than a counting pass.)
+    When matching already counted the hits (``known``) and they are few, the first
+    batch takes them all. The count of groups is kept with the snapshot for the
+    request's plan, so the next pages of the same search reuse it.
     """
     level = request.collapse
     field_name = f"{level}_group"
@@ -131,10 +146,9 @@ def _collapsed(
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
     scanned, total, batch = 0, 0, max(wanted * 2, 200)
     counting: Future[int] | None = None
+    counted = index.known_groups(plan, field_name) if plan is not None else None
     if known is not None and known <= ALL_AT_ONCE:
         batch = max(batch, known)
-    else:  # many hits, likely: count their groups (a pass of its own) while the page is read
-        counting = _counter().submit(index.count_distinct, query, field_name)
     while len(firsts) < wanted:
         hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
         total = hits.total
@@ -148,20 +162,35 @@ def _collapsed(
         scanned += len(hits.addresses)
         if scanned >= total or not hits.addresses:
             break
-        batch *= 2
-    if scanned >= total:
-        total_groups = len(firsts)
-        if counting is not None:
-            counting.cancel()  # not needed after all (if it has started, it just ends)
-    elif counting is not None:
-        total_groups = counting.result()
-    else:
-        total_groups = index.count_distinct(query, field_name)
+        rest = total - scanned
+        # hits still needed at the groups-per-hit rate so far (at least one group: seen)
+        needed = (wanted - len(firsts)) * scanned / max(1, len(firsts))
+        if rest <= REST_AT_ONCE and (needed > 2 * batch or rest <= 2 * batch):
+            batch = rest  # doubling would take two or more passes: the next reads them all
+        else:
+            if counting is None and counted is None:  # many hits: count while reading
+                counting = _counter().submit(index.count_distinct, query, field_name)
+            batch *= 2
+    if scanned < total and counting is None and counted is None:
+        # the page is full and hits remain: count their groups while the page is read
+        counting = _counter().submit(index.count_distinct, query, field_name)
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
     raws = store.raw_map([row_id for row_id, *_ in chosen])
     addresses = [address for _, _, address, _ in chosen]
     highlights = _highlights(index, query, addresses) if request.highlight else None
+    if scanned >= total:
+        total_groups = len(firsts)
+        if counting is not None:
+            counting.cancel()  # not needed after all (if it has started, it just ends)
+    elif counted is not None:
+        total_groups = counted
+    elif counting is not None:
+        total_groups = counting.result()
+    else:
+        total_groups = index.count_distinct(query, field_name)
+    if plan is not None:
+        index.remember_groups(plan, field_name, total_groups)
     page = [
         SearchHit(
             row_id=row_id,

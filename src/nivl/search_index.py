@@ -450,6 +450,10 @@ class SearchIndex:
         return self.snapshot().search(query, limit=limit, offset=offset, sort=sort)
 
 
+#: Group counts a snapshot keeps for the next pages of the same collapsed searches.
+GROUP_COUNTS_KEPT = 10_000
+
+
 class Snapshot:
     """One tantivy searcher and the reads a request makes through it.
 
@@ -466,6 +470,9 @@ class Snapshot:
         self._completions: Completions | None = None
         self._completions_lock = threading.Lock()
         self._words: dict[tuple[object, ...], Any] = {}  # matching.compile_q's, this searcher's
+        #: Group counts of collapsed searches (plan, group field) → count: this searcher's,
+        #: so they can never be another revision's; later pages of a search reuse them.
+        self._groups: dict[tuple[QueryPlan, str], int] = {}
 
     def compile(self, plan: QueryPlan) -> Query:
         return self.compile_matching(plan)[0]
@@ -548,6 +555,15 @@ class Snapshot:
     def fast_values(self, field: str, addresses: Sequence[Any]) -> list[Any]:
         with tantivy_errors("reading fast fields"):
             return list(self._searcher.fast_field_values(field, list(addresses)))
+
+    def known_groups(self, plan: QueryPlan, field: str) -> int | None:
+        """The group count ``remember_groups`` kept for this plan on this snapshot."""
+        return self._groups.get((plan, field))
+
+    def remember_groups(self, plan: QueryPlan, field: str, count: int) -> None:
+        if len(self._groups) >= GROUP_COUNTS_KEPT:
+            self._groups.clear()  # a bound, not an LRU
+        self._groups[(plan, field)] = count
 
     def count_distinct(self, query: Query, field: str) -> int:
         """Distinct values of a fast field over all hits, exactly; a hit without a value
