@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .query import QueryPlan, SearchRequest, plan_query
-from .search_index import Snapshot
+from .search_index import Hits, Snapshot
 from .store import Store
 
 HIGHLIGHT_FIELDS = ("title", "description")
-#: A collapsed search whose hits are known to be at most this many reads them all at once:
+#: A collapsed search of at most this many hits reads all past its first batch at once:
 #: then the groups are counted from those hits, not by another pass over the postings.
 ALL_AT_ONCE = 2000
 #: A collapsed page that its first batch of hits does not fill reads the rest in one pass
@@ -80,14 +80,18 @@ def search(
     """``ranking`` (semantic/hybrid: row ids and scores, best first, filters already applied)
     replaces tantivy's BM25 order; sort, facets, highlights and paging work the same."""
     plan = plan_query(request)
-    query, matched = index.compile_matching(plan)
     if ranking is not None:
+        _query, matched = index.compile_matching(plan)
         result = _search_ranking(store, index, request, plan, ranking)
     elif request.collapse != "none":
-        known = matched.count if matched is not None else None
-        result = _collapsed(store, index, request, query, known, plan)
+        limit = _first_batch(request)
+        query, matched, first = index.compile_and_search(plan, limit=limit, sort=request.sort)
+        result = _collapsed(store, index, request, query, first, plan)
     else:
-        result = _search_page(store, index, request, query)
+        query, matched, first = index.compile_and_search(
+            plan, limit=request.page_size, offset=request.offset, sort=request.sort
+        )
+        result = _search_page(store, index, request, query, first)
     if matched is not None and matched.suggestion:
         result = dataclasses.replace(
             result, suggestion=matched.suggestion, corrected=matched.corrected
@@ -95,9 +99,10 @@ def search(
     return result
 
 
-def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
-    """One page of hits in tantivy's order (relevance or date)."""
-    hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
+def _search_page(
+    store: Store, index: Snapshot, request: SearchRequest, query: Any, hits: Hits
+) -> SearchResult:
+    """One page of hits in tantivy's order (relevance or date), searched with the query."""
     raws = store.raw_map(hits.row_ids)
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None
     page = [
@@ -114,12 +119,17 @@ def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: A
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
 
 
+def _first_batch(request: SearchRequest) -> int:
+    """The hits a collapsed page reads first: twice the groups it needs, at least 200."""
+    return max((request.offset + request.page_size) * 2, 200)
+
+
 def _collapsed(
     store: Store,
     index: Snapshot,
     request: SearchRequest,
     query: Any,
-    known: int | None = None,
+    first: Hits,
     plan: QueryPlan | None = None,
 ) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
@@ -135,22 +145,22 @@ def _collapsed(
     in one (if at most ``REST_AT_ONCE``; then the groups are counted from them, with
     no counting pass): doubling made 4–6 passes on a few thousand hits in few groups.
     (Reading every hit is exact too, but costs about 0.5 µs a hit: past that, more
-    than a counting pass.)
-    When matching already counted the hits (``known``) and they are few, the first
-    batch takes them all. The count of groups is kept with the snapshot for the
-    request's plan, so the next pages of the same search reuse it.
+    than a counting pass.) ``first`` is the first batch (``_first_batch`` hits from the
+    top), searched with the query already; when the hits are few (``ALL_AT_ONCE``) the
+    second batch takes all the rest. The count of groups is kept with the snapshot for
+    the request's plan, so the next pages of the same search reuse it.
     """
     level = request.collapse
     field_name = f"{level}_group"
     wanted = request.offset + request.page_size
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
-    scanned, total, batch = 0, 0, max(wanted * 2, 200)
+    scanned, total, batch = 0, 0, _first_batch(request)
     counting: Future[int] | None = None
     counted = index.known_groups(plan, field_name) if plan is not None else None
-    if known is not None and known <= ALL_AT_ONCE:
-        batch = max(batch, known)
+    hits: Hits | None = first
     while len(firsts) < wanted:
-        hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
+        if hits is None:
+            hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
         total = hits.total
         ids = index.fast_values(field_name, hits.addresses) if hits.addresses else []
         for row_id, score, address, group_id in zip(
@@ -162,10 +172,13 @@ def _collapsed(
         scanned += len(hits.addresses)
         if scanned >= total or not hits.addresses:
             break
+        hits = None
         rest = total - scanned
         # hits still needed at the groups-per-hit rate so far (at least one group: seen)
         needed = (wanted - len(firsts)) * scanned / max(1, len(firsts))
-        if rest <= REST_AT_ONCE and (needed > 2 * batch or rest <= 2 * batch):
+        if total <= ALL_AT_ONCE or (
+            rest <= REST_AT_ONCE and (needed > 2 * batch or rest <= 2 * batch)
+        ):
             batch = rest  # doubling would take two or more passes: the next reads them all
         else:
             if counting is None and counted is None:  # many hits: count while reading

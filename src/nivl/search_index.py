@@ -365,8 +365,21 @@ class SearchIndex:
         """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``;
         the counts that decide how far to relax are read on ``searcher`` (default: current),
         and ``words_seen`` keeps the words' counts for that searcher's next queries."""
+        query, matched, _hits = self._compile(plan, searcher, words_seen)
+        return query, matched
+
+    def _compile(
+        self,
+        plan: QueryPlan,
+        searcher: tantivy.Searcher | None = None,
+        words_seen: dict[tuple[object, ...], Any] | None = None,
+        page: Callable[[Query], Hits] | None = None,
+    ) -> tuple[Query, matching.Matched | None, Hits | None]:
+        """``compile_matching``; with ``page`` (a search of a whole query for the request's
+        page), matching counts its candidates with it, and the chosen query's page comes
+        back with it, searched already (or None)."""
         if plan.matches_nothing:
-            return Query.empty_query(), None
+            return Query.empty_query(), None, None
         parts: list[tuple[Occur, Query]] = []
         relaxed = [c for c in plan.text if c.q and c.terms]
         for clause in plan.text:
@@ -374,6 +387,15 @@ class SearchIndex:
                 parts.append((Occur.Must, self._text_query(clause)))
         parts += self._filters(plan)
         matched = None
+        probed: dict[int, tuple[Query, Query, Hits]] = {}  # id(q query) → it, whole, page
+
+        def probe(candidate: Query) -> int:
+            assert page is not None
+            whole = _whole([(Occur.Must, candidate), *parts])
+            hits = page(whole)
+            probed[id(candidate)] = (candidate, whole, hits)  # keeps ``candidate``: ids stay
+            return hits.total
+
         for clause in relaxed:
             with tantivy_errors("parsing the query"):
                 matched = matching.compile_q(
@@ -386,13 +408,12 @@ class SearchIndex:
                     strict=not clause.relax,
                     strong_only=clause.strong_only,
                     words_seen=words_seen if searcher is not None else None,
+                    probe=probe if page is not None and len(relaxed) == 1 else None,
                 )
             parts.insert(0, (Occur.Must, matched.query))
-        if not parts:
-            return Query.all_query(), matched
-        if len(parts) == 1 and parts[0][0] is Occur.Must:
-            return parts[0][1], matched
-        return Query.boolean_query(parts), matched
+        if matched is not None and (found := probed.get(id(matched.query))) is not None:
+            return found[1], matched, found[2]
+        return _whole(parts), matched, None
 
     def _filters(self, plan: QueryPlan) -> list[tuple[Occur, Query]]:
         """The plan's exact filters (everything but its text clauses)."""
@@ -454,6 +475,15 @@ class SearchIndex:
 GROUP_COUNTS_KEPT = 10_000
 
 
+def _whole(parts: list[tuple[Occur, Query]]) -> Query:
+    """A compiled plan's parts as one query."""
+    if not parts:
+        return Query.all_query()
+    if len(parts) == 1 and parts[0][0] is Occur.Must:
+        return parts[0][1]
+    return Query.boolean_query(parts)
+
+
 class Snapshot:
     """One tantivy searcher and the reads a request makes through it.
 
@@ -480,6 +510,20 @@ class Snapshot:
     def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
         """The plan compiled against this snapshot's own counts."""
         return self._index.compile_matching(plan, self._searcher, self._words)
+
+    def compile_and_search(
+        self, plan: QueryPlan, *, limit: int, offset: int = 0, sort: str = "relevance"
+    ) -> tuple[Query, matching.Matched | None, Hits]:
+        """``compile_matching`` and the query's page (``search``) at once: when matching
+        must count the records of a query to choose it, the count is that query's page
+        search, so the chosen query costs no pass of its own (a strict multi-word ``q``
+        saved a counting pass, a relaxed one 1 of 2–3)."""
+
+        def page(whole: Query) -> Hits:
+            return self.search(whole, limit=limit, offset=offset, sort=sort)
+
+        query, matched, hits = self._index._compile(plan, self._searcher, self._words, page)
+        return query, matched, hits if hits is not None else page(query)
 
     def rows_query(self, row_ids: Sequence[int]) -> Query:
         """Exactly the documents of these store rows."""
