@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/tail_profile.py --home DIR --data synth-300k.jsonl [--queries 300] [--tail 5] [--clock process]
+    python bench/tail_profile.py --home DIR --data synth-300k.jsonl [--queries 300] [--tail 5]
+        [--clock process]
 
 In process, on the same queries ``http_latency.py`` sends (a page of 100, ``collapse`` as
 asked), each query's thread CPU time is split into what an uncached ``/search`` does: the
