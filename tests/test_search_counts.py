@@ -167,7 +167,8 @@ def test_a_query_chosen_by_its_own_page_search_pages_as_searched_afresh(
     home: Settings, tmp_path: Path, params: dict[str, str]
 ) -> None:
     """Matching counts its candidates with the page's own search and hands that page on:
-    the pages, counts and matching decisions equal compiling first, then searching."""
+    the pages, counts and matching decisions equal compiling first, then searching; and
+    the query that groups are counted on holds exactly the records of the searched one."""
     items = _alike("tile", 30) + _distinct("field", 120, 1970)
     with Library(home) as library:
         library.import_paths([_write(tmp_path / "a.jsonl", items)])
@@ -175,7 +176,7 @@ def test_a_query_chosen_by_its_own_page_search_pages_as_searched_afresh(
         for page, size in ((1, 10), (3, 7), (1, 1000)):
             request = parse_request({**params, "page": str(page), "page_size": str(size)})
             plan = plan_query(request)
-            query, matched, hits = snapshot.compile_and_search(
+            query, unscored, matched, hits = snapshot.compile_and_search(
                 plan, limit=size, offset=(page - 1) * size, sort=request.sort
             )
             fresh = library.index.snapshot()  # no words or counts kept from the first
@@ -188,3 +189,7 @@ def test_a_query_chosen_by_its_own_page_search_pages_as_searched_afresh(
                 assert matched.relaxed == matched_alone.relaxed
                 assert matched.count in (None, again.total)
             assert every_hit(library, params)[(page - 1) * size : page * size] == hits.row_ids
+            # the query the groups are counted on holds the same records, unscored
+            walked = fresh.search(unscored, limit=1000, sort="added_desc")
+            assert set(walked.row_ids) == set(fresh.search(query, limit=1000).row_ids)
+            assert walked.total == again.total

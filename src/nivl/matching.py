@@ -89,6 +89,9 @@ class Matched:
     #: How many records the query matches with the filters, when choosing it counted them
     #: (so a collapsed search of few hits can read them all at once, without a recount).
     count: int | None = None
+    #: The same records as ``query``, cheaper to walk where scores are not needed (the
+    #: group count of a collapsed search): without the strong-field bonus clauses.
+    counting: Query | None = None
 
 
 @dataclass(frozen=True)
@@ -210,14 +213,13 @@ def compile_q(
         return Matched(strict_query, False, suggestion, corrected)
     # Counted without the strong-field bonus clauses: the same records match (a word's
     # strong fields are among its fields), with about half the postings to walk.
-    count: int | None = (
-        probe(strict_query) if probe else _count(searcher, _all([*required, *clauses]), filters)
-    )
+    strict_count = _all([*required, *clauses])
+    count: int | None = probe(strict_query) if probe else _count(searcher, strict_count, filters)
     if count is not None and count >= enough:
-        return Matched(strict_query, False, suggestion, corrected, count)
+        return Matched(strict_query, False, suggestion, corrected, count, strict_count)
     # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
     lowest = 0 if required else 1
-    query = strict_query
+    query, counted = strict_query, strict_count
     for m in range(len(scored) - 1, lowest - 1, -1):
         query = Query.boolean_query(
             [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in scored],
@@ -233,7 +235,7 @@ def compile_q(
             count = probe(query) if probe else _count(searcher, counted, filters)
         if count is None or count >= enough:
             break
-    return Matched(query, True, suggestion, corrected, count)
+    return Matched(query, True, suggestion, corrected, count, counted)
 
 
 def _word(

@@ -85,10 +85,12 @@ def search(
         result = _search_ranking(store, index, request, plan, ranking)
     elif request.collapse != "none":
         limit = _first_batch(request)
-        query, matched, first = index.compile_and_search(plan, limit=limit, sort=request.sort)
-        result = _collapsed(store, index, request, query, first, plan)
+        query, unscored, matched, first = index.compile_and_search(
+            plan, limit=limit, sort=request.sort
+        )
+        result = _collapsed(store, index, request, query, first, plan, unscored)
     else:
-        query, matched, first = index.compile_and_search(
+        query, _unscored, matched, first = index.compile_and_search(
             plan, limit=request.page_size, offset=request.offset, sort=request.sort
         )
         result = _search_page(store, index, request, query, first)
@@ -131,6 +133,7 @@ def _collapsed(
     query: Any,
     first: Hits,
     plan: QueryPlan | None = None,
+    unscored: Any = None,
 ) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
 
@@ -148,10 +151,12 @@ def _collapsed(
     than a counting pass.) ``first`` is the first batch (``_first_batch`` hits from the
     top), searched with the query already; when the hits are few (``ALL_AT_ONCE``) the
     second batch takes all the rest. The count of groups is kept with the snapshot for
-    the request's plan, so the next pages of the same search reuse it.
+    the request's plan, so the next pages of the same search reuse it; it is counted
+    on ``unscored`` (the same records as ``query``, cheaper to walk without scores).
     """
     level = request.collapse
     field_name = f"{level}_group"
+    unscored = query if unscored is None else unscored
     wanted = request.offset + request.page_size
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
     scanned, total, batch = 0, 0, _first_batch(request)
@@ -182,11 +187,11 @@ def _collapsed(
             batch = rest  # doubling would take two or more passes: the next reads them all
         else:
             if counting is None and counted is None:  # many hits: count while reading
-                counting = _counter().submit(index.count_distinct, query, field_name)
+                counting = _counter().submit(index.count_distinct, unscored, field_name)
             batch *= 2
     if scanned < total and counting is None and counted is None:
         # the page is full and hits remain: count their groups while the page is read
-        counting = _counter().submit(index.count_distinct, query, field_name)
+        counting = _counter().submit(index.count_distinct, unscored, field_name)
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
     raws = store.raw_map([row_id for row_id, *_ in chosen])
@@ -201,7 +206,7 @@ def _collapsed(
     elif counting is not None:
         total_groups = counting.result()
     else:
-        total_groups = index.count_distinct(query, field_name)
+        total_groups = index.count_distinct(unscored, field_name)
     if plan is not None:
         index.remember_groups(plan, field_name, total_groups)
     page = [
