@@ -250,7 +250,7 @@ class SearchIndex:
                     if old_layout:
                         shutil.rmtree(path)  # derived data in an old layout: rebuilt by sync
                     path.mkdir(parents=True, exist_ok=True)
-                    (path / "nivl-schema").write_text(SCHEMA_VERSION)
+                    _mark_schema(path)
                 if verify:
                     verify_files(path, remember=not read_only)
                 where = path
@@ -850,6 +850,17 @@ def merge_case_variants(counts: dict[str, int], size: int) -> dict[str, int]:
 
 def _facet_key(key: Any) -> Any:
     return int(key) if isinstance(key, float) and key.is_integer() else key
+
+
+def _mark_schema(path: Path) -> None:
+    """Write the schema marker only when it differs, and by rename: rewritten in place at
+    every open, a second process opening the index at that moment read it empty, took the
+    index for an old layout and deleted it (two benchmark runs started together did)."""
+    if _schema_version(path) == SCHEMA_VERSION:
+        return
+    tmp = path / f"nivl-schema.{os.getpid()}.tmp"
+    tmp.write_text(SCHEMA_VERSION)
+    os.replace(tmp, path / "nivl-schema")
 
 
 def _schema_version(path: Path) -> str:
