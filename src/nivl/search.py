@@ -187,11 +187,11 @@ def _collapsed(
             batch = rest  # doubling would take two or more passes: the next reads them all
         else:
             if counting is None and counted is None:  # many hits: count while reading
-                counting = _counter().submit(index.count_distinct, unscored, field_name)
+                counting = _counter().submit(index.count_distinct, unscored, field_name, total)
             batch *= 2
     if scanned < total and counting is None and counted is None:
         # the page is full and hits remain: count their groups while the page is read
-        counting = _counter().submit(index.count_distinct, unscored, field_name)
+        counting = _counter().submit(index.count_distinct, unscored, field_name, total)
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
     raws = store.raw_map([row_id for row_id, *_ in chosen])
@@ -206,7 +206,7 @@ def _collapsed(
     elif counting is not None:
         total_groups = counting.result()
     else:
-        total_groups = index.count_distinct(unscored, field_name)
+        total_groups = index.count_distinct(unscored, field_name, total)
     if plan is not None:
         index.remember_groups(plan, field_name, total_groups)
     page = [

@@ -617,29 +617,34 @@ class Snapshot:
             self._groups.clear()  # a bound, not an LRU
         self._groups[(plan, field)] = count
 
-    def count_distinct(self, query: Query, field: str) -> int:
+    def count_distinct(self, query: Query, field: str, hits: int | None = None) -> int:
         """Distinct values of a fast field over all hits, exactly; a hit without a value
-        counts as one of its own (an ungrouped record is a group of one).
+        counts as one of its own (an ungrouped record is a group of one). ``hits``, the
+        query's count when the caller knows it, spares counting them again.
 
         The hits, less one for each hit beyond the first of a value: only the values
         shared by two or more hits become buckets, so this stays cheap where tantivy's
         ``cardinality`` (HyperLogLog) is off by a few percent from about a thousand.
         """
         shared = {"field": field, "size": max(1, self.num_docs()), "min_doc_count": 2}
-        spec = {"hits": {"value_count": {"field": "rid"}}, "shared": {"terms": shared}}
+        spec: dict[str, Any] = {"shared": {"terms": shared}}
+        if hits is None:
+            spec["hits"] = {"value_count": {"field": "rid"}}
         with tantivy_errors("counting groups"):
             try:
                 result = self._searcher.aggregate(query, spec)
             except ValueError:  # over tantivy's 65,000 buckets: read every hit's value
                 result = None
         if result is None:
-            hits = self.search(query, limit=max(1, self.num_docs()))
-            values = self.fast_values(field, hits.addresses)
+            every = self.search(query, limit=max(1, self.num_docs()))
+            values = self.fast_values(field, every.addresses)
             return len(
-                {v if v is not None else -r for v, r in zip(values, hits.row_ids, strict=False)}
+                {v if v is not None else -r for v, r in zip(values, every.row_ids, strict=False)}
             )
         repeats = sum(int(b["doc_count"]) - 1 for b in result["shared"]["buckets"])
-        return int(result["hits"]["value"] or 0) - repeats
+        if hits is None:
+            hits = int(result["hits"]["value"] or 0)
+        return hits - repeats
 
     def facets(
         self, query: Query, names: Iterable[str], *, size: int = 20
