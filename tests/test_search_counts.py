@@ -193,3 +193,15 @@ def test_a_query_chosen_by_its_own_page_search_pages_as_searched_afresh(
             walked = fresh.search(unscored, limit=1000, sort="added_desc")
             assert set(walked.row_ids) == set(fresh.search(query, limit=1000).row_ids)
             assert walked.total == again.total
+            # a relaxed candidate may be searched wider (a collapsed page reads it at once)
+            _, _, matched_wide, wide = snapshot.compile_and_search(
+                plan, limit=size, offset=(page - 1) * size, sort=request.sort, relaxed_limit=25
+            )
+            wider = fresh.search(
+                alone, limit=max(size, 25), offset=(page - 1) * size, sort=request.sort
+            )
+            assert wide.row_ids == wider.row_ids[: len(wide.row_ids)]
+            assert len(wide.row_ids) in (len(again.row_ids), len(wider.row_ids))
+            assert wide.total == again.total
+            assert matched_wide is not None and matched is not None
+            assert matched_wide.relaxed == matched.relaxed

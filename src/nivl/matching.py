@@ -115,7 +115,7 @@ def compile_q(
     strong_only: bool = False,
     enough: int | None = None,
     words_seen: dict[tuple[object, ...], _Word] | None = None,
-    probe: Callable[[Query], int] | None = None,
+    probe: Callable[[Query, bool], int] | None = None,
 ) -> Matched:
     """``q``'s terms (words and "quoted phrases") → one query, by the rule above.
 
@@ -123,8 +123,9 @@ def compile_q(
     ``words_seen`` keeps each word's queries and counts for the next query on the same
     ``searcher`` (each count is a pass over the word's postings in every field).
     ``probe``, when given, counts a candidate query's records (with the filters) by
-    searching it for the page the request shows: the candidate that is chosen has then
-    been searched already, and its count pass is saved (search.py).
+    searching it for the page the request shows (told whether the candidate is relaxed:
+    a relaxed one usually has few records, worth reading at once): the candidate that
+    is chosen has then been searched already, and its count pass is saved (search.py).
     """
     if strict:  # every word as typed; a suggestion is only offered
         suggestion = _suggest(
@@ -155,7 +156,9 @@ def compile_q(
         found_strong = matched.count
         if found_strong is None:
             found_strong = (
-                probe(matched.query) if probe else _count(searcher, matched.query, filters)
+                probe(matched.query, matched.relaxed)
+                if probe
+                else _count(searcher, matched.query, filters)
             )
         if found_strong:
             return dataclasses.replace(matched, count=found_strong)
@@ -214,7 +217,9 @@ def compile_q(
     # Counted without the strong-field bonus clauses: the same records match (a word's
     # strong fields are among its fields), with about half the postings to walk.
     strict_count = _all([*required, *clauses])
-    count: int | None = probe(strict_query) if probe else _count(searcher, strict_count, filters)
+    count: int | None = (
+        probe(strict_query, False) if probe else _count(searcher, strict_count, filters)
+    )
     if count is not None and count >= enough:
         return Matched(strict_query, False, suggestion, corrected, count, strict_count)
     # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
@@ -232,7 +237,7 @@ def compile_q(
         if m == lowest:
             count = None
         else:
-            count = probe(query) if probe else _count(searcher, counted, filters)
+            count = probe(query, True) if probe else _count(searcher, counted, filters)
         if count is None or count >= enough:
             break
     return Matched(query, True, suggestion, corrected, count, counted)

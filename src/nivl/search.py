@@ -86,7 +86,7 @@ def search(
     elif request.collapse != "none":
         limit = _first_batch(request)
         query, unscored, matched, first = index.compile_and_search(
-            plan, limit=limit, sort=request.sort
+            plan, limit=limit, sort=request.sort, relaxed_limit=ALL_AT_ONCE
         )
         result = _collapsed(store, index, request, query, first, plan, unscored)
     else:
@@ -149,10 +149,11 @@ def _collapsed(
     no counting pass): doubling made 4–6 passes on a few thousand hits in few groups.
     (Reading every hit is exact too, but costs about 0.5 µs a hit: past that, more
     than a counting pass.) ``first`` is the first batch (``_first_batch`` hits from the
-    top), searched with the query already; when the hits are few (``ALL_AT_ONCE``) the
-    second batch takes all the rest. The count of groups is kept with the snapshot for
-    the request's plan, so the next pages of the same search reuse it; it is counted
-    on ``unscored`` (the same records as ``query``, cheaper to walk without scores).
+    top, or ``ALL_AT_ONCE`` for a relaxed query), searched with the query already; when
+    the hits are few (``ALL_AT_ONCE``) the second batch takes all the rest. The count of
+    groups is kept with the snapshot for the request's plan, so the next pages of the
+    same search reuse it; it is counted on ``unscored`` (the same records as ``query``,
+    cheaper to walk without scores).
     """
     level = request.collapse
     field_name = f"{level}_group"

@@ -373,7 +373,7 @@ class SearchIndex:
         plan: QueryPlan,
         searcher: tantivy.Searcher | None = None,
         words_seen: dict[tuple[object, ...], Any] | None = None,
-        page: Callable[[Query], Hits] | None = None,
+        page: Callable[[Query, bool], Hits] | None = None,
     ) -> tuple[Query, Query, matching.Matched | None, Hits | None]:
         """``compile_matching``, and the same records as a query cheaper to walk unscored
         (``Matched.counting``); with ``page`` (a search of a whole query for the request's
@@ -390,10 +390,10 @@ class SearchIndex:
         matched = None
         probed: dict[int, tuple[Query, Query, Hits]] = {}  # id(q query) → it, whole, page
 
-        def probe(candidate: Query) -> int:
+        def probe(candidate: Query, relaxed: bool) -> int:
             assert page is not None
             whole = _whole([(Occur.Must, candidate), *parts])
-            hits = page(whole)
+            hits = page(whole, relaxed)
             probed[id(candidate)] = (candidate, whole, hits)  # keeps ``candidate``: ids stay
             return hits.total
 
@@ -517,16 +517,25 @@ class Snapshot:
         return self._index.compile_matching(plan, self._searcher, self._words)
 
     def compile_and_search(
-        self, plan: QueryPlan, *, limit: int, offset: int = 0, sort: str = "relevance"
+        self,
+        plan: QueryPlan,
+        *,
+        limit: int,
+        offset: int = 0,
+        sort: str = "relevance",
+        relaxed_limit: int = 0,
     ) -> tuple[Query, Query, matching.Matched | None, Hits]:
         """``compile_matching`` and the query's page (``search``) at once: when matching
         must count the records of a query to choose it, the count is that query's page
         search, so the chosen query costs no pass of its own (a strict multi-word ``q``
         saved a counting pass, a relaxed one 1 of 2–3). Also the same records as a query
-        cheaper to walk when no scores are needed (``count_distinct``: half the cost)."""
+        cheaper to walk when no scores are needed (``count_distinct``: half the cost).
+        A relaxed candidate is searched for ``relaxed_limit`` hits when that is more (a
+        collapsed page then has all of a relaxed query's few hits at once)."""
 
-        def page(whole: Query) -> Hits:
-            return self.search(whole, limit=limit, offset=offset, sort=sort)
+        def page(whole: Query, relaxed: bool = False) -> Hits:
+            wide = max(limit, relaxed_limit) if relaxed else limit
+            return self.search(whole, limit=wide, offset=offset, sort=sort)
 
         query, counting, matched, hits = self._index._compile(
             plan, self._searcher, self._words, page
