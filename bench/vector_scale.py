@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=0, help="first N rows only (0: all)")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtypes", default="i8")
+    parser.add_argument("--dtypes", default="i8", help="usearch scalars to try ('': no HNSW)")
+    parser.add_argument("--rerank", default="2000,4000,8000,16000")
     parser.add_argument("--coarse-dims", type=int, default=64)
     parser.add_argument("--ef", default="64,128,256")
     args = parser.parse_args()
@@ -102,32 +103,33 @@ def main() -> None:
 
     index = MatrixIndex(None, dimensions=dims, mark="bench")
     index._ids, index._matrix = np.arange(n, dtype=np.int64), matrix
+    index.RERANK = n  # a quarter of the rows or more: MatrixIndex.search scans them all
     measure(
-        "exact (MatrixIndex.search)",
+        "exact (full float16 scan)",
         lambda q: np.array([r for r, _ in index.search(q, k)]),
         qs,
         scores,
         k,
     )
-
     d = args.coarse_dims
+    index.COARSE_DIMS = d
     start = time.process_time()
-    coarse = np.ascontiguousarray(np.asarray(matrix[:, :d], dtype=np.float32))
+    coarse = index._coarse_matrix()  # what save() writes into the file as its third array
     took = time.process_time() - start
     print(f"two-stage: coarse copy of {d} dims {took:.1f} s CPU, {coarse.nbytes / 2**20:.0f} MiB")
-
-    def two_stage(q: np.ndarray, rerank: int) -> np.ndarray:
-        cand = np.argpartition(-(coarse @ q[:d]), rerank - 1)[:rerank]
-        cand.sort()
-        fine = np.asarray(matrix[cand], dtype=np.float32) @ q
-        return cand[np.argsort(-fine)[:k]]
-
-    for rerank in (2000, 4000):
-        measure(f"two-stage D={d} R={rerank}", lambda q, r=rerank: two_stage(q, r), qs, scores, k)
+    for rerank in (int(r) for r in args.rerank.split(",")):
+        index.RERANK = rerank
+        measure(
+            f"MatrixIndex.search D={d} R={rerank}",
+            lambda q: np.array([r for r, _ in index.search(q, k)]),
+            qs,
+            scores,
+            k,
+        )
 
     from usearch.index import Index
 
-    for dtype in args.dtypes.split(","):
+    for dtype in filter(None, args.dtypes.split(",")):
         for width in (dims, d):
             hnsw = Index(ndim=width, metric="cos", dtype=dtype, connectivity=16, expansion_add=64)
             keys = np.arange(n, dtype=np.uint64)
