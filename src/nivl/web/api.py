@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -188,14 +189,21 @@ def healthz(request: Request) -> Response:
 )
 def search(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
     """Search, exactly like upstream's /search (at least one parameter is required)."""
+    build, revision = search_page(request)
+    return json_response(request, build, revision=revision, cache=request.app.state.body_cache)
+
+
+def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
+    """/search's body builder and the revision it is cached at (web/fastpath.py too)."""
     library = library_of(request)
-    search_request = parse_request(_given(request, params), library.limits)
+    fields = SearchParams.model_fields
+    given = {key: value for key, value in request.query_params.items() if key in fields}
+    search_request = parse_request(given, library.limits)
     view = library.view()  # the cache key and the answer come from one revision
-    return json_response(
-        request,
+    revision = view.revision if search_request.mode == "lexical" else library.semantic_revision
+    return (
         lambda: search_document(library.search(search_request, view=view), base_url(request)),
-        revision=view.revision if search_request.mode == "lexical" else library.semantic_revision,
-        cache=request.app.state.body_cache,
+        revision,
     )
 
 

@@ -110,13 +110,20 @@ def json_response(
     if etag_matches(request.headers.get("if-none-match"), body.etag):
         return Response(status_code=304, headers=headers)
     if len(body.data) >= MIN_GZIP and accepts_gzip(request.headers.get("accept-encoding", "")):
-        if body.gzipped is None:
-            body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
-            if cache is not None:
-                cache.resize(key, body, len(body.gzipped))
         headers["Content-Encoding"] = "gzip"
-        return Response(body.gzipped, media_type="application/json", headers=headers)
+        return Response(
+            compressed(body, cache, key), media_type="application/json", headers=headers
+        )
     return Response(body.data, media_type="application/json", headers=headers)
+
+
+def compressed(body: Body, cache: BodyCache | None, key: tuple[object, ...]) -> bytes:
+    """The body's gzip form, made on first demand and kept with it."""
+    if body.gzipped is None:
+        body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
+        if cache is not None:
+            cache.resize(key, body, len(body.gzipped))
+    return body.gzipped
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
