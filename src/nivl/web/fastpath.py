@@ -24,11 +24,14 @@ from .responses import (
     Body,
     BodyCache,
     _identity_tags,
+    accepted_encodings,
     accepts_gzip,
+    choose_encoding,
     compressed,
     etag,
     etag_matches,
     gzip_tag,
+    revalidated_tag,
 )
 
 #: What Starlette's CORS middleware adds to a simple (non-preflight) request with an
@@ -86,21 +89,21 @@ def search_answer(request: Request) -> Answer:
         data = build()
         body = cache.put(key, Body(data, etag(data, revision)))
     headers = request.headers
-    wants_gzip = accepts_gzip(headers.get("accept-encoding", ""))
+    sent_encoding = headers.get("accept-encoding", "")
+    encoding = choose_encoding(sent_encoding)
     sent_tags = headers.get("if-none-match", "")
     out: list[tuple[bytes, bytes]]
     if sent_tags and etag_matches(_identity_tags(sent_tags), body.etag):
-        tag = body.etag
-        if wants_gzip and etag_matches(sent_tags, gzip_tag(tag)):
-            tag = gzip_tag(tag)  # the client revalidated the gzip body it holds
+        accepted = accepted_encodings(encoding, accepts_gzip(sent_encoding))
+        tag = revalidated_tag(body.etag, accepted, sent_tags)
         status, data = 304, b""
         out = [(b"etag", tag.encode()), (b"cache-control", b"public, max-age=300")]
-    elif wants_gzip and len(body.data) >= MIN_GZIP:
-        status, data = 200, compressed(body, cache, key)
+    elif encoding != "identity" and len(body.data) >= MIN_GZIP:
+        status, data = 200, compressed(body, encoding, cache, key)
         out = [
-            (b"etag", gzip_tag(body.etag).encode()),
+            (b"etag", gzip_tag(body.etag, encoding).encode()),
             (b"cache-control", b"public, max-age=300"),
-            (b"content-encoding", b"gzip"),
+            (b"content-encoding", encoding.encode()),
             (b"content-length", str(len(data)).encode()),
             (b"content-type", b"application/json"),
         ]
