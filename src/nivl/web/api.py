@@ -15,6 +15,7 @@ from ..errors import BadRequest, RecordNotFound
 from ..library import Library
 from ..query import group_id_of, parse_request
 from ..records import https, parse_item
+from .fastpath import FAILURE
 from .responses import json_response
 
 
@@ -195,6 +196,9 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
 
 def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
     """/search's body builder and the revision it is cached at (web/fastpath.py too)."""
+    failure = request.scope.get("state", {}).pop(FAILURE, None)
+    if failure is not None:  # the fast path met it: answered here, as it always was
+        raise failure
     library = library_of(request)
     fields = SearchParams.model_fields
     given = {key: value for key, value in request.query_params.items() if key in fields}

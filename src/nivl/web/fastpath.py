@@ -40,6 +40,8 @@ CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"ETag"),
 ]
+#: The scope's state key that hands a failure down to the /search route (api.search_page).
+FAILURE = "nivl.search_failure"
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
@@ -61,12 +63,12 @@ class SearchFastPath:
         try:
             answer = await anyio.to_thread.run_sync(search_answer, Request(scope))
         except BaseException as exc:
-            # A bad parameter or a failure: the whole stack answers it (the JSON reason,
-            # the request id in the log, a panic's 500), running the request again.
+            # A bad parameter or a failure: the whole stack answers it as before (the JSON
+            # reason, the request id in the log, a panic's 500), its /search route raising
+            # this same exception rather than searching again.
             if not isinstance(exc, Exception) and not is_panic(exc):
                 raise
-            answer = None
-        if answer is None:
+            scope.setdefault("state", {})[FAILURE] = exc
             await self.app(scope, receive, send)
             return
         status, headers, data = answer
