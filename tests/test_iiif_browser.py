@@ -26,7 +26,7 @@ import pytest
 from nivl import Settings
 
 from .conftest import OFFLINE
-from .test_iiif import ASSETS, CHOICE, VIDEO, iiif_settings, photo  # noqa: F401  (a fixture)
+from .test_iiif import ASSETS, AUDIO, CHOICE, VIDEO, iiif_settings, photo  # noqa: F401  (a fixture)
 from .test_serve import serving
 from .test_ui_browser import browser  # noqa: F401  (a fixture)
 
@@ -210,5 +210,41 @@ def test_mirador_lists_an_album_collection_and_opens_a_video_member(
             timeout=30_000,
         )
         page.screenshot(path="/tmp/nivl-iiif-collection.png")
+    finally:
+        context.close()
+
+
+def test_mirador_shows_a_transcripts_bounded_summary(
+    browser: Any,  # noqa: F811
+    nivl_url: str,
+    viewer_page: Any,
+) -> None:
+    """A podcast's 78,000-character transcript: the info panel shows its first 1,000
+    characters or so, ending in an ellipsis, not the whole transcript."""
+    manifest = f"{nivl_url}/iiif/{quote(AUDIO, safe='')}/manifest.json"
+    page_url = viewer_page(manifest)
+    viewer_origin = page_url.rsplit("/", 1)[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.route(
+        "**/*",
+        lambda r: (
+            r.continue_() if r.request.url.startswith((nivl_url, viewer_origin)) else r.abort()
+        ),
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(page_url)
+        title = page.locator('[aria-label="Window navigation"] h2').first
+        title.wait_for(state="visible", timeout=60_000)
+        assert title.text_content() == "Dr. Spaceman"
+        summary = page.get_by_text("Welcome to the official podcast").first
+        summary.wait_for(state="visible", timeout=30_000)
+        shown = summary.text_content() or ""
+        assert shown.startswith("Gary Jordan (Host): Houston, we have a podcast.")
+        assert shown.endswith("…") and 500 < len(shown) <= 1_000, len(shown)
+        page.screenshot(path="/tmp/nivl-iiif-transcript.png")
+        assert not errors, errors
     finally:
         context.close()

@@ -323,10 +323,12 @@ def search(
     with open_library(home, load_sample=True) as library:
         result = library.search(search_request)
         if as_json:
+            host = library.settings.host
             base = library.settings.public_url or (
-                f"http://{library.settings.host}:{library.settings.port}"
+                f"http://{f'[{host}]' if ':' in host else host}:{library.settings.port}"
             )
-            _write(search_document(result, base) + b"\n", out)
+            window = library.limits.max_result_window  # no next link to a page refused
+            _write(search_document(result, base, window=window) + b"\n", out)
         else:
             console = Console(file=out.open("w") if out else None)
             console.print(ResultsTable(result), crop=False)  # long nasa_ids stay whole

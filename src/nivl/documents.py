@@ -21,7 +21,11 @@ VERSION = "1.0"
 Chunk = bytes | memoryview
 
 
-def search_document(result: SearchResult, base_url: str, path: str = "/search") -> bytes:
+def search_document(
+    result: SearchResult, base_url: str, path: str = "/search", *, window: int | None = None
+) -> bytes:
+    """A search page; with ``window`` (the deepest result a request may reach), no ``next``
+    link past it: the next page would be a 400, so the last reachable page is the last."""
     request = result.request
     metadata: dict[str, Any] = {"total_hits": result.total_hits}
     if result.total_groups is not None:
@@ -38,11 +42,11 @@ def search_document(result: SearchResult, base_url: str, path: str = "/search") 
         metadata,
         page=request.page,
         has_prev=result.has_prev,
-        has_next=result.has_next,
+        has_next=result.has_next and _reachable(request.page + 1, request.page_size, window),
     )
 
 
-def group_document(group: GroupPage, base_url: str) -> bytes:
+def group_document(group: GroupPage, base_url: str, *, window: int | None = None) -> bytes:
     """A group's members (``/groups/{id}``), shaped like a search page."""
     params = {"page": str(group.page), "page_size": str(group.page_size)}
     metadata = {
@@ -57,7 +61,7 @@ def group_document(group: GroupPage, base_url: str) -> bytes:
         metadata,
         page=group.page,
         has_prev=group.page > 1,
-        has_next=group.has_next,
+        has_next=group.has_next and _reachable(group.page + 1, group.page_size, window),
     )
 
 
@@ -129,6 +133,12 @@ def item_parts(hit: SearchHit) -> tuple[Chunk, ...]:
 
 def location_document(url: str) -> bytes:
     return orjson.dumps({"location": url})
+
+
+def _reachable(page: int, page_size: int, window: int | None) -> bool:
+    """Whether a request for ``page`` stays within the result window (``query.parse_request``
+    refuses one that does not)."""
+    return window is None or page * page_size <= window
 
 
 def _url(base_url: str, path: str, params: Mapping[str, str]) -> str:

@@ -5,7 +5,9 @@ JSONL is the raw upstream items, verbatim. CSV is meant for spreadsheets, which 
 that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula
 (``=HYPERLINK(...)``, ``+cmd|...``): such cells get a leading ``'``, as OWASP's "CSV
 injection" advice says, so they show as text. Parquet keeps types: keywords and albums are
-lists, ``date_created`` a UTC timestamp, and a field the record lacks is null.
+lists, ``date_created`` a UTC timestamp, and a field the record lacks is null. Their
+``preview_href`` is a link a reader follows, so it passes ``urls.safe_url`` as every link
+nivl writes does (https, encoded; empty for a ``javascript:`` or other non-web href).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from .records import Record, parse_item
 from .store import Store
+from .urls import safe_url
 
 FORMATS = ("jsonl", "csv", "parquet", "bibtex", "ris")
 COLUMNS = (
@@ -73,6 +76,7 @@ def _csv_row(record: Record) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(record, name) for name in COLUMNS}
     row["keywords"] = "; ".join(record.keywords)
     row["album"] = "; ".join(record.album)
+    row["preview_href"] = safe_url(record.preview_href)
     return {name: _inert(value) for name, value in row.items()}
 
 
@@ -92,7 +96,9 @@ def _parquet_row(record: Record, data: dict[str, Any]) -> dict[str, Any]:
         elif name == "date_created":
             stamp = record.timestamp
             value = None if stamp is None else datetime.fromtimestamp(stamp, UTC)
-        elif name not in ("nasa_id", "media_type", "year", "preview_href") and name not in data:
+        elif name == "preview_href":
+            value = safe_url(value)  # a link a reader may follow: http(s) only
+        elif name not in ("nasa_id", "media_type", "year") and name not in data:
             value = None
         row[name] = value
     row["raw"] = record.raw

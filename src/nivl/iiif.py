@@ -147,9 +147,14 @@ def manifest(
     homepage: str,
     thumbnail: str | None = None,
     captions: str | None = None,
+    record_json: str | None = None,
 ) -> str:
     """The record's Manifest as JSON text (``label`` and ``summary`` already plain text);
-    ``captions``, a WebVTT file's URL, supplements a video or audio canvas."""
+    ``captions``, a WebVTT file's URL, supplements a video or audio canvas.
+
+    ``summary`` is what a viewer's panel shows, so it comes shortened (a transcript runs to
+    90 kB); the whole description stays one link away: ``seeAlso`` names ``record_json``
+    (the record as the API gives it), and ``homepage`` the item page."""
     from iiif_prezi3 import (
         Annotation,
         AnnotationPage,
@@ -157,11 +162,24 @@ def manifest(
         Choice,
         Homepage,
         KeyValueString,
+        LinkedResource,
         Manifest,
         Provider,
     )
 
     check_base(base)
+    see_also = (
+        [
+            LinkedResource(
+                id=record_json,
+                type="Dataset",
+                label=_text("The whole record, as JSON (its full description)"),
+                format="application/json",
+            )
+        ]
+        if record_json and is_url(record_json)
+        else None
+    )
     files = [f for f in files if is_url(f.url)]
     thumbnail = thumbnail if thumbnail and is_url(thumbnail) else None
     own = manifest_url(base, record.nasa_id)
@@ -222,6 +240,7 @@ def manifest(
         homepage=[Homepage(id=homepage, type="Text", label=_text(label), format="text/html")],
         thumbnail=thumbs or None,
         rendering=_rendering(files) or None,
+        seeAlso=see_also,
         items=[canvas],
     )
     return str(built.json())

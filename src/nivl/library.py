@@ -44,6 +44,7 @@ from .search_index import Snapshot, verify_files
 from .settings import Settings
 from .store import Store
 from .suggest import Suggestion
+from .urls import shown
 from .vector_index import Embed, MatrixIndex
 
 if TYPE_CHECKING:
@@ -336,7 +337,7 @@ class Library:
             return self._similar_by_words(snapshot, nasa_id, request)
         row_id = snapshot.row_of(nasa_id)
         if row_id is None:
-            raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
+            raise RecordNotFound(f"No record with nasa_id {shown(nasa_id)}")
         vector = vectors.vector(row_id)
         if vector is None:
             raw = self.store.get_raw(nasa_id)
@@ -394,12 +395,12 @@ class Library:
             text = self.upstream().asset_manifest(nasa_id)
         except UpstreamError as exc:
             raise UpstreamUnavailable(
-                f"No asset manifest for {nasa_id!r} in this mirror, and upstream ({url}) "
+                f"No asset manifest for {shown(nasa_id)} in this mirror, and upstream ({url}) "
                 f"could not be reached ({exc}). Run 'nivl harvest --all' (which fetches "
                 "manifests) while online, or point NIVL_UPSTREAM_URL at a reachable mirror."
             ) from exc
         if text is None:
-            raise RecordNotFound(f"No asset manifest for {nasa_id!r} here or upstream ({url})")
+            raise RecordNotFound(f"No asset manifest for {shown(nasa_id)} here or upstream ({url})")
         self.remember_manifest(nasa_id, text)
         return text
 

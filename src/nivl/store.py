@@ -19,6 +19,7 @@ from typing import Any
 from .errors import RecordNotFound, StoreError
 from .migrations import apply_migrations
 from .records import Record
+from .urls import shown
 
 Tracer = Callable[[str, Sequence[Any]], None]
 
@@ -358,7 +359,7 @@ class Store:
                 "SELECT raw FROM records WHERE nasa_id = ?", (nasa_id,)
             ).fetchone()
         if row is None:
-            raise RecordNotFound(f"No record with nasa_id {nasa_id!r}")
+            raise RecordNotFound(f"No record with nasa_id {shown(nasa_id)}")
         return str(row[0])
 
     def iter_rows(

@@ -15,6 +15,7 @@ from ..errors import BadRequest, RecordNotFound
 from ..library import Library
 from ..query import group_id_of, parse_request
 from ..records import https, parse_item
+from ..urls import check_host, shown
 from .fastpath import FAILURE
 from .responses import json_response
 
@@ -168,8 +169,17 @@ def library_of(request: Request) -> Library:
 
 
 def base_url(request: Request) -> str:
+    """The public URL setting, else this server's URL as the request names it (a Host
+    that names no server is a 400: ``urls.check_host``)."""
     configured: str = request.app.state.settings.public_url
-    return configured or str(request.base_url).rstrip("/")
+    if configured:
+        return configured
+    host = request.headers.get("host", "")
+    if not host:  # HTTP/1.0, or an empty Host: the address the request reached
+        name, port = request.scope.get("server") or ("localhost", None)
+        host = (f"[{name}]" if ":" in name else name) + (f":{port}" if port else "")
+    check_host(host)
+    return f"{request.url.scheme}://{host}{request.scope.get('root_path', '')}".rstrip("/")
 
 
 @router.get("/healthz", tags=["nivl"])
@@ -205,8 +215,11 @@ def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
     search_request = parse_request(given, library.limits)
     view = library.view()  # the cache key and the answer come from one revision
     revision = view.revision if search_request.mode == "lexical" else library.semantic_revision
+    base = base_url(request)  # a bad Host is a 400 even when the page is cached
     return (
-        lambda: search_document(library.search(search_request, view=view), base_url(request)),
+        lambda: search_document(
+            library.search(search_request, view=view), base, window=_window(library)
+        ),
         revision,
     )
 
@@ -258,9 +271,12 @@ def similar(
     library = library_of(request)
     search_request = parse_request(_given(request, params), library.limits, require_one=False)
     path = f"/similar/{_quote(nasa_id)}"
+    base = base_url(request)
     return json_response(
         request,
-        lambda: search_document(library.similar(nasa_id, search_request), base_url(request), path),
+        lambda: search_document(
+            library.similar(nasa_id, search_request), base, path, window=_window(library)
+        ),
         revision=library.semantic_revision,
         cache=request.app.state.body_cache,
     )
@@ -283,8 +299,9 @@ def album(
     if result.total_hits == 0:
         others = library.album_spellings(album_name)
         hint = f"; album names are case-sensitive: did you mean {_or(others)}?" if others else ""
-        raise RecordNotFound(f"No album named {album_name!r}{hint}")
-    document = search_document(result, base_url(request), f"/album/{_quote(album_name)}")
+        raise RecordNotFound(f"No album named {shown(album_name)}{hint}")
+    path = f"/album/{_quote(album_name)}"
+    document = search_document(result, base_url(request), path, window=_window(library))
     return json_response(request, lambda: document, revision=0)
 
 
@@ -298,10 +315,10 @@ def groups(
     library = library_of(request)
     number = group_id_of(group_id)
     if number is None:
-        raise RecordNotFound(f"No group {group_id!r}: group ids are whole numbers below 2**63")
+        raise RecordNotFound(f"No group {shown(group_id)}: group ids are whole numbers below 2**63")
     paging = parse_request(_given(request, params), library.limits, require_one=False)
     page = library.group_page(number, page=paging.page, page_size=paging.page_size)
-    document = group_document(page, base_url(request))
+    document = group_document(page, base_url(request), window=_window(library))
     return json_response(request, lambda: document, revision=0)
 
 
@@ -342,11 +359,13 @@ def captions(request: Request, nasa_id: NasaId) -> Response:
     library = library_of(request)
     record = parse_item(_item(library, nasa_id))
     if record.media_type != "video":
-        raise BadRequest(f"{nasa_id!r} is {record.media_type}, not a video: it has no captions")
+        raise BadRequest(
+            f"{shown(nasa_id)} is {record.media_type}, not a video: it has no captions"
+        )
     stored = library.asset(nasa_id)["captions_location"]
     location = _web_url(stored) or _web_url(record.captions_href)
     if not location:
-        raise RecordNotFound(f"No captions known for {nasa_id!r}")
+        raise RecordNotFound(f"No captions known for {shown(nasa_id)}")
     return json_response(request, lambda: location_document(location), revision=0)
 
 
@@ -367,7 +386,7 @@ def _asset_folder(library: Library, nasa_id: str) -> str:
     """The folder of the item's own collection.json href, which holds its files."""
     href = _web_url(_item(library, nasa_id).get("href"))
     if href is None or href.count("/") < 3:
-        raise RecordNotFound(f"No asset location known for {nasa_id!r}")
+        raise RecordNotFound(f"No asset location known for {shown(nasa_id)}")
     return https(href.rsplit("/", 1)[0] + "/")
 
 
@@ -403,8 +422,12 @@ def _web_manifest(manifest: str) -> bytes:
     return orjson.dumps(document)
 
 
+def _window(library: Library) -> int:
+    return library.limits.max_result_window
+
+
 def _or(names: list[str]) -> str:
-    quoted = [repr(name) for name in names]
+    quoted = [shown(name) for name in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 

@@ -226,10 +226,20 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     request_id = getattr(request.state, "request_id", "")
     if status >= 500:
         body["request_id"] = request_id
-    headers = {"X-Request-ID": request_id}
+    headers = {"X-Request-ID": request_id, "X-Content-Type-Options": "nosniff"}
     if request.url.path.startswith("/iiif/"):  # a viewer on another origin reads the reason
         headers["Access-Control-Allow-Origin"] = "*"
-    return JSONResponse(body, status_code=status, headers=headers)
+    return ErrorResponse(body, status_code=status, headers=headers)
+
+
+class ErrorResponse(JSONResponse):
+    """An error's JSON with ``<``, ``>`` and ``&`` as ``\\u`` escapes (as Go's encoding/json
+    writes them): a reason repeats what the request sent, and the same JSON then holds no
+    markup even where some client pastes it into a page."""
+
+    def render(self, content: Any) -> bytes:
+        body = super().render(content)
+        return body.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
 def describe(exc: Exception) -> tuple[int, str]:

@@ -20,12 +20,15 @@ from ..errors import RecordNotFound
 from ..library import Library
 from ..query import SearchRequest
 from ..records import Record, parse_item
+from ..urls import shown
 from . import text, ui
-from .api import ERRORS, NasaId, base_url, library_of
+from .api import ERRORS, NasaId, _or, base_url, library_of
 
 router = APIRouter(tags=["iiif"])
 #: Most manifests a collection lists (its summary says how many there are in all).
 MAX_MEMBERS = 5_000
+#: A manifest's summary: what a viewer's panel shows, not a whole transcript.
+SUMMARY_CHARS = 1_000
 LD_JSON = f'application/ld+json;profile="{iiif.CONTEXT}"'
 
 
@@ -42,7 +45,7 @@ def _answer(request: Request, body: str) -> Response:
 def group_collection(request: Request, level: str, group_id: str) -> Response:
     """nivl: a IIIF Collection of a group's members' manifests, oldest first."""
     if level not in ui.GROUP_LEVELS:
-        raise RecordNotFound(f"No group level {level!r}: use {', '.join(ui.GROUP_LEVELS)}")
+        raise RecordNotFound(f"No group level {shown(level)}: use {', '.join(ui.GROUP_LEVELS)}")
     number = ui._group_number(group_id)
     library = library_of(request)
     search = SearchRequest(group_level=level, group_id=number, sort="date_asc")
@@ -73,7 +76,9 @@ def album_collection(
     search = SearchRequest(album=album_name.strip() or album_name, sort="date_asc")  # as stored
     records, total = library.records(search, limit=MAX_MEMBERS)
     if total == 0:
-        raise RecordNotFound(f"No album named {album_name!r}")
+        others = library.album_spellings(album_name)
+        hint = f"; album names are case-sensitive: did you mean {_or(others)}?" if others else ""
+        raise RecordNotFound(f"No album named {shown(album_name)}{hint}")
     base = base_url(request)
     return _answer(
         request,
@@ -113,7 +118,7 @@ def manifest(request: Request, nasa_id: NasaId) -> Response:
             files,
             base=base,
             label=_label(record),
-            summary=text.plain(record.description),
+            summary=text.shorten(text.plain(record.description), SUMMARY_CHARS),
             homepage=f"{base}/item/{quote(nasa_id, safe='')}",
             thumbnail=text.safe_url(record.preview_href),
             captions=(
@@ -121,6 +126,7 @@ def manifest(request: Request, nasa_id: NasaId) -> Response:
                 if ui._pick_name(local, ui.CAPTION_SUFFIXES)
                 else None
             ),
+            record_json=f"{base}/search?nasa_id={quote(nasa_id, safe='')}",
         ),
     )
 

@@ -25,6 +25,7 @@ from ..errors import InvalidParameter
 from ..library import Library
 from ..query import parse_request
 from ..search import SearchResult
+from ..urls import shown, tag_authority
 from . import text
 from .api import ERRORS, NasaId, SearchParams, base_url, library_of
 
@@ -82,7 +83,7 @@ def cite(
     ``format=html`` gives the CSL styles as an HTML fragment)."""
     check_style(style)
     if format not in ("text", "html"):
-        raise InvalidParameter("format", f"{format!r} is not text or html")
+        raise InvalidParameter("format", f"{shown(format)} is not text or html")
     if format == "html" and style not in CSL_STYLES:
         raise InvalidParameter("format", f"html is for {', '.join(CSL_STYLES)}, not {style}")
     library = library_of(request)
@@ -136,7 +137,7 @@ def atom(
     from .ui import cards
 
     base = base_url(request)
-    host = urlsplit(base).hostname or "localhost"
+    host = tag_authority(urlsplit(base).hostname or "localhost")
     shown = {k: v for k, v in given.items() if k != "page"}
     query = urlencode(sorted(shown.items()))
     generator = FeedGenerator()
@@ -158,9 +159,7 @@ def atom(
         page = {"href": base + "/item/" + quote(record.nasa_id, safe=""), "rel": "alternate"}
         entry.link(**page)
         links.append([{**page, "type": "text/html"}])
-        summary = text.plain(record.description)
-        if len(summary) > SUMMARY_CHARS:
-            summary = summary[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
+        summary = text.shorten(text.plain(record.description), SUMMARY_CHARS)
         if summary:
             entry.summary(_xml(summary))
         entry.author({"name": _xml(credit_line(record))})

@@ -4,7 +4,8 @@ Upstream descriptions carry bits of HTML (``<b><a href="...">NASA image use
 policy</a></b>``, ``&amp;``, ``<br>``). Nothing from a caption is ever passed
 through as markup: the text is parsed, and the page's markup is rebuilt from
 escaped text plus the few things nivl itself decides to show — line breaks,
-links whose target is http(s), and ``<mark>`` around matched words.
+links whose target is http(s) (``urls.safe_url``, re-exported here as ``text.safe_url``),
+and ``<mark>`` around matched words.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-_URL_SAFE = "%:/?#[]@!$&'()*+,;=~"
+from ..urls import safe_url
+
+__all__ = ["plain", "rich", "safe_url", "shorten", "snippet"]
+
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}’”"
 _SPACES = re.compile(r"[ \t\r\f\v]+")
@@ -24,23 +27,6 @@ _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _TAG = re.compile(r"<[^<>]*>")
 _BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"}
 _DROPPED = {"script", "style", "template", "noscript", "iframe", "object", "svg", "math"}
-
-
-def safe_url(url: object) -> str | None:
-    """An http(s) URL as nivl links to it, or None for anything else.
-
-    http becomes https (nivl's own links use https); spaces and other characters a URL
-    may not hold raw (upstream paths contain spaces) are percent-encoded.
-    """
-    if not isinstance(url, str):
-        return None
-    url = url.strip()
-    lower = url.lower()
-    if lower.startswith("http://") and len(url) > 7:
-        url = "https://" + url[7:]
-    elif not (lower.startswith("https://") and len(url) > 8):
-        return None
-    return quote(url, safe=_URL_SAFE)
 
 
 class _Caption(HTMLParser):
@@ -91,6 +77,16 @@ def plain(text: str) -> str:
     """Caption → one line of plain text (tags dropped, entities decoded, spaces squeezed)."""
     joined = "".join(run for run, _ in _runs(text))
     return " ".join(joined.split())
+
+
+def shorten(value: str, limit: int) -> str:
+    """Plain text cut to at most ``limit`` characters at a word boundary, with an ellipsis
+    when cut (a feed entry's or a IIIF manifest's summary of a 90 kB transcript)."""
+    if len(value) <= limit:
+        return value
+    head = value[: limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    return cut.rstrip(",.;: ") + "…"
 
 
 def rich(text: str) -> Markup:

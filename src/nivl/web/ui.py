@@ -38,6 +38,7 @@ from ..library import Library
 from ..query import UPSTREAM_PARAMETERS, SearchRequest, group_id_of, parse_request
 from ..records import Record, parse_item
 from ..search import GroupInfo, SearchHit, SearchResult
+from ..urls import shown
 from . import text
 from .api import base_url, library_of
 from .responses import Body, BodyCache, etag, etag_matches
@@ -260,7 +261,7 @@ def cards(hits: list[SearchHit], library: Library | None = None) -> list[Card]:
         marks = hit.highlight or {}
         snippet: Markup | str | None = text.snippet(marks.get("description"))
         if snippet is None and record.description:
-            snippet = _shorten(text.plain(record.description), 220)
+            snippet = text.shorten(text.plain(record.description), 220)
         title = text.plain(record.title) or record.nasa_id
         marked_title = text.snippet(marks.get("title"))
         shown: Markup | str = title
@@ -291,13 +292,6 @@ def placeholder_initial(title: str, nasa_id: str) -> str:
 def hue_of(nasa_id: str) -> int:
     """A stable tint for a placeholder tile, so a grid of them is not one navy block."""
     return zlib.crc32(nasa_id.encode()) % HUES
-
-
-def _shorten(value: str, limit: int) -> str:
-    if len(value) <= limit:
-        return value
-    cut = value[:limit].rsplit(" ", 1)[0]
-    return cut.rstrip(",.;: ") + "…"
 
 
 class Links:
@@ -457,6 +451,12 @@ def _search_page(request: Request, library: Library) -> Response:
         "filtered": any(k in FILTER_PARAMETERS or k in FIELD_FILTERS for k in given),
         "field_filters": [(k.replace("_", " "), k, given[k]) for k in FIELD_FILTERS if k in given],
         "feed": feed_url(given, search_request),
+        # albums are case-sensitive: an album found under another case is offered by name
+        "album_spellings": (
+            library.album_spellings(search_request.album)
+            if search_request.album and not result.total_hits
+            else []
+        ),
     }
     return page(request, "search.html", context, started=started, search_ms=search_ms)
 
@@ -481,7 +481,7 @@ def item_captions(request: Request, nasa_id: str) -> Response:
     name = _pick_name(local, CAPTION_SUFFIXES)
     if name is None:
         raise RecordNotFound(
-            f"No mirrored captions for {nasa_id!r}: fetch them with `nivl media fetch`, "
+            f"No mirrored captions for {shown(nasa_id)}: fetch them with `nivl media fetch`, "
             "or follow the upstream link on the item page"
         )
     raw = _local_file(library, local[name]).read_bytes()
@@ -557,6 +557,8 @@ def item_page(request: Request, nasa_id: str) -> Response:
         "preview_fallback": fallback,
         "video": _pick(files, VIDEO_SUFFIXES) if record.media_type == "video" else None,
         "audio": _pick(files, AUDIO_SUFFIXES) if record.media_type == "audio" else None,
+        # a mirrored picture of an audio record (as its card shows): above the player
+        "audio_picture": copy if record.media_type == "audio" else None,
         "captions": (
             "/item/" + quote(nasa_id, safe="") + "/captions.vtt" if captions_local else None
         ),
@@ -599,7 +601,7 @@ def citations(record: Record) -> list[dict[str, Any]]:
 def group_page(request: Request, level: str, group_id: str) -> Response:
     started = time.perf_counter()
     if level not in GROUP_LEVELS:
-        raise RecordNotFound(f"No group level {level!r}: use {', '.join(GROUP_LEVELS)}")
+        raise RecordNotFound(f"No group level {shown(level)}: use {', '.join(GROUP_LEVELS)}")
     number = _group_number(group_id)
     library = library_of(request)
     params = {k: v for k, v in _given(request).items() if k in ("page", "page_size", "sort")}
@@ -650,7 +652,7 @@ def _group_number(group_id: str) -> int:
     """A 404 with a reason for what is no group id (it was a 500 past 64 bits)."""
     number = group_id_of(group_id)
     if number is None:
-        raise RecordNotFound(f"No group {group_id!r}: group ids are whole numbers below 2**63")
+        raise RecordNotFound(f"No group {shown(group_id)}: group ids are whole numbers below 2**63")
     return number
 
 
