@@ -159,6 +159,8 @@ CASES = [
     ("GET", {"q": "apollo", "page": "0"}, {}),
     ("GET", {"q": "apollo", "page_size": "many"}, {"Origin": "https://elsewhere.example"}),
     ("GET", {}, {}),
+    ("GET", {"q": "apollo", "page_size": "2"}, {"Host": "evil.example/<b>"}),  # a 400
+    ("GET", {"q": "apollo", "page_size": "2"}, {"Host": "api.example."}),
     (
         "OPTIONS",
         {"q": "apollo"},
