@@ -159,6 +159,8 @@ CASES = [
     ("GET", {"q": "apollo", "page": "0"}, {}),
     ("GET", {"q": "apollo", "page_size": "many"}, {"Origin": "https://elsewhere.example"}),
     ("GET", {}, {}),
+    ("GET", [("q", "apollo"), ("q", "moon"), ("page_size", "2")], {}),  # the last q counts
+    ("GET", [("q", "apollo"), ("page", "1"), ("page", "x")], {}),
     ("GET", {"q": "apollo", "page_size": "2"}, {"Host": "evil.example/<b>"}),  # a 400
     ("GET", {"q": "apollo", "page_size": "2"}, {"Host": "api.example."}),
     (
@@ -175,7 +177,7 @@ def test_the_fast_path_answers_as_the_whole_stack(
     http: httpx.Client,
     whole_stack: httpx.Client,
     method: str,
-    params: dict[str, str],
+    params: dict[str, str] | list[tuple[str, str]],
     headers: dict[str, str],
 ) -> None:
     # One Host for both servers: the links in a page, so its ETag, are built from it.
