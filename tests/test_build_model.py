@@ -42,3 +42,43 @@ def test_the_fit_reproduces_the_teachers_vectors_and_keeps_unseen_tokens() -> No
     assert (table[9:] == 5.0).all()  # no evidence: the distilled rows stay
     pulled = build_model().ridge(x, teacher, prior, lam=10.0)
     assert np.abs(pulled[:9] - 5.0).mean() < np.abs(table[:9] - 5.0).mean()
+
+
+def test_the_split_is_stable_salted_and_keeps_half_b_out_of_the_corpus(
+    shared_items: list[dict], tmp_path: Path
+) -> None:
+    import copy
+    import hashlib
+    import json
+
+    module = build_model()
+    items = {item["data"][0]["nasa_id"]: item for item in shared_items[:200]}
+    ids = list(items)
+    # seed 0 is the unsalted hash the first split check used; another seed, another split
+    assert [module.half(i, 0) for i in ids] == [
+        hashlib.blake2b(i.encode(), digest_size=2).digest()[0] % 2 for i in ids
+    ]
+    assert [module.half(i, 1) for i in ids] != [module.half(i, 0) for i in ids]
+    a = next(i for i in ids if module.half(i, 0) == 0)
+    b, other_b = [i for i in ids if module.half(i, 0) == 1][:2]
+    lines = [copy.deepcopy(items[n]) for n in (a, b, other_b)]
+    lines[0]["data"][0]["title"] = lines[1]["data"][0]["title"] = "a caption both halves have"
+    lines[2]["data"][0]["title"] = "a caption of half B only"
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    everything = module.corpus(path)
+    fitted_on = module.corpus(path, exclude_half=0)
+    assert {"a caption both halves have", "a caption of half B only"} <= set(everything)
+    assert "a caption of half B only" not in fitted_on
+    assert "a caption both halves have" not in fitted_on  # half B's record has it too
+    assert fitted_on and set(fitted_on) < set(everything)
+
+
+def test_a_dropped_view_keeps_a_token_of_every_text_and_means_its_remaining_tokens() -> None:
+    x = sp.csr_matrix(np.array([[0.5, 0.5, 0, 0], [0, 0, 1.0, 0], [0.25, 0.25, 0.25, 0.25]]))
+    y = np.eye(3)
+    views, targets = build_model().dropped_views(x, y, views=5, keep=0.01)
+    assert views.shape == (18, 4) and (targets[3:6] == y).all()
+    assert (views.getnnz(axis=1) >= 1).all()  # keep=0.01 would empty most rows
+    assert np.allclose(np.asarray(views.sum(axis=1)).ravel(), 1.0)
+    assert (views[:3] != x).nnz == 0

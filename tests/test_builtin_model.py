@@ -177,3 +177,37 @@ def test_hybrid_embeds_the_typo_correction_not_the_typo(loaded: Library) -> None
             [data["title"], *(data.get("keywords") or []), data.get("description", "")[:500]]
         ).lower()
         assert "apollo" in text and "11" in text and "launch" in text, data["title"]
+
+
+def test_a_word_the_model_knows_is_embedded_as_typed_not_corrected(
+    tmp_path: Path, shared_items: list[dict]
+) -> None:
+    """No record says "brick": the lexical side corrects it to the BRIC experiment's name,
+    but the model knows "brick", so the vectors are asked for bricks (the LEGO models)."""
+    import re
+
+    def text(item: dict) -> str:
+        data = item["data"][0]
+        return " ".join([data["title"], data.get("description", ""), *data.get("keywords", [])])
+
+    chosen = [
+        item
+        for item in shared_items
+        if re.search(r"\bBRIC\b|\blego\b", text(item), re.IGNORECASE)
+        and not re.search(r"\bbrick", text(item), re.IGNORECASE)
+    ]
+    assert any(re.search(r"\bBRIC\b", text(item)) for item in chosen)
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"".join(orjson.dumps(item) + b"\n" for item in chosen))
+    with Library(Settings.from_env({}, home=tmp_path / "home")) as library:
+        library.import_paths([records])
+        lego = {
+            item["data"][0]["nasa_id"]
+            for item in chosen
+            if re.search(r"\blego\b", text(item), re.IGNORECASE)
+        }
+        found = library.search(parse_request({"q": "brick", "mode": "hybrid"}))
+        assert found.suggestion == "bric"  # the lexical side's correction stands
+        assert set(semantic_ids(library, "brick")[:5]) <= lego
+        # and a misspelling the model does not know is still embedded corrected
+        assert set(semantic_ids(library, "legoo")[:5]) <= lego

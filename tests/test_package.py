@@ -46,6 +46,7 @@ def test_public_api_is_explicit() -> None:
         "store",
         "suggest",
         "upstream",
+        "urls",
         "vector_index",
         "visual",
         "web",

@@ -375,8 +375,8 @@ def swap(link: Path, target: str) -> None:
 def test_a_killed_replicas_copy_of_the_index_is_removed_by_the_next(
     tmp_path: Path, source: Path
 ) -> None:
-    """A read-only home's index is read from a copy in the temporary folder (tantivy takes
-    a lock file even to read); a SIGKILLed replica cannot remove its own."""
+    """A read-only home's index is read through a folder of links in the temporary folder
+    (tantivy takes a lock file even to read); a SIGKILLed replica cannot remove its own."""
     import tempfile
 
     snap = tmp_path / "snap"

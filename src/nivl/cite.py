@@ -245,7 +245,7 @@ def bibtex(records: Iterable[Record], accessed: date, *, keys: set[str] | None =
             "misc", fields=fields, persons={"author": [author]}
         )
     out = io.StringIO()
-    _BibTeXWriter().write_stream(BibliographyData(entries=entries), out)
+    _bibtex_writer()().write_stream(BibliographyData(entries=entries), out)
     return out.getvalue()
 
 
@@ -289,23 +289,23 @@ _LATEX_SPECIALS = {
 }
 
 
-def _writer_base() -> Any:
-    from pybtex.database.output.bibtex import Writer
-
-    return Writer
-
-
-class _BibTeXWriter(_writer_base()):  # type: ignore[misc]
+@lru_cache(maxsize=1)
+def _bibtex_writer() -> Any:
     """pybtex's writer, but a URL is kept as it is (LaTeX-escaping it breaks the link),
     a record's braces are escaped (pybtex keeps them, and a lone ``}`` passes its check),
-    and names, escaped when built, are not escaped twice."""
+    and names, escaped when built, are not escaped twice. Made on first use: pybtex is
+    imported by the citation routes, not by every command and server."""
+    from pybtex.database.output.bibtex import Writer
 
-    def __init__(self) -> None:
-        super().__init__(encoding="UTF-8")
+    class BibTeXWriter(Writer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(encoding="UTF-8")
 
-    def _write_field(self, stream: Any, type: str, value: str) -> None:
-        shown = value if type in ("url", "author") else _latex(value)  # names: Person()
-        stream.write(f",\n    {type} = {self.quote(shown)}")
+        def _write_field(self, stream: Any, type: str, value: str) -> None:
+            shown = value if type in ("url", "author") else _latex(value)  # names: Person()
+            stream.write(f",\n    {type} = {self.quote(shown)}")
+
+    return BibTeXWriter
 
 
 def ris(records: Iterable[Record], accessed: date) -> str:
@@ -333,18 +333,17 @@ def ris(records: Iterable[Record], accessed: date) -> str:
         if record.keywords:
             entry["keywords"] = [" ".join(k.split()) for k in record.keywords]
         entries.append(entry)
-    return str(rispy.dumps(entries, implementation=_RisWriter))
+    return str(rispy.dumps(entries, implementation=_ris_writer()))
 
 
-def _ris_writer_base() -> Any:
+@lru_cache(maxsize=1)
+def _ris_writer() -> Any:
+    """rispy's writer without its numbered ``1.`` line before each reference: EndNote's
+    and Zotero's own RIS files start each one at ``TY``. Made on first use, as above."""
     import rispy
 
-    return rispy.RisWriter
+    class RisWriter(rispy.RisWriter):  # type: ignore[misc]
+        def set_header(self, count: int) -> str:
+            return ""
 
-
-class _RisWriter(_ris_writer_base()):  # type: ignore[misc]
-    """rispy's writer without its numbered ``1.`` line before each reference: EndNote's
-    and Zotero's own RIS files start each one at ``TY``."""
-
-    def set_header(self, count: int) -> str:
-        return ""
+    return RisWriter

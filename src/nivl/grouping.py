@@ -35,10 +35,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse  # type: ignore[import-untyped]
-from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:  # scipy is imported where groups are computed: a third of a second
+    from scipy import sparse  # type: ignore[import-untyped]
 
 from .records import Record
 
@@ -371,6 +373,9 @@ class Grouper:
 
     def labels(self) -> dict[str, np.ndarray]:
         """Component labels per level (caption, near, event), one per record added."""
+        from scipy import sparse
+        from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
         size = len(self.nasa_ids)
         edges = [_caption_pairs(np.asarray(self._captions, dtype=np.int64))]
         result = {}
@@ -457,6 +462,8 @@ def _similar_pairs(
     product with its transpose counts the intersection of every pair in the same
     bucket, and only those.
     """
+    from scipy import sparse
+
     bucket_ids = {b: n for n, b in enumerate(dict.fromkeys(b for b in buckets if b is not None))}
     tag = np.array([bucket_ids.get(b, -1) if b is not None else -1 for b in buckets], np.int64)
     keep = tag[rows] >= 0

@@ -93,6 +93,11 @@ class Library:
         self._remember_lock = threading.Lock()  # WriteLock's depth count is not thread-safe
         self._static: StaticEmbedder | None = None
         self._static_lock = threading.Lock()
+        # HOME/media is looked at before the first read of the visual groups, not on every
+        # open (``pictures_current``): two stats a mirrored picture, a second per 100k.
+        self._pictures_due = not self.read_only
+        self._pictures_lock = threading.Lock()
+        self._pictures_thread: threading.Thread | None = None
         self.builtin = self._open_builtin()
         if rebuild_index and not self.read_only:
             with self.lock.hold():
@@ -126,9 +131,7 @@ class Library:
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
-                run = self._update(media=self.settings.media_path)
-                for line in unhashed_lines(run.hashes.unreadable):
-                    self._note(line)
+                self._update()
             except StoreError as exc:  # a full disk: reading goes on, with what is there
                 reason = str(exc)
             finally:
@@ -149,8 +152,51 @@ class Library:
                     + ")"
                 )
 
+    def pictures_current(self) -> bool:
+        """Bring the pictures' stages up to date with HOME/media, once a process, before the
+        first read of the visual groups (a search collapsed by picture, a group page, the
+        dupes, the counts of groups): so a picture added, replaced or removed by hand is
+        seen by the command that shows it, and a command or server that reads no visual
+        group does not stat every mirrored file at start. Skipped while another process
+        writes (it is not waited for), as opening does; True if it ran."""
+        if not self._pictures_due:
+            return False
+        # The write lock counts its holders but is not thread-safe: not beside a heal or a
+        # remembered manifest of another request's thread, nor inside this process's write.
+        with self._pictures_lock, self._remember_lock:
+            if not self._pictures_due or not self._heal_lock.acquire(blocking=False):
+                return False
+            try:
+                if self.lock.held or not self.lock.acquire():
+                    return False
+                try:
+                    run = self._update(media=self.settings.media_path)
+                    for line in unhashed_lines(run.hashes.unreadable):
+                        self._note(line)
+                except StoreError as exc:  # a full disk: the groups as they are
+                    log.warning("%s: the visual groups may be behind HOME/media", exc)
+                finally:
+                    self._pictures_due = False
+                    self.lock.release()
+            finally:
+                self._heal_lock.release()
+        self.refresh()
+        return True
+
+    def warm_pictures(self) -> threading.Thread | None:
+        """``pictures_current`` in the background (a server, once it answers), so the first
+        request for visual groups seldom waits for it; None when there is nothing to do."""
+        if not self._pictures_due:
+            return None
+        thread = threading.Thread(target=self.pictures_current, name="nivl-pictures", daemon=True)
+        self._pictures_thread = thread
+        thread.start()
+        return thread
+
     def _update(self, *, rebuild: bool = False, media: Path | None = None) -> derived.StageRun:
         """``derived.update`` with this home's built-in vectors (the caller holds the lock)."""
+        if media is not None:
+            self._pictures_due = False
         return derived.update(
             self.store,
             self.index,
@@ -186,7 +232,7 @@ class Library:
         """The built-in model, loaded on first use (a quarter of a second)."""
         with self._static_lock:
             if self._static is None:
-                self._static = embeddings.StaticEmbedder()
+                self._static = embeddings.builtin_embedder()
             return self._static
 
     def _semantic(self) -> tuple[VectorIndex | MatrixIndex, Callable[[str], Any], str]:
@@ -274,6 +320,9 @@ class Library:
 
     def search(self, request: SearchRequest, *, view: View | None = None) -> SearchResult:
         """Lexical (BM25), or semantic/hybrid over ``q`` when asked and there is text to embed."""
+        if request.collapse == "visual" and self.pictures_current():
+            view = None  # the revision that has them (once a process: a cached answer of the
+            # revision before may hold them too, and no request asks for that one again)
         snapshot = (view or self._view).snapshot
         try:
             return self._search(snapshot, request)
@@ -304,11 +353,13 @@ class Library:
         vectors, embed_query, model = self._semantic()
         if len(vectors) == 0:  # nothing embedded (an empty home): hybrid is BM25 alone
             return search(self.store, snapshot, request)
-        weight = BUILTIN_DENSE_WEIGHT if model == embeddings.BUILTIN_MODEL else DENSE_WEIGHT
+        builtin = model == embeddings.BUILTIN_MODEL
+        weight = BUILTIN_DENSE_WEIGHT if builtin else DENSE_WEIGHT
+        knows = self.static_embedder().knows if builtin else None
         ranking = rank(
             snapshot,
             vectors,
-            embed_query(self._meant(snapshot, request)),
+            embed_query(self._meant(snapshot, request, knows)),
             request,
             mode=request.mode,
             dense_weight=weight,
@@ -316,13 +367,19 @@ class Library:
         return search(self.store, snapshot, request, ranking=ranking)
 
     @staticmethod
-    def _meant(snapshot: Snapshot, request: SearchRequest) -> str:
+    def _meant(
+        snapshot: Snapshot, request: SearchRequest, knows: Callable[[str], bool] | None = None
+    ) -> str:
         """What to embed: ``q``, or its typo correction when a word of it matched nothing
-        (``apolo 11 lanch`` → ``apollo 11 launch``): the vectors know no misspellings."""
+        (``apolo 11 lanch`` → ``apollo 11 launch``): the vectors know no misspellings.
+        But ``q`` as typed when the model ``knows`` every word of it: a word the records
+        lack is not a typo to the model (``toy brick`` is not ``toy bric``)."""
         from .query import plan_query
 
         _query, matched = snapshot.compile_matching(plan_query(request))
         if matched is not None and matched.corrected and matched.suggestion:
+            if knows is not None and all(knows(word) for word in text_terms(request.q)):
+                return request.q
             return matched.suggestion
         return request.q
 
@@ -552,13 +609,17 @@ class Library:
         return self._view.snapshot.num_docs()
 
     def stats(self) -> dict[str, Any]:
+        self.pictures_current()  # the home's figures, every stage current
         return self.store.stats()
 
     def has_groups(self, level: str) -> bool:
         """Whether any group of two or more exists at ``level``."""
+        if level == "visual":
+            self.pictures_current()
         return self.store.has_groups(level)
 
     def hidden_by_level(self) -> dict[str, int]:
+        self.pictures_current()
         return self.store.hidden_by_level()
 
     def export(
@@ -752,7 +813,7 @@ class Library:
         held = contextlib.nullcontext() if self.read_only else self.lock.hold(wait=wait)
         with held:
             if not self.read_only:
-                self._update()
+                self._update(media=self.settings.media_path)
             marks = {key: self.store.get_meta(key, "") or "" for key in derived.MARKS.values()}
             return snapshot.write(
                 self.store,
@@ -770,6 +831,7 @@ class Library:
     def group_page(self, group_id: int, *, page: int = 1, page_size: int = 100) -> GroupPage:
         if not 0 <= group_id <= MAX_GROUP_ID:  # SQLite would overflow: no such group
             raise RecordNotFound(f"No group with id {group_id}")
+        self.pictures_current()  # it may be a visual group
         return group_page(self.store, group_id, page=page, page_size=page_size)
 
     def album_spellings(self, name: str, *, limit: int = 500) -> list[str]:
@@ -797,16 +859,21 @@ class Library:
         return [album for album, _count in found.most_common(5)]
 
     def dupes(self, *, level: str | None = None, min_size: int = 2, limit: int = 20) -> DupesReport:
+        if level in (None, "visual"):
+            self.pictures_current()
         return dupes(self.store, level=level, min_size=min_size, limit=limit)
 
     def count_pictures(self) -> int:
         """Records whose mirrored picture is hashed (the visual level's material)."""
+        self.pictures_current()
         return self.store.count_pictures()
 
     def is_empty(self) -> bool:
         return self.store.count() == 0
 
     def close(self) -> None:
+        if self._pictures_thread is not None:
+            self._pictures_thread.join()  # it writes the store: not after it is closed
         if self._upstream is not None:
             self._upstream.close()
         self.store.close()

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import tantivy
@@ -89,6 +89,9 @@ class Matched:
     #: How many records the query matches with the filters, when choosing it counted them
     #: (so a collapsed search of few hits can read them all at once, without a recount).
     count: int | None = None
+    #: The same records as ``query``, cheaper to walk where scores are not needed (the
+    #: group count of a collapsed search): without the strong-field bonus clauses.
+    counting: Query | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,17 @@ def compile_q(
     strong_only: bool = False,
     enough: int | None = None,
     words_seen: dict[tuple[object, ...], _Word] | None = None,
+    probe: Callable[[Query, bool], int] | None = None,
 ) -> Matched:
     """``q``'s terms (words and "quoted phrases") → one query, by the rule above.
 
     ``filters`` are the request's other required parts: "enough" counts what they allow.
     ``words_seen`` keeps each word's queries and counts for the next query on the same
     ``searcher`` (each count is a pass over the word's postings in every field).
+    ``probe``, when given, counts a candidate query's records (with the filters) by
+    searching it for the page the request shows (told whether the candidate is relaxed:
+    a relaxed one usually has few records, worth reading at once): the candidate that
+    is chosen has then been searched already, and its count pass is saved (search.py).
     """
     if strict:  # every word as typed; a suggestion is only offered
         suggestion = _suggest(
@@ -135,11 +143,23 @@ def compile_q(
     if strong_only:  # date order: all words if anything has them all, in the strong fields
         strong = {f: w for f, w in boosts.items() if f not in WEAK_FIELDS}
         matched = compile_q(
-            index, searcher, vocabulary, terms, strong, filters, enough=1, words_seen=words_seen
+            index,
+            searcher,
+            vocabulary,
+            terms,
+            strong,
+            filters,
+            enough=1,
+            words_seen=words_seen,
+            probe=probe,
         )
         found_strong = matched.count
         if found_strong is None:
-            found_strong = _count(searcher, matched.query, filters)
+            found_strong = (
+                probe(matched.query, matched.relaxed)
+                if probe
+                else _count(searcher, matched.query, filters)
+            )
         if found_strong:
             return dataclasses.replace(matched, count=found_strong)
         enough = 1
@@ -196,12 +216,15 @@ def compile_q(
         return Matched(strict_query, False, suggestion, corrected)
     # Counted without the strong-field bonus clauses: the same records match (a word's
     # strong fields are among its fields), with about half the postings to walk.
-    count: int | None = _count(searcher, _all([*required, *clauses]), filters)
+    strict_count = _all([*required, *clauses])
+    count: int | None = (
+        probe(strict_query, False) if probe else _count(searcher, strict_count, filters)
+    )
     if count is not None and count >= enough:
-        return Matched(strict_query, False, suggestion, corrected, count)
+        return Matched(strict_query, False, suggestion, corrected, count, strict_count)
     # relaxed: the largest m that finds enough (down to one word, or to the phrases alone)
     lowest = 0 if required else 1
-    query = strict_query
+    query, counted = strict_query, strict_count
     for m in range(len(scored) - 1, lowest - 1, -1):
         query = Query.boolean_query(
             [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in scored],
@@ -211,10 +234,13 @@ def compile_q(
             [(Occur.Must, r) for r in required] + [(Occur.Should, c) for c in clauses],
             m or None,
         )
-        count = None if m == lowest else _count(searcher, counted, filters)
+        if m == lowest:
+            count = None
+        else:
+            count = probe(query, True) if probe else _count(searcher, counted, filters)
         if count is None or count >= enough:
             break
-    return Matched(query, True, suggestion, corrected, count)
+    return Matched(query, True, suggestion, corrected, count, counted)
 
 
 def _word(

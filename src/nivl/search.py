@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .query import QueryPlan, SearchRequest, plan_query
-from .search_index import Snapshot
+from .search_index import Hits, Snapshot
 from .store import Store
 
 HIGHLIGHT_FIELDS = ("title", "description")
-#: A collapsed search whose hits are known to be at most this many reads them all at once:
+#: A collapsed search of at most this many hits reads all past its first batch at once:
 #: then the groups are counted from those hits, not by another pass over the postings.
 ALL_AT_ONCE = 2000
+#: A collapsed page that its first batch of hits does not fill reads the rest in one pass
+#: when at most this many hits remain (``_collapsed``).
+REST_AT_ONCE = 20_000
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,20 @@ def search(
     """``ranking`` (semantic/hybrid: row ids and scores, best first, filters already applied)
     replaces tantivy's BM25 order; sort, facets, highlights and paging work the same."""
     plan = plan_query(request)
-    query, matched = index.compile_matching(plan)
     if ranking is not None:
+        _query, matched = index.compile_matching(plan)
         result = _search_ranking(store, index, request, plan, ranking)
     elif request.collapse != "none":
-        known = matched.count if matched is not None else None
-        result = _collapsed(store, index, request, query, known)
+        limit = _first_batch(request)
+        query, unscored, matched, first = index.compile_and_search(
+            plan, limit=limit, sort=request.sort, relaxed_limit=ALL_AT_ONCE
+        )
+        result = _collapsed(store, index, request, query, first, plan, unscored)
     else:
-        result = _search_page(store, index, request, query)
+        query, _unscored, matched, first = index.compile_and_search(
+            plan, limit=request.page_size, offset=request.offset, sort=request.sort
+        )
+        result = _search_page(store, index, request, query, first)
     if matched is not None and matched.suggestion:
         result = dataclasses.replace(
             result, suggestion=matched.suggestion, corrected=matched.corrected
@@ -92,9 +101,10 @@ def search(
     return result
 
 
-def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: Any) -> SearchResult:
-    """One page of hits in tantivy's order (relevance or date)."""
-    hits = index.search(query, limit=request.page_size, offset=request.offset, sort=request.sort)
+def _search_page(
+    store: Store, index: Snapshot, request: SearchRequest, query: Any, hits: Hits
+) -> SearchResult:
+    """One page of hits in tantivy's order (relevance or date), searched with the query."""
     raws = store.raw_map(hits.row_ids)
     highlights = _highlights(index, query, hits.addresses) if request.highlight else None
     page = [
@@ -111,8 +121,19 @@ def _search_page(store: Store, index: Snapshot, request: SearchRequest, query: A
     return SearchResult(request=request, total_hits=hits.total, hits=page, facets=facets)
 
 
+def _first_batch(request: SearchRequest) -> int:
+    """The hits a collapsed page reads first: twice the groups it needs, at least 200."""
+    return max((request.offset + request.page_size) * 2, 200)
+
+
 def _collapsed(
-    store: Store, index: Snapshot, request: SearchRequest, query: Any, known: int | None = None
+    store: Store,
+    index: Snapshot,
+    request: SearchRequest,
+    query: Any,
+    first: Hits,
+    plan: QueryPlan | None = None,
+    unscored: Any = None,
 ) -> SearchResult:
     """Each group once, by its best-ranked hit, read from the group fast field in rank order.
 
@@ -120,23 +141,32 @@ def _collapsed(
     end), so page N shows the groups whose best hits rank (N-1)·size+1 … N·size among
     groups: none repeats across pages and none is skipped, at any depth. When the
     batches stop early, ``total_groups`` is an exact count over every hit, so the last
-    page, ``next`` and the pager all agree with what the pages hold. (Reading every
-    hit's group id in one pass is exact too, but page 1 of 80–100k hits costs 3–7x
-    more: ``bench/collapse_paging.py``.) When matching already counted the hits
-    (``known``) and they are few, the first batch takes them all.
+    page, ``next`` and the pager all agree with what the pages hold.
+
+    Every batch is a pass over the query's postings, so when the groups found so far
+    say that doubling would take two or more passes, all the remaining hits are read
+    in one (if at most ``REST_AT_ONCE``; then the groups are counted from them, with
+    no counting pass): doubling made 4–6 passes on a few thousand hits in few groups.
+    (Reading every hit is exact too, but costs about 0.5 µs a hit: past that, more
+    than a counting pass.) ``first`` is the first batch (``_first_batch`` hits from the
+    top, or ``ALL_AT_ONCE`` for a relaxed query), searched with the query already; when
+    the hits are few (``ALL_AT_ONCE``) the second batch takes all the rest. The count of
+    groups is kept with the snapshot for the request's plan, so the next pages of the
+    same search reuse it; it is counted on ``unscored`` (the same records as ``query``,
+    cheaper to walk without scores).
     """
     level = request.collapse
     field_name = f"{level}_group"
+    unscored = query if unscored is None else unscored
     wanted = request.offset + request.page_size
     firsts: dict[int, tuple[int, float, Any, int | None]] = {}  # group key → first hit
-    scanned, total, batch = 0, 0, max(wanted * 2, 200)
+    scanned, total, batch = 0, 0, _first_batch(request)
     counting: Future[int] | None = None
-    if known is not None and known <= ALL_AT_ONCE:
-        batch = max(batch, known)
-    else:  # many hits, likely: count their groups (a pass of its own) while the page is read
-        counting = _counter().submit(index.count_distinct, query, field_name)
+    counted = index.known_groups(plan, field_name) if plan is not None else None
+    hits: Hits | None = first
     while len(firsts) < wanted:
-        hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
+        if hits is None:
+            hits = index.search(query, limit=batch, offset=scanned, sort=request.sort)
         total = hits.total
         ids = index.fast_values(field_name, hits.addresses) if hits.addresses else []
         for row_id, score, address, group_id in zip(
@@ -148,20 +178,38 @@ def _collapsed(
         scanned += len(hits.addresses)
         if scanned >= total or not hits.addresses:
             break
-        batch *= 2
-    if scanned >= total:
-        total_groups = len(firsts)
-        if counting is not None:
-            counting.cancel()  # not needed after all (if it has started, it just ends)
-    elif counting is not None:
-        total_groups = counting.result()
-    else:
-        total_groups = index.count_distinct(query, field_name)
+        hits = None
+        rest = total - scanned
+        # hits still needed at the groups-per-hit rate so far (at least one group: seen)
+        needed = (wanted - len(firsts)) * scanned / max(1, len(firsts))
+        if total <= ALL_AT_ONCE or (
+            rest <= REST_AT_ONCE and (needed > 2 * batch or rest <= 2 * batch)
+        ):
+            batch = rest  # doubling would take two or more passes: the next reads them all
+        else:
+            if counting is None and counted is None:  # many hits: count while reading
+                counting = _counter().submit(index.count_distinct, unscored, field_name, total)
+            batch *= 2
+    if scanned < total and counting is None and counted is None:
+        # the page is full and hits remain: count their groups while the page is read
+        counting = _counter().submit(index.count_distinct, unscored, field_name, total)
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
     raws = store.raw_map([row_id for row_id, *_ in chosen])
     addresses = [address for _, _, address, _ in chosen]
     highlights = _highlights(index, query, addresses) if request.highlight else None
+    if scanned >= total:
+        total_groups = len(firsts)
+        if counting is not None:
+            counting.cancel()  # not needed after all (if it has started, it just ends)
+    elif counted is not None:
+        total_groups = counted
+    elif counting is not None:
+        total_groups = counting.result()
+    else:
+        total_groups = index.count_distinct(unscored, field_name, total)
+    if plan is not None:
+        index.remember_groups(plan, field_name, total_groups)
     page = [
         SearchHit(
             row_id=row_id,

@@ -250,15 +250,15 @@ class SearchIndex:
                     if old_layout:
                         shutil.rmtree(path)  # derived data in an old layout: rebuilt by sync
                     path.mkdir(parents=True, exist_ok=True)
-                    (path / "nivl-schema").write_text(SCHEMA_VERSION)
+                    _mark_schema(path)
                 if verify:
                     verify_files(path, remember=not read_only)
                 where = path
-                if read_only:  # tantivy takes a lock file even to read: read a copy
+                if read_only:  # tantivy takes a lock file even to read: open a folder of links
                     _sweep_copies()
                     self._copy = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
                     where = Path(self._copy.name)
-                    _copy_index(path, where)
+                    _link_index(path, where)
                 self.index = tantivy.Index(self.schema, path=str(where), reuse=True)
             else:
                 self.index = tantivy.Index(self.schema)
@@ -365,8 +365,22 @@ class SearchIndex:
         """``compile``, and how ``q`` matched (relaxed, typo suggestion) when there is a ``q``;
         the counts that decide how far to relax are read on ``searcher`` (default: current),
         and ``words_seen`` keeps the words' counts for that searcher's next queries."""
+        query, _counting, matched, _hits = self._compile(plan, searcher, words_seen)
+        return query, matched
+
+    def _compile(
+        self,
+        plan: QueryPlan,
+        searcher: tantivy.Searcher | None = None,
+        words_seen: dict[tuple[object, ...], Any] | None = None,
+        page: Callable[[Query, bool], Hits] | None = None,
+    ) -> tuple[Query, Query, matching.Matched | None, Hits | None]:
+        """``compile_matching``, and the same records as a query cheaper to walk unscored
+        (``Matched.counting``); with ``page`` (a search of a whole query for the request's
+        page), matching counts its candidates with it, and the chosen query's page comes
+        back with it, searched already (or None)."""
         if plan.matches_nothing:
-            return Query.empty_query(), None
+            return Query.empty_query(), Query.empty_query(), None, None
         parts: list[tuple[Occur, Query]] = []
         relaxed = [c for c in plan.text if c.q and c.terms]
         for clause in plan.text:
@@ -374,6 +388,15 @@ class SearchIndex:
                 parts.append((Occur.Must, self._text_query(clause)))
         parts += self._filters(plan)
         matched = None
+        probed: dict[int, tuple[Query, Query, Hits]] = {}  # id(q query) → it, whole, page
+
+        def probe(candidate: Query, relaxed: bool) -> int:
+            assert page is not None
+            whole = _whole([(Occur.Must, candidate), *parts])
+            hits = page(whole, relaxed)
+            probed[id(candidate)] = (candidate, whole, hits)  # keeps ``candidate``: ids stay
+            return hits.total
+
         for clause in relaxed:
             with tantivy_errors("parsing the query"):
                 matched = matching.compile_q(
@@ -386,13 +409,16 @@ class SearchIndex:
                     strict=not clause.relax,
                     strong_only=clause.strong_only,
                     words_seen=words_seen if searcher is not None else None,
+                    probe=probe if page is not None and len(relaxed) == 1 else None,
                 )
+            others = list(parts)
             parts.insert(0, (Occur.Must, matched.query))
-        if not parts:
-            return Query.all_query(), matched
-        if len(parts) == 1 and parts[0][0] is Occur.Must:
-            return parts[0][1], matched
-        return Query.boolean_query(parts), matched
+        counting = _whole(parts)
+        if matched is not None and matched.counting is not None and len(relaxed) == 1:
+            counting = _whole([(Occur.Must, matched.counting), *others])
+        if matched is not None and (found := probed.get(id(matched.query))) is not None:
+            return found[1], counting, matched, found[2]
+        return _whole(parts), counting, matched, None
 
     def _filters(self, plan: QueryPlan) -> list[tuple[Occur, Query]]:
         """The plan's exact filters (everything but its text clauses)."""
@@ -450,6 +476,19 @@ class SearchIndex:
         return self.snapshot().search(query, limit=limit, offset=offset, sort=sort)
 
 
+#: Group counts a snapshot keeps for the next pages of the same collapsed searches.
+GROUP_COUNTS_KEPT = 10_000
+
+
+def _whole(parts: list[tuple[Occur, Query]]) -> Query:
+    """A compiled plan's parts as one query."""
+    if not parts:
+        return Query.all_query()
+    if len(parts) == 1 and parts[0][0] is Occur.Must:
+        return parts[0][1]
+    return Query.boolean_query(parts)
+
+
 class Snapshot:
     """One tantivy searcher and the reads a request makes through it.
 
@@ -466,6 +505,9 @@ class Snapshot:
         self._completions: Completions | None = None
         self._completions_lock = threading.Lock()
         self._words: dict[tuple[object, ...], Any] = {}  # matching.compile_q's, this searcher's
+        #: Group counts of collapsed searches (plan, group field) → count: this searcher's,
+        #: so they can never be another revision's; later pages of a search reuse them.
+        self._groups: dict[tuple[QueryPlan, str], int] = {}
 
     def compile(self, plan: QueryPlan) -> Query:
         return self.compile_matching(plan)[0]
@@ -473,6 +515,32 @@ class Snapshot:
     def compile_matching(self, plan: QueryPlan) -> tuple[Query, matching.Matched | None]:
         """The plan compiled against this snapshot's own counts."""
         return self._index.compile_matching(plan, self._searcher, self._words)
+
+    def compile_and_search(
+        self,
+        plan: QueryPlan,
+        *,
+        limit: int,
+        offset: int = 0,
+        sort: str = "relevance",
+        relaxed_limit: int = 0,
+    ) -> tuple[Query, Query, matching.Matched | None, Hits]:
+        """``compile_matching`` and the query's page (``search``) at once: when matching
+        must count the records of a query to choose it, the count is that query's page
+        search, so the chosen query costs no pass of its own (a strict multi-word ``q``
+        saved a counting pass, a relaxed one 1 of 2–3). Also the same records as a query
+        cheaper to walk when no scores are needed (``count_distinct``: half the cost).
+        A relaxed candidate is searched for ``relaxed_limit`` hits when that is more (a
+        collapsed page then has all of a relaxed query's few hits at once)."""
+
+        def page(whole: Query, relaxed: bool = False) -> Hits:
+            wide = max(limit, relaxed_limit) if relaxed else limit
+            return self.search(whole, limit=wide, offset=offset, sort=sort)
+
+        query, counting, matched, hits = self._index._compile(
+            plan, self._searcher, self._words, page
+        )
+        return query, counting, matched, hits if hits is not None else page(query)
 
     def rows_query(self, row_ids: Sequence[int]) -> Query:
         """Exactly the documents of these store rows."""
@@ -549,29 +617,43 @@ class Snapshot:
         with tantivy_errors("reading fast fields"):
             return list(self._searcher.fast_field_values(field, list(addresses)))
 
-    def count_distinct(self, query: Query, field: str) -> int:
+    def known_groups(self, plan: QueryPlan, field: str) -> int | None:
+        """The group count ``remember_groups`` kept for this plan on this snapshot."""
+        return self._groups.get((plan, field))
+
+    def remember_groups(self, plan: QueryPlan, field: str, count: int) -> None:
+        if len(self._groups) >= GROUP_COUNTS_KEPT:
+            self._groups.clear()  # a bound, not an LRU
+        self._groups[(plan, field)] = count
+
+    def count_distinct(self, query: Query, field: str, hits: int | None = None) -> int:
         """Distinct values of a fast field over all hits, exactly; a hit without a value
-        counts as one of its own (an ungrouped record is a group of one).
+        counts as one of its own (an ungrouped record is a group of one). ``hits``, the
+        query's count when the caller knows it, spares counting them again.
 
         The hits, less one for each hit beyond the first of a value: only the values
         shared by two or more hits become buckets, so this stays cheap where tantivy's
         ``cardinality`` (HyperLogLog) is off by a few percent from about a thousand.
         """
         shared = {"field": field, "size": max(1, self.num_docs()), "min_doc_count": 2}
-        spec = {"hits": {"value_count": {"field": "rid"}}, "shared": {"terms": shared}}
+        spec: dict[str, Any] = {"shared": {"terms": shared}}
+        if hits is None:
+            spec["hits"] = {"value_count": {"field": "rid"}}
         with tantivy_errors("counting groups"):
             try:
                 result = self._searcher.aggregate(query, spec)
             except ValueError:  # over tantivy's 65,000 buckets: read every hit's value
                 result = None
         if result is None:
-            hits = self.search(query, limit=max(1, self.num_docs()))
-            values = self.fast_values(field, hits.addresses)
+            every = self.search(query, limit=max(1, self.num_docs()))
+            values = self.fast_values(field, every.addresses)
             return len(
-                {v if v is not None else -r for v, r in zip(values, hits.row_ids, strict=False)}
+                {v if v is not None else -r for v, r in zip(values, every.row_ids, strict=False)}
             )
         repeats = sum(int(b["doc_count"]) - 1 for b in result["shared"]["buckets"])
-        return int(result["hits"]["value"] or 0) - repeats
+        if hits is None:
+            hits = int(result["hits"]["value"] or 0)
+        return hits - repeats
 
     def facets(
         self, query: Query, names: Iterable[str], *, size: int = 20
@@ -695,7 +777,7 @@ COPY_PREFIX = "nivl-index-"
 
 def _sweep_copies() -> None:
     """Remove the copies of processes that are gone: a SIGKILLed replica cannot remove its
-    own, and each is a whole index. Copies are named after their process id."""
+    own. Folders are named after their process id."""
     for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
         pid = folder.name.removeprefix(COPY_PREFIX).split("-")[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -708,11 +790,30 @@ def _sweep_copies() -> None:
             pass  # alive, another user's
 
 
-def _copy_index(source: Path, target: Path) -> None:
-    """The index's files (not its lock files) into ``target``, e.g. from a read-only mount."""
-    for file in source.iterdir():
-        if file.is_file() and not file.name.endswith(".lock"):
-            shutil.copyfile(file, target / file.name)
+#: The index's small files, copied into the folder of links: what tantivy reads to find
+#: its segments is then fixed at open, whatever later happens to the source folder.
+COPIED_FILES = frozenset({"meta.json", ".managed.json"})
+
+
+def _link_index(source: Path, target: Path) -> None:
+    """The index's files (not its lock files) in ``target``, where tantivy may take its locks.
+
+    A segment file is a hard link when it can be (the same file system, not across a
+    bind mount), else a symbolic link to its real path (never through a link such as a
+    replica's ``current``, which may move). Copying them instead cost a whole index of
+    disk and seconds of startup, in every worker of a replica.
+    """
+    for file in os.scandir(source):
+        if not file.is_file() or file.name.endswith(".lock"):
+            continue
+        if file.name in COPIED_FILES:
+            shutil.copyfile(file.path, target / file.name)
+            continue
+        real = os.path.realpath(file.path)
+        try:
+            os.link(real, target / file.name)
+        except OSError:
+            os.symlink(real, target / file.name)
 
 
 SEGMENT_FILES = ("idx", "pos", "term", "store", "fast", "fieldnorm")
@@ -782,6 +883,17 @@ def merge_case_variants(counts: dict[str, int], size: int) -> dict[str, int]:
 
 def _facet_key(key: Any) -> Any:
     return int(key) if isinstance(key, float) and key.is_integer() else key
+
+
+def _mark_schema(path: Path) -> None:
+    """Write the schema marker only when it differs, and by rename: rewritten in place at
+    every open, a second process opening the index at that moment read it empty, took the
+    index for an old layout and deleted it (two benchmark runs started together did)."""
+    if _schema_version(path) == SCHEMA_VERSION:
+        return
+    tmp = path / f"nivl-schema.{os.getpid()}.tmp"
+    tmp.write_text(SCHEMA_VERSION)
+    os.replace(tmp, path / "nivl-schema")
 
 
 def _schema_version(path: Path) -> str:

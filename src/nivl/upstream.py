@@ -32,13 +32,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import httpx
 import orjson
 
 from .errors import UpstreamError, UpstreamHTTPError
+
+if TYPE_CHECKING:  # httpx is imported by the methods that talk to upstream: every command
+    import httpx  # and server imports this module, and httpx costs a seventh of a second
 
 DEFAULT_BASE_URL = "https://images-api.nasa.gov"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -99,6 +101,8 @@ class Upstream:
         rng: random.Random | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        import httpx
+
         from . import __version__  # here, not at import: nivl/__init__ imports this module
 
         self.retries = retries
@@ -136,6 +140,8 @@ class Upstream:
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries; a final error status raises ``UpstreamHTTPError``."""
+        import httpx
+
         attempt = 0
         while True:
             wait: float | None = None
@@ -174,6 +180,8 @@ class Upstream:
         """Stream ``url`` into ``part``, resuming from its length with ``Range``; retries
         like ``get`` (each retry resumes where the last one stopped). ``on_length(total)``
         may refuse the file (the disk budget): then nothing more is written."""
+        import httpx
+
         attempt = 0
         while True:
             wait: float | None = None

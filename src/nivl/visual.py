@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse  # type: ignore[import-untyped]
-from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
 from .errors import UnreadableImage
 
@@ -254,6 +252,9 @@ def components(size: int, pairs: np.ndarray) -> np.ndarray:
     """A label per position: the connected components of the pairs' graph."""
     if not size:
         return np.zeros(0, dtype=np.int64)
+    from scipy import sparse  # type: ignore[import-untyped]  # here: a third of a second
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
     graph = sparse.coo_matrix(
         (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1]))
         if len(pairs)

@@ -24,6 +24,10 @@ from . import fastpath
 from .responses import BodyCache, Compression
 
 log = logging.getLogger("nivl.web")
+#: Answers kept for repeated requests, in bytes for the whole server: each process of
+#: ``--workers N`` keeps its share, so more workers do not take more memory (a page of
+#: 100 items, kept raw and gzipped, is about a megabyte: the largest part of a worker).
+BODY_CACHE_BYTES = 64 * 2**20
 
 
 def app_from_env() -> FastAPI:
@@ -51,6 +55,7 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
             log.warning("%s", note)
         if own:
             app.state.library.warm_semantic()  # load the model now, not on the first query
+            app.state.library.warm_pictures()  # HOME/media, after startup, not before it
         if follower is not None:
             follower.start()
         try:
@@ -73,7 +78,7 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.body_cache = BodyCache()
+    app.state.body_cache = BodyCache(BODY_CACHE_BYTES // settings.serve_workers)
     app.add_middleware(AnswerFailures)
     app.add_middleware(
         JSONCORSMiddleware,
