@@ -59,6 +59,10 @@ def sqlite_errors(action: str) -> Iterator[None]:
         raise StoreError(f"{action} failed: {message}") from exc
 
 
+#: How much of the database a reader maps (SQLite lowers it to its compile-time cap).
+MMAP_BYTES = 2**40
+
+
 class Store:
     """``read_only``: open an existing database without writing to it or its directory
     (a read-only mount, a home the user may not write): no migrations, no writer."""
@@ -105,6 +109,11 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
         if read_only:
             conn.execute("PRAGMA query_only=1")
+            # Readers map the file: a page's 100 raw items (0.7 MB at 300k synthetic) are
+            # then read without a pread and a copy per 4 KB page, 1.1 → 0.4 ms of CPU, and
+            # the mapped pages are the OS's page cache, shared by every worker process.
+            # SQLite caps the size it maps (2 GB here); the rest of the file is read.
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         if self.tracer is not None:
             tracer = self.tracer
             conn.set_trace_callback(lambda sql: tracer(sql, ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,6 +16,7 @@ from ..library import Library
 from ..query import group_id_of, parse_request
 from ..records import https, parse_item
 from ..urls import check_host, shown
+from .fastpath import FAILURE
 from .responses import json_response
 
 
@@ -198,17 +200,27 @@ def healthz(request: Request) -> Response:
 )
 def search(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
     """Search, exactly like upstream's /search (at least one parameter is required)."""
+    build, revision = search_page(request)
+    return json_response(request, build, revision=revision, cache=request.app.state.body_cache)
+
+
+def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
+    """/search's body builder and the revision it is cached at (web/fastpath.py too)."""
+    failure = request.scope.get("state", {}).pop(FAILURE, None)
+    if failure is not None:  # the fast path met it: answered here, as it always was
+        raise failure
     library = library_of(request)
-    search_request = parse_request(_given(request, params), library.limits)
+    fields = SearchParams.model_fields
+    given = {key: value for key, value in request.query_params.items() if key in fields}
+    search_request = parse_request(given, library.limits)
     view = library.view()  # the cache key and the answer come from one revision
+    revision = view.revision if search_request.mode == "lexical" else library.semantic_revision
     base = base_url(request)  # a bad Host is a 400 even when the page is cached
-    return json_response(
-        request,
+    return (
         lambda: search_document(
             library.search(search_request, view=view), base, window=_window(library)
         ),
-        revision=view.revision if search_request.mode == "lexical" else library.semantic_revision,
-        cache=request.app.state.body_cache,
+        revision,
     )
 
 

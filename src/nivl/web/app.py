@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from ..errors import NivlError, SearchIndexError
 from ..library import Library
 from ..search_index import is_panic
 from ..settings import Settings
+from . import fastpath
 from .responses import BodyCache, Compression
 
 log = logging.getLogger("nivl.web")
@@ -89,7 +89,8 @@ def create_app(settings: Settings, *, library: Library | None = None) -> FastAPI
     )
     app.add_middleware(Compression)  # outside CORS: it tidies the Vary header CORS extends
     app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(HeadAsGet)  # outermost: HEAD's headers are GET's, compressed or not
+    app.add_middleware(HeadAsGet)  # HEAD's headers are GET's, compressed or not
+    app.add_middleware(fastpath.SearchFastPath)  # outermost: a plain /search skips the rest
     app.add_exception_handler(NivlError, handle_exception)
     app.add_exception_handler(Exception, handle_exception)
     app.add_exception_handler(StarletteHTTPException, handle_exception)
@@ -152,9 +153,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = Headers(scope=scope).get("x-request-id", "")
-        request_id = "".join(c for c in sent if c.isalnum() or c in "-_")[:64]
-        request_id = request_id or uuid.uuid4().hex[:16]
+        request_id = fastpath.request_id(Headers(scope=scope).get("x-request-id", ""))
         scope.setdefault("state", {})["request_id"] = request_id
 
         started = False

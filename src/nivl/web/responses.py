@@ -7,9 +7,16 @@ times faster than zlib at level 1 and a little smaller (at 100k records, 2.3 ms 
 demand) are kept in a byte-bounded LRU keyed by the request and the store's revision, so
 new data is never answered from the cache.
 
-A gzip body is a different representation from the identity one, so it gets its own
-ETag (the identity tag with ``-gzip`` inside the quotes, as Apache does); ``Compression``
-strips the suffix from If-None-Match on the way in, so the routes compare one tag.
+A client that accepts zstd (httpx, curl --compressed, browsers since 2024) gets JSON bodies
+in zstd, level 1, when it ranks zstd no lower than gzip: about twice as fast to make as
+igzip's level 1 and several times smaller, since a page's long transcripts repeat across
+more than gzip's 32 KB window (300k synthetic records: 0.8 ms a page against 1.5 ms, ratio
+13 against 3); the other routes (pages, static files) stay gzip.
+
+A compressed body is a different representation from the identity one, so it gets its own
+ETag (the identity tag with ``-gzip`` or ``-zstd`` inside the quotes, as Apache does);
+``Compression`` strips the suffix from If-None-Match on the way in, so the routes compare
+one tag.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import zstandard
 from fastapi import Request
 from isal import igzip, isal_zlib
 from starlette.datastructures import Headers, MutableHeaders
@@ -28,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MIN_GZIP = 1000
 GZIP_TAG = "-gzip"
+SUFFIXES = {"gzip": GZIP_TAG, "zstd": "-zstd"}
 
 
 @dataclass
@@ -35,10 +44,11 @@ class Body:
     data: bytes
     etag: str
     gzipped: bytes | None = None
+    zstd: bytes | None = None
 
     @property
     def size(self) -> int:
-        return len(self.data) + len(self.gzipped or b"")
+        return len(self.data) + len(self.gzipped or b"") + len(self.zstd or b"")
 
 
 class BodyCache:
@@ -109,14 +119,62 @@ def json_response(
     }
     if etag_matches(request.headers.get("if-none-match"), body.etag):
         return Response(status_code=304, headers=headers)
-    if len(body.data) >= MIN_GZIP and accepts_gzip(request.headers.get("accept-encoding", "")):
-        if body.gzipped is None:
-            body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
-            if cache is not None:
-                cache.resize(key, body, len(body.gzipped))
-        headers["Content-Encoding"] = "gzip"
-        return Response(body.gzipped, media_type="application/json", headers=headers)
+    encoding = choose_encoding(request.headers.get("accept-encoding", ""))
+    if len(body.data) >= MIN_GZIP and encoding != "identity":
+        headers["Content-Encoding"] = encoding
+        return Response(
+            compressed(body, encoding, cache, key), media_type="application/json", headers=headers
+        )
     return Response(body.data, media_type="application/json", headers=headers)
+
+
+def compressed(
+    body: Body, encoding: str, cache: BodyCache | None, key: tuple[object, ...]
+) -> bytes:
+    """The body's gzip or zstd form, made on first demand and kept with it."""
+    if encoding == "zstd":
+        if body.zstd is None:
+            # A compressor per call: one is not safe across threads, and costs 2 µs.
+            body.zstd = zstandard.ZstdCompressor(level=1).compress(body.data)
+            if cache is not None:
+                cache.resize(key, body, len(body.zstd))
+        return body.zstd
+    if body.gzipped is None:
+        body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
+        if cache is not None:
+            cache.resize(key, body, len(body.gzipped))
+    return body.gzipped
+
+
+def choose_encoding(accept_encoding: str) -> str:
+    """zstd, gzip or identity for a JSON body: zstd when it is accepted and ranked no lower
+    than gzip, else gzip when accepted (``*`` covers both; q=0 refuses)."""
+    ranks = _qualities(accept_encoding)
+    star = ranks.get("*")
+    zstd = ranks.get("zstd", star)
+    gzip = ranks.get("gzip", star)
+    if zstd and zstd >= (gzip or 0.0):
+        return "zstd"
+    return "gzip" if gzip else "identity"
+
+
+def _qualities(accept_encoding: str) -> dict[str, float]:
+    """Each coding's q value (``x-gzip`` is gzip; the highest when one is named twice)."""
+    found: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        coding, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        coding = {"x-gzip": "gzip"}.get(coding.lower(), coding.lower())
+        if coding:
+            found[coding] = max(found.get(coding, 0.0), quality)
+    return found
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -159,18 +217,26 @@ def _opaque(tag: str) -> str:
     return tag[2:] if tag.startswith("W/") else tag
 
 
-def gzip_tag(tag: str) -> str:
-    """The gzip representation's ETag: ``"abc"`` → ``"abc-gzip"`` (weak stays weak)."""
-    if not tag.endswith('"') or tag.endswith(GZIP_TAG + '"'):
+def gzip_tag(tag: str, encoding: str = "gzip") -> str:
+    """A compressed representation's ETag: ``"abc"`` → ``"abc-gzip"`` or ``"abc-zstd"``
+    (weak stays weak)."""
+    suffix = SUFFIXES[encoding]
+    if not tag.endswith('"') or tag.endswith(suffix + '"'):
         return tag
-    return tag[:-1] + GZIP_TAG + '"'
+    return tag[:-1] + suffix + '"'
 
 
 def _identity_tags(if_none_match: str) -> str:
-    """If-None-Match with each gzip tag turned back into the identity tag it stands for."""
-    suffix = GZIP_TAG + '"'
-    tags = (t.strip() for t in if_none_match.split(","))
-    return ", ".join(t[: -len(suffix)] + '"' if t.endswith(suffix) else t for t in tags)
+    """If-None-Match with each gzip or zstd tag turned back into the identity tag it
+    stands for."""
+    out = []
+    for tag in (t.strip() for t in if_none_match.split(",")):
+        for suffix in SUFFIXES.values():
+            if tag.endswith(suffix + '"'):
+                tag = tag[: -len(suffix) - 1] + '"'
+                break
+        out.append(tag)
+    return ", ".join(out)
 
 
 class Compression:
@@ -186,27 +252,30 @@ class Compression:
             await self.gzip(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        wants_gzip = accepts_gzip(headers.get("accept-encoding", ""))
+        sent_encoding = headers.get("accept-encoding", "")
+        wants_gzip = accepts_gzip(sent_encoding)
+        encoding = choose_encoding(sent_encoding)  # JSON's, which json_response follows
         sent_tags = headers.get("if-none-match", "")
-        # Downstream sees one decision (gzip or identity) and identity tags only.
+        # Downstream sees one decision (zstd for JSON and gzip for the rest, gzip, or
+        # identity) and identity tags only.
         raw = [
             (k, v) for k, v in scope["headers"] if k not in (b"accept-encoding", b"if-none-match")
         ]
-        raw.append((b"accept-encoding", b"gzip" if wants_gzip else b"identity"))
+        decided = b"gzip" if wants_gzip else b"identity"
+        accepted = accepted_encodings(encoding, wants_gzip)
+        raw.append((b"accept-encoding", b"zstd, " + decided if encoding == "zstd" else decided))
         if sent_tags:
             raw.append((b"if-none-match", _identity_tags(sent_tags).encode("latin-1")))
 
         async def send_fixed(message: Message) -> None:
             if message["type"] == "http.response.start":
-                _fix_headers(
-                    MutableHeaders(scope=message), message["status"], wants_gzip, sent_tags
-                )
+                _fix_headers(MutableHeaders(scope=message), message["status"], accepted, sent_tags)
             await send(message)
 
         await self.gzip({**scope, "headers": raw}, receive, send_fixed)
 
 
-def _fix_headers(headers: MutableHeaders, status: int, wants_gzip: bool, sent_tags: str) -> None:
+def _fix_headers(headers: MutableHeaders, status: int, accepted: list[str], sent_tags: str) -> None:
     names = [v.strip() for value in headers.getlist("vary") for v in value.split(",") if v.strip()]
     if names:
         del headers["vary"]
@@ -217,7 +286,22 @@ def _fix_headers(headers: MutableHeaders, status: int, wants_gzip: bool, sent_ta
     tag = headers.get("etag")
     if tag is None:
         return
-    if headers.get("content-encoding") == "gzip":
-        headers["ETag"] = gzip_tag(tag)
-    elif status == 304 and wants_gzip and etag_matches(sent_tags, gzip_tag(tag)):
-        headers["ETag"] = gzip_tag(tag)  # the client revalidated the gzip body it holds
+    sent_encoding = headers.get("content-encoding")
+    if sent_encoding in SUFFIXES:
+        headers["ETag"] = gzip_tag(tag, sent_encoding)
+    elif status == 304:
+        headers["ETag"] = revalidated_tag(tag, accepted, sent_tags)
+
+
+def accepted_encodings(encoding: str, wants_gzip: bool) -> list[str]:
+    """The compressed forms a client may hold a body in: zstd's when JSON goes out in zstd,
+    gzip's when it accepts gzip (the other routes', or before zstd was offered)."""
+    return (["zstd"] if encoding == "zstd" else []) + (["gzip"] if wants_gzip else [])
+
+
+def revalidated_tag(tag: str, accepted: list[str], sent_tags: str) -> str:
+    """A 304's ETag: the compressed body's when that is the one the client revalidated."""
+    for candidate in accepted:
+        if etag_matches(sent_tags, gzip_tag(tag, candidate)):
+            return gzip_tag(tag, candidate)
+    return tag
