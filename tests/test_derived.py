@@ -535,6 +535,47 @@ def test_a_second_writer_is_told_to_try_again_and_writes_nothing(
     assert nivl("import", str(tmp_path / "one.jsonl"), "--home", str(home)).returncode == 0
 
 
+def test_an_import_waits_for_a_readers_brief_catch_up_but_not_for_a_writer(
+    tmp_path: Path, shared_items: list[dict[str, Any]]
+) -> None:
+    """A running server takes the write lock for a few milliseconds now and then (its
+    catch-up, a heal, a remembered manifest): an import meeting that waits, where an
+    import meeting another writer is refused at once (the test above)."""
+    home = tmp_path / "home"
+    assert (
+        nivl(
+            "import", str(write_items(tmp_path / "a.jsonl", shared_items[:5])), "--home", str(home)
+        ).returncode
+        == 0
+    )
+    one = write_items(tmp_path / "b.jsonl", [renamed(shared_items[5], "after-catch-up", "x")])
+    from nivl.derived import WriteLock
+
+    reader = WriteLock(home)  # as a server's catch-up takes it
+    assert reader.acquire(brief=True)
+    timer = threading.Timer(1.5, reader.release)
+    timer.start()
+    started = time.monotonic()
+    try:
+        waited = nivl("import", str(one), "--home", str(home))
+    finally:
+        timer.cancel()
+        reader.release()
+    assert waited.returncode == 0, waited.stderr
+    assert time.monotonic() - started >= 1.5  # it really met the held lock
+    with Store(home / "nivl.db") as store:
+        assert store.count() == 6
+
+    writer = WriteLock(home)  # as another import takes it
+    assert writer.acquire()
+    try:
+        refused = nivl("import", str(one), "--home", str(home))
+    finally:
+        writer.release()
+    assert refused.returncode == 1
+    assert "another nivl process is writing" in refused.stderr
+
+
 def wait_until_locked(path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

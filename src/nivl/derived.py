@@ -121,12 +121,23 @@ def behind(
     return {name: store.count_rows(since_rev=mark) for name, mark in marks.items()}
 
 
+#: What a brief holder of the write lock writes in it, and how long a writer outwaits one.
+BRIEF_HOLDER = "brief"
+BRIEF_WAIT = 30.0
+
+
 class WriteLock:
     """The home's write lock: ``fcntl.flock`` on ``HOME/write.lock``.
 
     The kernel drops it when the holder exits, SIGKILL included, so a killed import
     never leaves the home locked. Taken before the first write, so a refused writer
     has written nothing.
+
+    A holder says in the file what it is: ``brief`` for a reader's catch-up, heal or
+    remembered manifest, else its pid. A writer refuses at once to wait behind another
+    writer (an import can take minutes) but outwaits a brief holder for up to
+    ``BRIEF_WAIT`` seconds, so an import beside a running server is not told to try again
+    because the server was catching up for a few milliseconds.
     """
 
     def __init__(self, home: Path) -> None:
@@ -139,8 +150,10 @@ class WriteLock:
     def held(self) -> bool:
         return self._handle is not None
 
-    def acquire(self, *, wait: float = 0.0) -> bool:
-        """Take the lock, waiting up to ``wait`` seconds; False if another process holds it."""
+    def acquire(self, *, wait: float = 0.0, brief: bool = False) -> bool:
+        """Take the lock, waiting up to ``wait`` seconds (and behind a brief holder up to
+        ``BRIEF_WAIT``); False if another process holds it. ``brief``: this holder is a
+        reader's short catch-up, which a writer may wait for."""
         if self._handle is not None:
             self._depth += 1
             return True
@@ -148,7 +161,7 @@ class WriteLock:
             handle = self.path.open("a")
         except OSError as exc:  # a read-only home (or one this user may not write)
             raise StoreError(f"cannot write to {self.home}: {exc.strerror}") from exc
-        deadline = time.monotonic() + wait
+        start = time.monotonic()
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,13 +169,29 @@ class WriteLock:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     handle.close()
                     raise
-                if time.monotonic() >= deadline:
+                waited = time.monotonic() - start
+                behind_brief = not brief and waited < BRIEF_WAIT and self._holder_is_brief()
+                if waited >= wait and not behind_brief:
                     handle.close()
                     return False
                 time.sleep(0.05)
                 continue
+            try:
+                os.ftruncate(handle.fileno(), 0)
+                handle.write(BRIEF_HOLDER if brief else str(os.getpid()))
+                handle.flush()
+            except OSError:  # a full disk: the lock holds all the same
+                pass
             self._handle, self._depth = handle, 1
             return True
+
+    def _holder_is_brief(self) -> bool:
+        """Whether the holder said it is brief (an empty file: it is saying so just now)."""
+        try:
+            said = self.path.read_text(errors="replace").strip()
+        except OSError:
+            return False
+        return said in ("", BRIEF_HOLDER)
 
     def release(self) -> None:
         if self._handle is None:
@@ -174,9 +203,9 @@ class WriteLock:
             self._handle = None
 
     @contextlib.contextmanager
-    def hold(self, *, wait: float = 0.0) -> Iterator[None]:
+    def hold(self, *, wait: float = 0.0, brief: bool = False) -> Iterator[None]:
         """The lock for a block, or ``HomeBusy`` (before anything is written)."""
-        if not self.acquire(wait=wait):
+        if not self.acquire(wait=wait, brief=brief):
             raise HomeBusy(f"another nivl process is writing to {self.home}; try again")
         try:
             yield
@@ -204,7 +233,7 @@ def open_index(
             # No index to open: a new home, or another process's rebuild between its two
             # renames. Making one takes the lock, so it never races that rebuild (an empty
             # index opened in the gap would be served as the truth).
-            with lock.hold(wait=wait):
+            with lock.hold(wait=wait, brief=True):
                 return SearchIndex(path, verify=True)
         return SearchIndex(path, read_only=read_only, verify=True)
     except SearchIndexError as exc:
@@ -221,7 +250,7 @@ def open_index(
         index = SearchIndex(None)
         index.sync(store)
         return index
-    with lock.hold(wait=wait):
+    with lock.hold(wait=wait, brief=True):
         try:  # another process may have rebuilt it while this one waited
             return SearchIndex(path, verify=True)
         except SearchIndexError as exc:

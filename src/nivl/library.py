@@ -127,7 +127,7 @@ class Library:
         reason = ""
         if self.read_only:
             reason = "the home is read-only"
-        elif not self.lock.acquire():
+        elif not self.lock.acquire(brief=True):
             return  # another process is writing: it brings the stages up to date after
         else:
             try:
@@ -167,7 +167,7 @@ class Library:
             if not self._pictures_due or not self._heal_lock.acquire(blocking=False):
                 return False
             try:
-                if self.lock.held or not self.lock.acquire():
+                if self.lock.held or not self.lock.acquire(brief=True):
                     return False
                 try:
                     run = self._update(media=self.settings.media_path)
@@ -292,7 +292,7 @@ class Library:
         if self.read_only or not self._heal_lock.acquire(blocking=False):
             return
         try:
-            if not self.lock.acquire():
+            if not self.lock.acquire(brief=True):
                 return  # a writer has the home; the next request tries again
             try:
                 log.warning(
@@ -466,7 +466,7 @@ class Library:
         if self.read_only or not _is_manifest(text):
             return
         try:
-            with self._remember_lock, self.lock.hold(wait=2.0):
+            with self._remember_lock, self.lock.hold(wait=2.0, brief=True):
                 self.store.put_asset(nasa_id, manifest=text)
         except NivlError as exc:  # another writer, a full disk: the answer still stands
             log.info("not storing the manifest of %s: %s", nasa_id, exc)
@@ -691,7 +691,7 @@ class Library:
     def _heal_vectors(self, problem: SearchIndexError) -> VectorIndex:
         from .vector_index import VectorIndex
 
-        if not self.read_only and self.lock.acquire():
+        if not self.read_only and self.lock.acquire(brief=True):
             try:
                 os.replace(self.vectors_path, self.vectors_path.with_suffix(".damaged"))
                 for key in (derived.MARKS["vectors"], "embedded_cursor"):
