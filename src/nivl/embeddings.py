@@ -179,6 +179,10 @@ class StaticEmbedder:
         import importlib.resources
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the files are local: never the hub
+        # One tokenising thread: the import runs this stage in a forked process beside
+        # the others (derived.py), and a fork after the tokenizer's thread pool ran breaks
+        # that pool (tokenizers then warns on stderr and falls back to one thread anyway).
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from model2vec import StaticModel
 
         folder = importlib.resources.files("nivl") / "model"

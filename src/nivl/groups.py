@@ -178,7 +178,7 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     read, write = os.pipe()
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_watch_parent, initargs=(read, write)
+        workers, mp_context=context, initializer=watch_parent, initargs=(read, write)
     )
     try:
         yield pool
@@ -194,7 +194,7 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         os.close(read)
 
 
-def _watch_parent(read: int, write: int) -> None:
+def watch_parent(read: int, write: int) -> None:
     """In a worker: exit as soon as the pipe's write end is closed everywhere."""
     os.close(write)  # this worker's inherited copy, which would keep the pipe open
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle

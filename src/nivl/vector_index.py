@@ -89,8 +89,14 @@ class SyncedVectors:
         batch_size: int = 128,
         save_every: float = 30.0,
         progress: Callable[[int], object] | None = None,
+        later: bool = False,
     ) -> int:
-        """Embed every row changed since the last run (or all, or from the cursor); returns rows."""
+        """Embed every row changed since the last run (or all, or from the cursor); returns rows.
+
+        A row changed after the pass began is left to the next one, unless ``later``: a
+        pass beside the groups stage (``derived.py``) takes the rows grouping gives a new
+        ``rev`` meanwhile (their text is the same), so none of them is skipped.
+        """
         since, top, last_id = self._start(store, rebuild=rebuild)
         if rebuild or (since == 0 and last_id == 0):
             self.clear()
@@ -98,7 +104,7 @@ class SyncedVectors:
         saved = time.monotonic()
         batch: list[tuple[int, str]] = []
         for row in store.iter_rows(since_rev=since, after_id=last_id):
-            if row.rev > top:
+            if row.rev > top and not later:
                 continue  # changed after this pass began: the next pass takes it
             batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
             if len(batch) >= batch_size:
