@@ -102,7 +102,8 @@ def update(
     if isinstance(vectors, MatrixIndex) and embed is not None and _can_fork(vectors, pending):
         beside = _VectorsBeside(store, vectors, embed, rebuild=rebuild)
     try:
-        run.rows["groups"] = update_groups(store, rebuild=rebuild).records
+        index_mark = 0 if rebuild else index.indexed_rev(store)  # it reads the rows above
+        run.rows["groups"] = update_groups(store, rebuild=rebuild, indexed=index_mark).records
         grouped = time.perf_counter()
         run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
         indexed = time.perf_counter()
