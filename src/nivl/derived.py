@@ -100,7 +100,8 @@ def update(
         pending = vectors.pending(store, rebuild=rebuild)
     beside = None
     if isinstance(vectors, MatrixIndex) and embed is not None and _can_fork(vectors, pending):
-        beside = _VectorsBeside(store, vectors, embed, rebuild=rebuild)
+        with contextlib.suppress(OSError):  # no fork to be had (memory, process limit): in order
+            beside = _VectorsBeside(store, vectors, embed, rebuild=rebuild)
     try:
         index_mark = 0 if rebuild else index.indexed_rev(store)  # it reads the rows above
         run.rows["groups"] = update_groups(store, rebuild=rebuild, indexed=index_mark).records
@@ -174,14 +175,31 @@ class _VectorsBeside:
         self._read, self._write = os.pipe()
         self._results, sender = context.Pipe(duplex=False)
         self.top = store.max_rev()
-        self.process = context.Process(
+        try:
+            self.process = self._start(context, store, vectors, embed, rebuild, sender)
+        except BaseException:
+            self._close()
+            raise
+        finally:
+            sender.close()
+
+    def _start(
+        self,
+        context: Any,
+        store: Store,
+        vectors: MatrixIndex,
+        embed: Callable[[], Embed],
+        rebuild: bool,
+        sender: Connection,
+    ) -> multiprocessing.process.BaseProcess:
+        process: multiprocessing.process.BaseProcess = context.Process(
             target=_embed_beside,
             args=(sender, store.path, vectors, embed, rebuild, self._read, self._write),
             name="nivl-vectors",
             daemon=True,
         )
-        self.process.start()
-        sender.close()
+        process.start()
+        return process
 
     def finish(self) -> int:
         """Wait for the child; its rows embedded, or its error raised here."""
