@@ -375,6 +375,9 @@ class MatrixIndex(SyncedVectors):
         ids = np.concatenate([self._ids, *(i for i, _ in self._pending)])
         matrix = np.concatenate([self._matrix, *(m for _, m in self._pending)])
         self._pending = []
+        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):  # in order, no id twice (a
+            self._ids, self._matrix = ids, matrix  # whole pass): no third copy at 1M rows
+            return
         # the last occurrence of each id wins: unique over the reversed order
         unique, first = np.unique(ids[::-1], return_index=True)
         self._ids, self._matrix = unique, matrix[len(ids) - 1 - first]
