@@ -211,3 +211,22 @@ def test_a_word_the_model_knows_is_embedded_as_typed_not_corrected(
         assert set(semantic_ids(library, "brick")[:5]) <= lego
         # and a misspelling the model does not know is still embedded corrected
         assert set(semantic_ids(library, "legoo")[:5]) <= lego
+
+
+def test_a_long_description_gives_the_text_of_its_start_whitespace_folded() -> None:
+    """record_text reads only the start of a 90 kB transcript, and still folds every run
+    of whitespace before cutting at 400 characters; a title equal to that start is not
+    the whole description, so the description still goes in."""
+    from nivl.embeddings import record_text
+    from nivl.records import Record
+
+    words = [f"w{i:03d}" for i in range(100)]  # 4 characters each: 400 + 99 spaces
+    spaced = "  \n\t ".join(words) + " tail" * 20_000  # ~100 kB, most of it past the cut
+    expected = "A title. " + " ".join(words)[:400]
+    record = Record(nasa_id="x", media_type="audio", raw="", title="A title", description=spaced)
+    assert record_text(record) == expected
+    head = " ".join(words)  # a title that is the description's start, not all of it
+    titled = Record(nasa_id="y", media_type="audio", raw="", title=head, description=spaced)
+    assert record_text(titled) == head + ". " + head[:400]
+    same = Record(nasa_id="z", media_type="audio", raw="", title=head, description=head)
+    assert record_text(same) == head  # the description is the title: said once

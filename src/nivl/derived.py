@@ -4,7 +4,9 @@ The store is the source of truth; everything here can be rebuilt from it. Each
 derived structure is a *stage* with its own mark in the store's meta table,
 keyed by the stage's name (never by a path, which has many spellings): the
 highest store ``rev`` it has taken in. Stages run in order, because each reads
-what the one before wrote:
+what the one before wrote, except the built-in vectors, which read only the
+store's texts: with thousands of rows to embed they run in a forked process
+beside groups and index (``_VectorsBeside``), so both cores work:
 
     store ──groups──▶ group ids (groups.py)   mark ``grouped_rev``
           ──index───▶ tantivy (search_index)  mark ``indexed_rev`` (the group ids are fields)
@@ -30,20 +32,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import HomeBusy, SearchIndexError, StoreError
-from .groups import update_groups
+from .groups import update_groups, watch_parent
 from .pictures import HashUpdate, update_hashes, update_visual
 from .search_index import SearchIndex
 from .store import Store
-from .vector_index import Embed, SyncedVectors
+from .vector_index import Embed, MatrixIndex, SyncedVectors
 
 #: Stage name → the store meta key holding its mark (``vectors`` is the extra's; the
 #: built-in model's stage is keyed by its model name: ``MatrixIndex.mark``).
@@ -63,6 +68,8 @@ class StageRun:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     hashes: HashUpdate = field(default_factory=HashUpdate)
+    #: Stages that ran in a process of their own beside the others (``_VectorsBeside``).
+    beside: list[str] = field(default_factory=list)
 
 
 def update(
@@ -90,22 +97,170 @@ def update(
         run.rows["hashes"] = run.hashes.hashed + run.hashes.removed
     run.rows["visual"] = update_visual(store, rebuild=rebuild)
     pictured = time.perf_counter()
-    run.rows["groups"] = update_groups(store, rebuild=rebuild).records
-    grouped = time.perf_counter()
-    run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
-    indexed = time.perf_counter()
+    pending = 0
+    if vectors is not None and embed is not None:
+        pending = vectors.pending(store, rebuild=rebuild)
+    beside = None
+    if isinstance(vectors, MatrixIndex) and embed is not None and _can_fork(vectors, pending):
+        with contextlib.suppress(OSError):  # no fork to be had (memory, process limit): in order
+            beside = _VectorsBeside(store, vectors, embed, rebuild=rebuild)
+    try:
+        index_mark = 0 if rebuild else index.indexed_rev(store)  # it reads the rows above
+        run.rows["groups"] = update_groups(store, rebuild=rebuild, indexed=index_mark).records
+        grouped = time.perf_counter()
+        run.rows["index"] = index.sync(store, rebuild=rebuild, progress=progress)
+        indexed = time.perf_counter()
+    except BaseException:
+        if beside is not None:
+            beside.stop()
+        raise
     run.seconds = {
         "pictures": pictured - started,
         "group": grouped - pictured,
         "index": indexed - grouped,
     }
     if vectors is not None and embed is not None:
-        if rebuild or vectors.pending(store):
-            run.rows["vectors"] = vectors.sync(
-                store, embed(), rebuild=rebuild, batch_size=1024, save_every=float("inf")
-            )
-        run.seconds["vectors"] = time.perf_counter() - indexed
+        if beside is not None:
+            run.rows["vectors"] = beside.finish()
+            run.beside.append("vectors")
+            run.seconds["vectors"] = time.perf_counter() - pictured  # it ran beside the others
+        else:
+            if rebuild or pending:
+                run.rows["vectors"] = vectors.sync(
+                    store, embed(), rebuild=rebuild, batch_size=1024, save_every=float("inf")
+                )
+            run.seconds["vectors"] = time.perf_counter() - indexed
     return run
+
+
+#: Rows to embed from which the vectors stage runs in a process of its own, beside the
+#: groups and index stages (it reads only the store's texts): below it, a fork costs more
+#: than it gives.
+BESIDE_ROWS = 2000
+
+
+def _can_fork(vectors: MatrixIndex, pending: int) -> bool:
+    """Whether the vectors stage may run in a forked process now.
+
+    Only for a file (the memory copy of a read-only home lives in this process), on a
+    system that forks, and with no other Python thread running here: a thread inside
+    SQLite or a lock at the moment of the fork could leave the child stuck.
+    """
+    return (
+        pending >= BESIDE_ROWS
+        and vectors.path is not None
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )
+
+
+class _VectorsBeside:
+    """The built-in vectors stage in a forked process, while this one groups and indexes.
+
+    The child opens the store anew (never this process's connections), embeds every row
+    changed since the stage's mark and saves the matrix file and the mark, exactly as the
+    stage in order would; ``finish`` waits for it, maps the new file and raises here what
+    failed there. Killed half way (either process: the child watches a pipe and dies with
+    its parent), it leaves the old file and mark, and the next update embeds again.
+
+    Grouping gives rows whose group ids changed a new ``rev`` meanwhile: the child takes
+    those rows too (``later``), and since only this update writes while it holds the
+    write lock, ``finish`` moves the mark over those revs, which changed no text.
+    """
+
+    def __init__(
+        self, store: Store, vectors: MatrixIndex, embed: Callable[[], Embed], *, rebuild: bool
+    ) -> None:
+        self.store = store
+        self.vectors = vectors
+        context = multiprocessing.get_context("fork")
+        self._read, self._write = os.pipe()
+        self._results, sender = context.Pipe(duplex=False)
+        self.top = store.max_rev()
+        try:
+            self.process = self._start(context, store, vectors, embed, rebuild, sender)
+        except BaseException:
+            self._close()
+            raise
+        finally:
+            sender.close()
+
+    def _start(
+        self,
+        context: Any,
+        store: Store,
+        vectors: MatrixIndex,
+        embed: Callable[[], Embed],
+        rebuild: bool,
+        sender: Connection,
+    ) -> multiprocessing.process.BaseProcess:
+        process: multiprocessing.process.BaseProcess = context.Process(
+            target=_embed_beside,
+            args=(sender, store.path, vectors, embed, rebuild, self._read, self._write),
+            name="nivl-vectors",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    def finish(self) -> int:
+        """Wait for the child; its rows embedded, or its error raised here."""
+        try:
+            outcome: tuple[str, Any] = self._results.recv()
+        except EOFError:  # it died without a word (killed, out of memory)
+            outcome = ("error", StoreError("the vectors stage's process ended early"))
+        finally:
+            self.process.join()
+            self._close()
+        kind, value = outcome
+        if kind == "error":
+            raise value if isinstance(value, BaseException) else StoreError(str(value))
+        self.vectors.reload_if_changed()
+        if int(self.store.get_meta(self.vectors.mark, "0") or 0) == self.top:
+            self.store.set_meta(self.vectors.mark, str(self.store.max_rev()))
+        return int(value)
+
+    def stop(self) -> None:
+        """End the child now (this update failed): its stage stays as it was."""
+        self.process.kill()
+        self.process.join()
+        self._close()
+
+    def _close(self) -> None:
+        self._results.close()
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._read = self._write = -1
+
+
+def _embed_beside(
+    results: Connection,
+    path: Path,
+    vectors: MatrixIndex,
+    embed: Callable[[], Embed],
+    rebuild: bool,
+    read: int,
+    write: int,
+) -> None:
+    """In the child: the vectors stage against a store connection of its own."""
+    watch_parent(read, write)
+    try:
+        store = Store(path)
+        try:
+            every = float("inf")
+            rows = vectors.sync(
+                store, embed(), rebuild=rebuild, batch_size=1024, save_every=every, later=True
+            )
+        finally:
+            store.close()
+    except BaseException as exc:
+        try:
+            results.send(("error", exc))
+        except Exception:  # an exception that does not pickle: its words, then
+            results.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    results.send(("ok", rows))
 
 
 def behind(

@@ -90,17 +90,19 @@ def update_groups(
     thresholds: Thresholds | None = None,
     progress: Callable[[int], object] | None = None,
     workers: int | None = None,
+    indexed: int | None = None,
 ) -> GroupUpdate:
     """Group the rows changed since the last update (all rows on the first or a rebuild).
 
     A full grouping of more than one batch compares batches in ``workers`` processes
-    (default: one per core).
+    (default: one per core). ``indexed`` is the index stage's mark when it runs next
+    (``derived.py``): rows above it keep their ``rev`` (``Store.write_groups``).
     """
     thresholds = thresholds or Thresholds()
     since = int(store.get_meta("grouped_rev", "0") or 0)
     top = store.max_rev()
     if rebuild or since == 0 or since > top:
-        return _full(store, top, thresholds, progress, workers or os.cpu_count() or 1)
+        return _full(store, top, thresholds, progress, workers or os.cpu_count() or 1, indexed)
     if since == top:
         return GroupUpdate(0, 0, False)
     changed = {row.id: _record(row) for row in store.iter_rows(since_rev=since)}
@@ -122,7 +124,7 @@ def update_groups(
             batch = []
     if batch:
         grouper.add(batch, [by_row[record.nasa_id] for record in batch])
-    count = _write(store, grouper, top, drop=old.values(), full=False)
+    count = _write(store, grouper, top, drop=old.values(), full=False, unread_after=indexed)
     if progress is not None:
         progress(len(subset))
     return GroupUpdate(len(subset), count, False)
@@ -139,6 +141,7 @@ def _full(
     thresholds: Thresholds,
     progress: Callable[[int], object] | None,
     workers: int,
+    indexed: int | None,
 ) -> GroupUpdate:
     grouper = Grouper(thresholds)
     batches = list(_day_batches(store, BATCH_ROWS))
@@ -157,7 +160,7 @@ def _full(
             grouper.extend(result, row_ids)
             if progress is not None:
                 progress(len(row_ids))
-    count = _write(store, grouper, top, drop=(), full=True)
+    count = _write(store, grouper, top, drop=(), full=True, unread_after=indexed)
     return GroupUpdate(len(grouper.keys), count, True)
 
 
@@ -178,7 +181,7 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     read, write = os.pipe()
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_watch_parent, initargs=(read, write)
+        workers, mp_context=context, initializer=watch_parent, initargs=(read, write)
     )
     try:
         yield pool
@@ -194,7 +197,7 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         os.close(read)
 
 
-def _watch_parent(read: int, write: int) -> None:
+def watch_parent(read: int, write: int) -> None:
     """In a worker: exit as soon as the pipe's write end is closed everywhere."""
     os.close(write)  # this worker's inherited copy, which would keep the pipe open
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
@@ -236,6 +239,7 @@ def _write(
     *,
     drop: Iterable[tuple[int, int, int]],
     full: bool,
+    unread_after: int | None,
 ) -> int:
     row_ids = grouper.keys
     ids, multi = grouper.assign()
@@ -247,6 +251,7 @@ def _write(
         drop_groups={gid for ids in drop for gid in ids},
         seen_rev=seen_rev,
         full=full,
+        unread_after=unread_after,
     )
 
 

@@ -510,13 +510,16 @@ class Store:
         drop_groups: Iterable[int],
         seen_rev: int,
         full: bool = False,
+        unread_after: int | None = None,
     ) -> int:
         """Store a grouping in one transaction; returns the rows whose groups changed.
 
         ``assignments`` maps row id → group ids, ``groups`` are (id, level, size,
         representative row id) of groups of two or more, ``keys`` the rows' new blocking
-        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them. The
-        grouping watermark moves to cover them only when nobody wrote since ``seen_rev``.
+        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them, except
+        rows above ``unread_after`` (the index's mark), which it reads anyway: a first
+        import rewrote every row for nothing. The grouping watermark moves to cover them
+        only when nobody wrote since ``seen_rev``.
         """
         with self.transaction() as conn:
             if full:
@@ -535,6 +538,7 @@ class Store:
             )
             current = {row[0]: (row[1], row[2], row[3]) for row in found}
             changed = [rid for rid, ids in assignments.items() if current.get(rid) != tuple(ids)]
+            unread = unread_after if unread_after is not None else 2**62
             latest = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
             if changed:
                 rev = self._bump(conn, "rev")
@@ -546,7 +550,8 @@ class Store:
                     [(rid, *assignments[rid]) for rid in changed],
                 )
                 conn.executemany(
-                    "UPDATE records SET rev = ? WHERE id = ?", [(rev, rid) for rid in changed]
+                    "UPDATE records SET rev = ? WHERE id = ? AND rev <= ?",
+                    [(rev, rid, unread) for rid in changed],
                 )
             conn.executemany(  # in key order: appends to the B-tree instead of random inserts
                 "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",

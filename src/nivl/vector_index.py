@@ -89,8 +89,14 @@ class SyncedVectors:
         batch_size: int = 128,
         save_every: float = 30.0,
         progress: Callable[[int], object] | None = None,
+        later: bool = False,
     ) -> int:
-        """Embed every row changed since the last run (or all, or from the cursor); returns rows."""
+        """Embed every row changed since the last run (or all, or from the cursor); returns rows.
+
+        A row changed after the pass began is left to the next one, unless ``later``: a
+        pass beside the groups stage (``derived.py``) takes the rows grouping gives a new
+        ``rev`` meanwhile (their text is the same), so none of them is skipped.
+        """
         since, top, last_id = self._start(store, rebuild=rebuild)
         if rebuild or (since == 0 and last_id == 0):
             self.clear()
@@ -98,7 +104,7 @@ class SyncedVectors:
         saved = time.monotonic()
         batch: list[tuple[int, str]] = []
         for row in store.iter_rows(since_rev=since, after_id=last_id):
-            if row.rev > top:
+            if row.rev > top and not later:
                 continue  # changed after this pass began: the next pass takes it
             batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
             if len(batch) >= batch_size:
@@ -388,6 +394,9 @@ class MatrixIndex(SyncedVectors):
         ids = np.concatenate([self._ids, *(i for i, _ in self._pending)])
         matrix = np.concatenate([self._matrix, *(m for _, m in self._pending)])
         self._pending = []
+        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):  # in order, no id twice (a
+            self._ids, self._matrix = ids, matrix  # whole pass): no third copy at 1M rows
+            return
         # the last occurrence of each id wins: unique over the reversed order
         unique, first = np.unique(ids[::-1], return_index=True)
         self._ids, self._matrix = unique, matrix[len(ids) - 1 - first]

@@ -1,0 +1,127 @@
+"""The built-in vectors stage in a process of its own, beside grouping and indexing
+(issue 19, requirement 2): the same vectors and marks as the stages in order, and a kill
+at any moment leaves a home that heals on the next open.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from nivl import Library, Settings, derived, embeddings
+from nivl.embeddings import StaticEmbedder, record_text
+from nivl.ingest import import_paths
+from nivl.library import BUILTIN_VECTORS_FILE
+from nivl.records import parse_item
+
+from .crash import nivl_env, write_corpus
+from .test_orphans import kill_when_ready, living, processes
+
+COPIES = 3  # of the shared records: about 4,600, above derived.BESIDE_ROWS
+MARK = f"{derived.MARKS['vectors']}:{embeddings.BUILTIN_MODEL}"
+
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc"),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, shared_items: list[dict]) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "copies.jsonl"
+    assert write_corpus(path, shared_items, COPIES) >= derived.BESIDE_ROWS
+    return path
+
+
+def saved_vectors(home: Path) -> dict[int, np.ndarray]:
+    """Row id → vector, read from the matrix file itself (two .npy arrays in a row)."""
+    with (home / BUILTIN_VECTORS_FILE).open("rb") as handle:
+        ids = np.load(handle)
+        matrix = np.load(handle)
+    return dict(zip(ids.tolist(), matrix, strict=True))
+
+
+def test_vectors_made_beside_grouping_match_the_stage_in_order(
+    tmp_path: Path, corpus: Path
+) -> None:
+    home = tmp_path / "home"
+    library = Library(Settings.from_env({}, home=str(home)))
+    try:
+        import_paths(library.store, [corpus])
+        run = derived.update(
+            library.store,
+            library.index,
+            vectors=library.builtin,
+            embed=lambda: library.static_embedder().embed,
+        )
+        assert run.beside == ["vectors"]
+        # grouping gave many rows a new rev while the child embedded: none is left behind
+        assert derived.behind(library.store, library.index, library.builtin) == {
+            "groups": 0,
+            "index": 0,
+            "vectors": 0,
+        }
+        assert int(library.store.get_meta(MARK, "0") or 0) == library.store.max_rev()
+        rows = list(library.store.iter_rows())
+        assert len(library.builtin) == len(rows)
+    finally:
+        library.close()
+    saved = saved_vectors(home)
+    assert sorted(saved) == [row.id for row in rows]
+    texts = [record_text(parse_item(orjson.loads(row.raw), raw=row.raw)) for row in rows]
+    expected = StaticEmbedder().embed(texts).astype(np.float16)
+    for row, vector in zip(rows, expected, strict=True):
+        assert np.array_equal(saved[row.id], vector), row.nasa_id
+
+
+def test_a_kill_while_the_vectors_process_runs_heals_on_the_next_open(
+    tmp_path: Path, corpus: Path
+) -> None:
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "nivl", "import", str(corpus)]
+
+    def embedding(pid: int) -> bool:
+        """Its one child (no grouping workers for one batch) is the vectors process."""
+        return any(info[0] == pid for info in living(processes()).values())
+
+    killed = kill_when_ready(command, nivl_env(home), embedding)
+    assert killed.children
+    assert killed.left == []  # the vectors process died with its parent
+    with Library(Settings.from_env({}, home=str(home))) as library:  # opening heals
+        assert derived.behind(library.store, library.index, library.builtin) == {
+            "groups": 0,
+            "index": 0,
+            "vectors": 0,
+        }
+        assert len(library.builtin) == library.store.count() > 0
+
+
+def test_rows_keep_their_rev_yet_the_index_holds_every_rows_groups(
+    tmp_path: Path, records_path: Path
+) -> None:
+    """Grouping leaves the rev of rows the index has not read yet (a first import wrote
+    every row again for nothing); the index still holds each row's group ids, after a
+    first import and after a second whose records join the first's groups."""
+    import tantivy
+
+    lines = records_path.read_text().splitlines()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(lines[::2]) + "\n")  # interleaved, so groups straddle files
+    second.write_text("\n".join(lines[1::2]) + "\n")
+    with Library(Settings.from_env({}, home=str(tmp_path / "home"))) as library:
+        for path in (first, second):
+            library.import_paths([path])
+            store, index = library.store, library.index
+            rows = [row.id for row in store.iter_rows()]
+            groups = store.groups_by_row_ids(rows)
+            searcher = index.searcher
+            for level, column in (("caption", 0), ("near", 1), ("event", 2)):
+                members: dict[int, int] = {}
+                for ids in groups.values():
+                    members[ids[column]] = members.get(ids[column], 0) + 1
+                for group_id, size in members.items():
+                    query = tantivy.Query.term_query(index.schema, f"{level}_group", group_id)
+                    assert searcher.search(query, limit=1).count == size, (level, group_id)
