@@ -180,26 +180,9 @@ def _qualities(accept_encoding: str) -> dict[str, float]:
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an Accept-Encoding header lets gzip through: ``gzip;q=0`` refuses it, and so
     does ``*;q=0`` when gzip is not named (RFC 9110, section 12.5.3)."""
-    named: float | None = None
-    star: float | None = None
-    for part in accept_encoding.split(","):
-        coding, *params = (piece.strip() for piece in part.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        coding = coding.lower()
-        if coding in ("gzip", "x-gzip"):
-            named = max(named or 0.0, quality)
-        elif coding == "*":
-            star = quality
-    if named is not None:
-        return named > 0
-    return star is not None and star > 0
+    ranks = _qualities(accept_encoding)
+    quality = ranks.get("gzip", ranks.get("*"))
+    return quality is not None and quality > 0
 
 
 def etag_matches(if_none_match: str | None, tag: str) -> bool:
