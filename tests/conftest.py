@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,24 @@ def http(api_url: str) -> Iterator[Any]:
 
     with httpx.Client(base_url=api_url, timeout=30) as client:
         yield client
+
+
+def read_parquet(path: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A Parquet file's column types and rows, read by pyarrow in a process of its own.
+
+    The test process holds servers, thread pools and a dozen native libraries by then; a
+    fresh reader sees only the file (one CI run had pyarrow crash inside the test process
+    after the export itself had succeeded). Timestamps come back as ISO strings."""
+    code = (
+        "import json, sys, pyarrow.parquet as pq\n"
+        "table = pq.read_table(sys.argv[1])\n"
+        "types = {field.name: str(field.type) for field in table.schema}\n"
+        "rows = table.to_pylist()\n"
+        "print(json.dumps({'types': types, 'rows': rows}, default=lambda v: v.isoformat()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    read = json.loads(done.stdout)
+    return read["types"], read["rows"]

@@ -19,6 +19,7 @@ import pytest
 
 import nivl
 
+from .conftest import read_parquet
 from .test_cli import nivl as run
 
 
@@ -259,17 +260,14 @@ def test_parquet_to_a_terminal_is_refused(home: Path) -> None:
 
 
 def test_parquet_keeps_lists_timestamps_and_nulls(home: Path, tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out = tmp_path / "all.parquet"
     assert run("export", "--format", "parquet", "--out", str(out), home=home).returncode == 0
-    table = pq.read_table(out)
-    assert pa.types.is_list(table.schema.field("keywords").type)
-    assert pa.types.is_list(table.schema.field("album").type)
-    assert pa.types.is_timestamp(table.schema.field("date_created").type)
+    types, rows = read_parquet(out)
+    assert types["keywords"].startswith("list<")
+    assert types["album"].startswith("list<")
+    assert types["date_created"].startswith("timestamp[")
     checked = {"keywords": 0, "date": 0, "null": 0}
-    for row in table.to_pylist():
+    for row in rows:
         data = json.loads(row["raw"])["data"][0]
         keywords = data.get("keywords")
         simple = isinstance(keywords, list) and all(
@@ -286,7 +284,7 @@ def test_parquet_keeps_lists_timestamps_and_nulls(home: Path, tmp_path: Path) ->
                 checked["null"] += 1
         if data.get("date_created"):
             moment = datetime.fromisoformat(data["date_created"].replace("Z", "+00:00"))
-            assert row["date_created"].timestamp() == moment.timestamp()
+            assert datetime.fromisoformat(row["date_created"]).timestamp() == moment.timestamp()
             checked["date"] += 1
     assert min(checked.values()) > 100
 

@@ -25,6 +25,7 @@ import pytest
 from nivl import Library, Settings
 from nivl.web.app import create_app
 
+from .conftest import read_parquet
 from .servers import running
 from .test_iiif import MarkupCheck
 from .test_ui import HOSTILE_ID, Page, hostile_items
@@ -377,9 +378,7 @@ def test_exports_write_only_web_links(hostile_home: tuple[str, Path], tmp_path: 
     assert hostile["preview_href"] == ""  # its preview link is javascript:
     assert all(not _not_web(r["preview_href"]) for r in rows)
     _export(home, "parquet", tmp_path / "out.parquet")
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    _, table = read_parquet(tmp_path / "out.parquet")
     assert [r["preview_href"] for r in table if r["nasa_id"] == HOSTILE_ID] == [None]
     for fmt in ("bibtex", "ris"):
         _export(home, fmt, tmp_path / f"out.{fmt}")
