@@ -200,8 +200,29 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 def watch_parent(read: int, write: int) -> None:
     """In a worker: exit as soon as the pipe's write end is closed everywhere."""
     os.close(write)  # this worker's inherited copy, which would keep the pipe open
+    _drop_inherited_write_lock()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     threading.Thread(target=_exit_at_end_of_file, args=(read,), daemon=True).start()
+
+
+def _drop_inherited_write_lock() -> None:
+    """Close this worker's copy of the parent's ``HOME/write.lock`` descriptor: a flock
+    belongs to the open file, so a worker still finishing after its parent was killed
+    would hold the home locked, and the next open could not repair what the kill left."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.endswith("/write.lock"):
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
 
 
 def _exit_at_end_of_file(read: int) -> None:
