@@ -407,8 +407,16 @@ def check_late(late: list[dict[str, Any]], replicas: list[Replica], front: int) 
     path = "/search?" + urlencode({"nasa_id": nasa_id})
     found = {}
     for name, port in [(r.name, r.port) for r in replicas] + [("haproxy", front)]:
-        status, body, _ = get(port, path, timeout=10)
-        hits = orjson.loads(body)["collection"]["metadata"]["total_hits"] if status == 200 else 0
+        # Each worker of a replica follows the link on its own (polled every 0.5 s), and
+        # /healthz answered from one of them: a few seconds for the others to follow.
+        deadline = time.monotonic() + 10.0
+        while True:
+            status, body, _ = get(port, path, timeout=10)
+            metadata = orjson.loads(body)["collection"]["metadata"] if status == 200 else {}
+            hits = metadata.get("total_hits", 0)
+            if hits == 1 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         found[name] = hits
     return {"late_record": nasa_id, "late_found": found}
 
