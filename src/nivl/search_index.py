@@ -14,6 +14,7 @@ tantivy's checksum check, which its Python binding lacks.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import struct
@@ -30,7 +31,7 @@ import tantivy
 from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
 from . import matching
-from .errors import SearchIndexError
+from .errors import SearchIndexError, StoreError
 from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
@@ -279,7 +280,7 @@ class SearchIndex:
         """Bring the index up to the store's latest rev; returns rows (re)indexed."""
         since = 0 if rebuild else self.indexed_rev(store)
         top = store.max_rev()
-        if since > top or (since == top and not self.agrees_with(store)):
+        if since > top or (since == top and not self._agrees_as_before(store, top)):
             since = 0  # the index disagrees with the source of truth: rebuild it
         elif since == top:
             return 0
@@ -326,6 +327,40 @@ class SearchIndex:
             if snapshot.search(snapshot.rows_query([row_id]), limit=1).total != 1:
                 return False
         return True
+
+    #: The store meta key of the last ``agrees_with`` that passed on this index's files:
+    #: "REV:DOCS:DIGEST" (the digest of meta.json, which every commit rewrites).
+    agreed_key = "index_agreed"
+
+    def _agrees_as_before(self, store: Store, top: int) -> bool:
+        """``agrees_with``, unless it passed before on these very files at this same rev.
+
+        Each open of a writable home ran it: a count of the store (about 2 s cold at 1M
+        rows, the rev index's pages lie scattered) and 16 searches. A commit rewrites
+        meta.json and a write moves the rev, so after either it runs again; damaged files
+        are ``verify_files``'s and the open's to find, not this check's. Called under the
+        write lock (``sync``), so it may remember what it found (and the store's count).
+        """
+        seen = self._agreement(top)
+        if seen and store.get_meta(self.agreed_key) == seen:
+            return True
+        if not self.agrees_with(store):
+            return False
+        if seen:
+            with contextlib.suppress(StoreError):  # a full disk: checked again next time
+                store.set_meta(self.agreed_key, seen)
+                store.remember_count(self.num_docs(), top)
+        return True
+
+    def _agreement(self, top: int) -> str:
+        """What ``_agrees_as_before`` remembers of this index at ``top`` ("": in memory)."""
+        if self.path is None:
+            return ""
+        try:
+            digest = hashlib.blake2b((self.path / "meta.json").read_bytes(), digest_size=8)
+        except OSError:
+            return ""
+        return f"{top}:{self.num_docs()}:{digest.hexdigest()}"
 
     #: The store meta key holding the last rev this index committed: the stage's name,
     #: so that every spelling of the home's path finds the same mark.
