@@ -198,7 +198,7 @@ def test_the_libraries_of_one_process_share_the_built_in_model(tmp_path: Path) -
         second.close()
 
 
-def _counts_of(settings: Settings) -> tuple[Store, list[str]]:
+def _counts_of(settings: Settings, *, read_only: bool = False) -> tuple[Store, list[str]]:
     """The home's store, and the whole-table counts (``SELECT count(*) FROM records``,
     which reads the rev index's scattered pages: about 2 s cold at 1M) it is asked for."""
     counts: list[str] = []
@@ -207,7 +207,7 @@ def _counts_of(settings: Settings) -> tuple[Store, list[str]]:
         if " ".join(sql.split()).lower() == "select count(*) from records":
             counts.append(sql)
 
-    return Store(settings.db_path, tracer=trace), counts
+    return Store(settings.db_path, tracer=trace, read_only=read_only), counts
 
 
 def test_an_unchanged_home_is_opened_again_without_counting_its_records(
@@ -241,6 +241,24 @@ def test_an_unchanged_home_is_opened_again_without_counting_its_records(
     with Library(settings) as library:
         assert not library.is_empty()
         assert library.count() == records
+
+
+def test_a_read_only_home_is_opened_without_counting_its_records(
+    settings: Settings, records_path: Path
+) -> None:
+    """A replica's store open probes the database (one clear error for a file that is
+    none) and its open says what is stale, without a whole-table count."""
+    with Library(settings) as library:
+        library.import_paths([records_path])
+    store, counts = _counts_of(settings, read_only=True)
+    try:
+        assert derived.behind(store, SearchIndex(settings.index_path)) == {
+            "groups": 0,
+            "index": 0,
+        }
+        assert counts == []
+    finally:
+        store.close()
 
 
 def test_the_remembered_agreement_does_not_hide_an_index_changed_since(
