@@ -254,6 +254,7 @@ class SearchIndex:
                     _mark_schema(path)
                 if verify:
                     verify_files(path, remember=not read_only)
+                read_ahead_tails(path)
                 where = path
                 if read_only:  # tantivy takes a lock file even to read: open a folder of links
                     _sweep_copies()
@@ -805,6 +806,31 @@ def verify_files(path: Path, *, remember: bool) -> None:
             tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
+
+
+#: Bytes at the end of each index file read ahead before tantivy opens the index.
+TAIL_BYTES = 256 * 1024
+
+
+def read_ahead_tails(path: Path) -> None:
+    """Ask the kernel for the last ``TAIL_BYTES`` of every file of the index, all at once.
+
+    Opening reads only the files' ends (footers, field tables), one page fault at a time,
+    and a fault on a cold mapped page reads the whole read-ahead window around it (8 MB
+    where ``read_ahead_kb`` is 8192): a cold open of the 1M index read 238 MB in 0.40 s,
+    and 5–19 MB in 0.02 s after this. Warm, it costs a millisecond or two.
+    """
+    if not hasattr(os, "posix_fadvise"):
+        return
+    with contextlib.suppress(OSError):
+        for file in os.scandir(path):
+            if not file.name.endswith(".lock") and file.is_file():
+                fd = os.open(file.path, os.O_RDONLY)
+                try:
+                    size = os.fstat(fd).st_size
+                    os.posix_fadvise(fd, max(0, size - TAIL_BYTES), 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
 
 
 COPY_PREFIX = "nivl-index-"
