@@ -17,6 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nivl import Library, SearchIndex, Settings, Store, derived, embeddings
+from nivl.library import BUILTIN_VECTORS_FILE
+from nivl.vector_index import MatrixIndex
+
 from .servers import free_port
 from .test_derived import environment, needs_mount, nivl, read_only_mount
 
@@ -192,3 +196,99 @@ def test_the_libraries_of_one_process_share_the_built_in_model(tmp_path: Path) -
     finally:
         first.close()
         second.close()
+
+
+def _counts_of(settings: Settings, *, read_only: bool = False) -> tuple[Store, list[str]]:
+    """The home's store, and the whole-table counts (``SELECT count(*) FROM records``,
+    which reads the rev index's scattered pages: about 2 s cold at 1M) it is asked for."""
+    counts: list[str] = []
+
+    def trace(sql: str, _args: object) -> None:
+        if " ".join(sql.split()).lower() == "select count(*) from records":
+            counts.append(sql)
+
+    return Store(settings.db_path, tracer=trace, read_only=read_only), counts
+
+
+def test_an_unchanged_home_is_opened_again_without_counting_its_records(
+    settings: Settings, records_path: Path
+) -> None:
+    """The first open after a write checks that the index agrees with the store (a count
+    and sampled rows) and remembers that it did; the next opens of the same files at the
+    same rev take the check, and the count, as made."""
+    with Library(settings) as library:
+        library.import_paths([records_path])
+        records = library.count()
+    Library(settings).close()  # checks the index against the store, and remembers it
+    store, counts = _counts_of(settings)
+    try:
+        index = SearchIndex(settings.index_path, verify=True)
+        builtin = MatrixIndex(
+            settings.home / BUILTIN_VECTORS_FILE,
+            dimensions=embeddings.BUILTIN_DIMENSIONS,
+            mark=f"{derived.MARKS['vectors']}:{embeddings.BUILTIN_MODEL}",
+        )
+        assert derived.update(store, index, vectors=builtin, embed=lambda: None).rows == {
+            "visual": 0,
+            "groups": 0,
+            "index": 0,
+        }
+        assert builtin.pending(store) == 0
+        assert store.known_count() == records
+        assert counts == []
+    finally:
+        store.close()
+    with Library(settings) as library:
+        assert not library.is_empty()
+        assert library.count() == records
+
+
+def test_a_read_only_home_is_opened_without_counting_its_records(
+    settings: Settings, records_path: Path
+) -> None:
+    """A replica's store open probes the database (one clear error for a file that is
+    none) and its open says what is stale, without a whole-table count."""
+    with Library(settings) as library:
+        library.import_paths([records_path])
+    store, counts = _counts_of(settings, read_only=True)
+    try:
+        assert derived.behind(store, SearchIndex(settings.index_path)) == {
+            "groups": 0,
+            "index": 0,
+        }
+        assert counts == []
+    finally:
+        store.close()
+
+
+def test_the_remembered_agreement_does_not_hide_an_index_changed_since(
+    settings: Settings, records_path: Path
+) -> None:
+    """Documents lost from the index after its check was remembered (a commit: its
+    meta.json changes) are found by the next open and the index rebuilt."""
+    with Library(settings) as library:
+        library.import_paths([records_path])
+    Library(settings).close()  # remembered: the index agrees with the store
+    with Library(settings) as library:
+        writer = library.index.index.writer(heap_size=50_000_000, num_threads=1)
+        for row_id in library.store.sample_row_ids(5, seed=1):
+            writer.delete_documents_by_term("rid", row_id)
+        writer.commit()
+        writer.wait_merging_threads()
+    with Library(settings) as library:
+        assert library.num_indexed() == library.store.count()
+
+
+def test_a_remembered_count_is_used_only_at_the_rev_it_was_taken_at(
+    settings: Settings, shared_items: list[dict]
+) -> None:
+    from nivl.records import parse_item
+
+    with Store(settings.db_path) as store:
+        assert store.known_count() == 0
+        store.upsert_records(parse_item(i) for i in shared_items[:30])
+        store.remember_count(30, store.max_rev())
+        store.upsert_records(parse_item(i) for i in shared_items[30:50])  # a new rev
+        assert store.known_count() == store.count() == 50
+        store.remember_count(7, store.max_rev() - 1)  # an older rev's count
+        assert store.known_count() == 50

@@ -602,7 +602,8 @@ class Library:
         return result
 
     def count(self) -> int:
-        return self.store.count()
+        """Records in the store (remembered while no write came: ``Store.known_count``)."""
+        return self.store.known_count()
 
     def num_indexed(self) -> int:
         """Documents in the index as requests see it now."""
@@ -869,7 +870,9 @@ class Library:
         return self.store.count_pictures()
 
     def is_empty(self) -> bool:
-        return self.store.count() == 0
+        """No record yet: every write gives its rows a rev of 1 or more (no count: seconds
+        cold at 1M)."""
+        return self.store.max_rev() == 0
 
     def close(self) -> None:
         if self._pictures_thread is not None:

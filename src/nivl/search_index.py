@@ -14,6 +14,7 @@ tantivy's checksum check, which its Python binding lacks.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import struct
@@ -30,7 +31,7 @@ import tantivy
 from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
 from . import matching
-from .errors import SearchIndexError
+from .errors import SearchIndexError, StoreError
 from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
@@ -253,6 +254,7 @@ class SearchIndex:
                     _mark_schema(path)
                 if verify:
                     verify_files(path, remember=not read_only)
+                read_ahead_tails(path)
                 where = path
                 if read_only:  # tantivy takes a lock file even to read: open a folder of links
                     _sweep_copies()
@@ -279,7 +281,7 @@ class SearchIndex:
         """Bring the index up to the store's latest rev; returns rows (re)indexed."""
         since = 0 if rebuild else self.indexed_rev(store)
         top = store.max_rev()
-        if since > top or (since == top and not self.agrees_with(store)):
+        if since > top or (since == top and not self._agrees_as_before(store, top)):
             since = 0  # the index disagrees with the source of truth: rebuild it
         elif since == top:
             return 0
@@ -326,6 +328,40 @@ class SearchIndex:
             if snapshot.search(snapshot.rows_query([row_id]), limit=1).total != 1:
                 return False
         return True
+
+    #: The store meta key of the last ``agrees_with`` that passed on this index's files:
+    #: "REV:DOCS:DIGEST" (the digest of meta.json, which every commit rewrites).
+    agreed_key = "index_agreed"
+
+    def _agrees_as_before(self, store: Store, top: int) -> bool:
+        """``agrees_with``, unless it passed before on these very files at this same rev.
+
+        Each open of a writable home ran it: a count of the store (about 2 s cold at 1M
+        rows, the rev index's pages lie scattered) and 16 searches. A commit rewrites
+        meta.json and a write moves the rev, so after either it runs again; damaged files
+        are ``verify_files``'s and the open's to find, not this check's. Called under the
+        write lock (``sync``), so it may remember what it found (and the store's count).
+        """
+        seen = self._agreement(top)
+        if seen and store.get_meta(self.agreed_key) == seen:
+            return True
+        if not self.agrees_with(store):
+            return False
+        if seen:
+            with contextlib.suppress(StoreError):  # a full disk: checked again next time
+                store.set_meta(self.agreed_key, seen)
+                store.remember_count(self.num_docs(), top)
+        return True
+
+    def _agreement(self, top: int) -> str:
+        """What ``_agrees_as_before`` remembers of this index at ``top`` ("": in memory)."""
+        if self.path is None:
+            return ""
+        try:
+            digest = hashlib.blake2b((self.path / "meta.json").read_bytes(), digest_size=8)
+        except OSError:
+            return ""
+        return f"{top}:{self.num_docs()}:{digest.hexdigest()}"
 
     #: The store meta key holding the last rev this index committed: the stage's name,
     #: so that every spelling of the home's path finds the same mark.
@@ -770,6 +806,31 @@ def verify_files(path: Path, *, remember: bool) -> None:
             tmp = memo_path.with_name(f"nivl-verified.{os.getpid()}.tmp")
             tmp.write_bytes(orjson.dumps(checked))
             os.replace(tmp, memo_path)
+
+
+#: Bytes at the end of each index file read ahead before tantivy opens the index.
+TAIL_BYTES = 256 * 1024
+
+
+def read_ahead_tails(path: Path) -> None:
+    """Ask the kernel for the last ``TAIL_BYTES`` of every file of the index, all at once.
+
+    Opening reads only the files' ends (footers, field tables), one page fault at a time,
+    and a fault on a cold mapped page reads the whole read-ahead window around it (8 MB
+    where ``read_ahead_kb`` is 8192): a cold open of the 1M index read 238 MB in 0.40 s,
+    and 5–19 MB in 0.02 s after this. Warm, it costs a millisecond or two.
+    """
+    if not hasattr(os, "posix_fadvise"):
+        return
+    with contextlib.suppress(OSError):
+        for file in os.scandir(path):
+            if not file.name.endswith(".lock") and file.is_file():
+                fd = os.open(file.path, os.O_RDONLY)
+                try:
+                    size = os.fstat(fd).st_size
+                    os.posix_fadvise(fd, max(0, size - TAIL_BYTES), 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
 
 
 COPY_PREFIX = "nivl-index-"

@@ -141,7 +141,7 @@ class SyncedVectors:
             return since, top, last_id
         since = int(store.get_meta(self._mark_key(), "0") or 0)
         top = store.max_rev()
-        if since > top or (since == top and len(self) != store.count()) or len(self) == 0:
+        if since > top or (since == top and len(self) != store.known_count()) or len(self) == 0:
             since = 0  # the file disagrees with the source of truth: embed everything again
         return since, top, 0
 
