@@ -15,6 +15,7 @@ import orjson
 
 from nivl import Library, SearchIndex, Settings, Store
 from nivl.query import parse_request, plan_query
+from nivl.records import parse_item
 from nivl.search_index import GROUP_FIELDS, SCHEMA_VERSION, SHARED_FIELDS
 
 from .test_search_counts import _item, _write
@@ -94,4 +95,30 @@ def test_an_index_of_schema_3_is_rebuilt_without_singleton_values(tmp_path: Path
         values = snapshot.fast_values(SHARED_FIELDS[field], hits.addresses)
         assert sum(value is None for value in values) == 1, field  # qz0001's
     assert (settings.index_path / "nivl-schema").read_text() == SCHEMA_VERSION
+    store.close()
+
+
+def test_a_visual_group_that_grows_to_two_rereads_its_first_member(tmp_path: Path) -> None:
+    """The same rule for pictures: the second copy of a photograph joins the first one's
+    visual group, whose id stays; both documents then carry it in ``visual_shared``."""
+    store = Store(tmp_path / "nivl.db")
+    store.upsert_records(
+        [
+            parse_item(_item("qa0001", "Quasar plate", "A plate.", DAY)),
+            parse_item(_item("qa0002", "Quasar copy", "A copy of the plate.", DAY)),
+        ]
+    )
+    first, second = 10**6 + 1, 10**6 + 2
+    store.write_visual_groups({1: first, 2: second}, [], 0)  # two pictures of their own
+    index = SearchIndex(tmp_path / "index")
+    index.sync(store)
+    before = store.max_rev()
+    store.write_visual_groups({1: first, 2: first}, [(first, 2, 1)], 1)  # row 2 joins row 1
+    assert {row.id for row in store.iter_rows(since_rev=before)} == {1, 2}
+    index.sync(store)
+    snapshot = index.snapshot()
+    hits = snapshot.search(snapshot.compile(plan_query(parse_request({"q": "quasar"}))), limit=9)
+    assert snapshot.fast_values("visual_shared", hits.addresses) == [first, first]
+    query = snapshot.compile(plan_query(parse_request({"q": "quasar"})))
+    assert snapshot.count_distinct(query, "visual_group") == 1
     store.close()
