@@ -516,7 +516,8 @@ class Store:
 
         ``assignments`` maps row id → group ids, ``groups`` are (id, level, size,
         representative row id) of groups of two or more, ``keys`` the rows' new blocking
-        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them, except
+        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them (and so do
+        the members of a group that has just reached two, for its ``*_shared`` fields), except
         rows above ``unread_after`` (the index's mark), which it reads anyway: a first
         import rewrote every row for nothing. The grouping watermark moves to cover them
         only when nobody wrote since ``seen_rev``.
