@@ -13,7 +13,9 @@ its top functions printed by own time (tantivy's calls show as builtins: ``searc
 ``aggregate``, ``fast_field_values``; SQLite's as ``execute``/``fetchall``), with the
 queries themselves, so a tail can be traced to its cause. ``--clock process`` counts
 every thread's CPU: a collapsed search counts its groups on a pool thread, which the
-thread clock (the default, as in earlier figures) does not see.
+thread clock (the default, as in earlier figures) does not see. ``--calls`` also prints,
+per tantivy call (``search``, ``aggregate``, ...) and store read, its CPU and how many
+calls a query makes (mean and median), from a searcher that times each call it passes on.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import io
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 from common import percentile
 from isal import igzip
@@ -54,9 +58,16 @@ def main() -> None:
         default="thread",
         help="process: CPU of every thread (collapsed searches count groups on a pool thread)",
     )
+    parser.add_argument(
+        "--calls", action="store_true", help="CPU and count of each tantivy call and store read"
+    )
     args = parser.parse_args()
 
     library = Library(Settings.from_env({}, home=args.home), sync=False)
+    clock = time.thread_time if args.clock == "thread" else time.process_time
+    calls = Calls(clock) if args.calls else None
+    if calls is not None:
+        calls.attach(library)
     specs = make_queries(args.data, args.queries, args.seed)
     requests = []
     for spec in specs:
@@ -65,13 +76,18 @@ def main() -> None:
     for _params, request in requests[:20]:  # warm the caches a running server has warm
         library.search(request)
 
-    clock = time.thread_time if args.clock == "thread" else time.process_time
     rows = []
+    if calls is not None:
+        calls.spent.clear()
     for params, request in requests:
         times = {}
+        if calls is not None:
+            calls.start()
         started = clock()
         result = library.search(request)
         times["search"] = clock() - started
+        if calls is not None:
+            calls.stop()
         mark = clock()
         body = search_document(result, "http://127.0.0.1:8000")
         times["document"] = clock() - mark
@@ -94,6 +110,8 @@ def main() -> None:
         "median ms per step: "
         + ", ".join(f"{step} {median(r[1][step] for r in rows) * 1000:.2f}" for step in STEPS)
     )
+    if calls is not None:
+        calls.report(times_search=[r[1]["search"] for r in rows])
     rows.sort(key=lambda r: r[0], reverse=True)
     tail = rows[: max(1, round(len(rows) * args.tail / 100))]
     print(f"\nslowest {len(tail)} (ms: total = " + " + ".join(STEPS) + "; hits; body KB):")
@@ -115,6 +133,70 @@ def main() -> None:
     stats.sort_stats("tottime").print_stats(args.top)
     print("\n" + out.getvalue(), file=sys.stdout)
     library.close()
+
+
+class Calls:
+    """CPU and count of each tantivy searcher call and store read of each query."""
+
+    STORE_READS = ("raw_map", "group_sizes")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.spent: list[dict[str, tuple[int, float]]] = []
+        self._now: dict[str, tuple[int, float]] | None = None
+
+    def attach(self, library: Library) -> None:
+        snapshot = library._view.snapshot  # the revision every search of this run reads
+        snapshot._searcher = self._timed(snapshot._searcher)  # type: ignore[assignment]
+        for name in self.STORE_READS:
+            setattr(library.store, name, self._wrap(name, getattr(library.store, name)))
+
+    def _timed(self, searcher: Any) -> Any:
+        calls = self
+
+        class Timed:
+            def __getattr__(self, name: str) -> Any:
+                value = getattr(searcher, name)
+                return calls._wrap(name, value) if callable(value) else value
+
+        return Timed()
+
+    def _wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = self.clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if self._now is not None:
+                    count, spent = self._now.get(name, (0, 0.0))
+                    self._now[name] = (count + 1, spent + self.clock() - started)
+
+        return timed
+
+    def start(self) -> None:
+        self._now = {}
+
+    def stop(self) -> None:
+        assert self._now is not None
+        self.spent.append(self._now)
+        self._now = None
+
+    def report(self, times_search: list[float]) -> None:
+        names = sorted(
+            {n for q in self.spent for n in q},
+            key=lambda n: -sum(q.get(n, (0, 0))[1] for q in self.spent),
+        )
+        n = len(self.spent)
+        print("\nper query (CPU ms mean / median, calls mean):")
+        for name in names:
+            spent = [q.get(name, (0, 0.0))[1] * 1000 for q in self.spent]
+            count = sum(q.get(name, (0, 0.0))[0] for q in self.spent) / n
+            print(f"  {name:18s} {sum(spent) / n:6.2f} / {median(spent):6.2f}  x{count:.2f}")
+        rest = [
+            t * 1000 - sum(v[1] for v in q.values()) * 1000
+            for t, q in zip(times_search, self.spent, strict=True)
+        ]
+        print(f"  {'the rest of search':18s} {sum(rest) / n:6.2f} / {median(rest):6.2f}")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ def test_an_exact_count_past_tantivys_bucket_limit() -> None:
         doc = Document()
         doc.add_integer("rid", row_id)
         doc.add_unsigned("caption_group", 10**6 + row_id % pairs)
+        doc.add_unsigned("caption_shared", 10**6 + row_id % pairs)  # a group of two
         writer.add_document(doc)
     for row_id in range(2 * pairs + 1, 2 * pairs + 11):
         doc = Document()

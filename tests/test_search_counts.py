@@ -9,18 +9,21 @@ real homes built by real imports.
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
 import orjson
 import pytest
 
-from nivl import Library, Settings
+from nivl import Library, Settings, matching
 from nivl.query import parse_request, plan_query
+from nivl.search_index import Snapshot
 
 from .test_collapse_paging import collapse_in_order
 
 ASSETS = "https://images-assets.nasa.gov/image"
+search_module = importlib.import_module("nivl.search")  # ``nivl.search`` is also a function
 
 
 def _item(nasa_id: str, title: str, description: str, date: str) -> dict[str, object]:
@@ -205,3 +208,74 @@ def test_a_query_chosen_by_its_own_page_search_pages_as_searched_afresh(
             assert wide.total == again.total
             assert matched_wide is not None and matched is not None
             assert matched_wide.relaxed == matched.relaxed
+
+
+def _events(count: int, size: int) -> list[dict[str, object]]:
+    """``count`` events of ``size`` alike quasar records, each event on a day of its own."""
+    return [
+        _item(
+            f"ev{k:03d}-{i:03d}",
+            f"Quasar mosaic {k} tile",
+            f"Tile of quasar mosaic number {k}, taken the same night.",
+            f"{1950 + k}-03-0{1 + k % 7}T00:00:00Z",
+        )
+        for k in range(count)
+        for i in range(size)
+    ]
+
+
+def test_a_page_of_crowded_hits_takes_the_batch_their_groups_say(
+    home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 events of 20 hits: a page of 50 groups needs about 1000 hits, and after the first
+    200 (10 groups) the next pass reads as many as the rate says instead of doubling
+    (200 → 400 → 800: three passes over the postings). The hits past the first batch are
+    many (``REST_AT_ONCE`` lowered, as for a large collection), so they are not read all
+    at once; the pages still equal brute force."""
+    monkeypatch.setattr(search_module, "REST_AT_ONCE", 100)
+    monkeypatch.setattr(search_module, "ALL_AT_ONCE", 100)
+    passes: list[int] = []
+    real = Snapshot.search
+
+    def counted(self: Snapshot, query: object, **kwargs: object) -> object:
+        passes.append(int(kwargs["limit"]))  # type: ignore[call-overload]
+        return real(self, query, **kwargs)  # type: ignore[arg-type]
+
+    with Library(home) as library:
+        library.import_paths([_write(tmp_path / "a.jsonl", _events(60, 20))])
+        params = {"q": "quasar", "sort": "date_desc"}
+        hits = every_hit(library, params)
+        expected = collapse_in_order(library.store, hits, "event")
+        assert len(expected) == 60
+        monkeypatch.setattr(Snapshot, "search", counted)
+        request = {**params, "collapse": "event", "page_size": "50"}
+        result = library.search(parse_request(request))
+        assert [hit.row_id for hit in result.hits] == expected[:50]
+        assert result.total_groups == 60
+        assert len(passes) == 2, passes
+        monkeypatch.setattr(Snapshot, "search", real)
+        assert walk(library, params, "event", 50) == expected
+
+
+def test_a_one_word_q_costs_no_counting_pass(
+    home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word's count in the strong fields weighs the matched-words bonus of a q of several
+    words and bounds its typo corrections; a q of one common word has neither, so its page
+    search is its only pass. Two words still count each (the bonus needs their weights)."""
+    counts: list[object] = []
+    real = matching._count
+
+    def counted(*args: object) -> int:
+        counts.append(args[1])
+        return real(*args)  # type: ignore[arg-type]
+
+    with Library(home) as library:
+        library.import_paths([_write(tmp_path / "a.jsonl", _distinct("field", 30, 1970))])
+        monkeypatch.setattr(matching, "_count", counted)
+        result = library.search(parse_request({"q": "quasar"}))
+        assert result.total_hits == 30
+        assert counts == []
+        two = library.search(parse_request({"q": "quasar survey", "sort": "relevance"}))
+        assert two.total_hits == 30
+        assert len(counts) >= 2

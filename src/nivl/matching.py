@@ -94,13 +94,22 @@ class Matched:
     counting: Query | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Word:
     text: str  # as typed, lowercased
     query: Query  # exact, all q fields (BM25, field boosts)
     strong: Query  # exact, strong fields only, constant score 1
-    df: int
+    searcher: tantivy.Searcher  # the one its counts are read on
     corrections: tuple[tuple[str, int], ...] = ()
+    strong_count: int | None = None
+
+    @property
+    def df(self) -> int:
+        """Records matching the word in a strong field. Counted on first use (a pass over
+        the word's postings): a one-word ``q`` without typo candidates never needs it."""
+        if self.strong_count is None:
+            self.strong_count = _count(self.searcher, self.strong, ())
+        return self.strong_count
 
 
 def compile_q(
@@ -175,25 +184,26 @@ def compile_q(
     ]
     total = max(int(searcher.num_docs), 1)
     clauses: list[Query] = []
-    weights: list[float] = []
+    weights: list[float] = [1.0] * len(found)
     suggestion_words: dict[str, str] = {}
     corrected = False
     for word in found:
         alternatives = [(Occur.Should, word.query)]
-        df = word.df
-        for correction, correction_df in word.corrections:
+        for correction, _df in word.corrections:
             alternatives.append(
                 (
                     Occur.Should,
                     Query.boost_query(_parse(index, correction, boosts), CORRECTION_WEIGHT),
                 )
             )
-            df = max(df, correction_df)
         if word.corrections:
             suggestion_words[word.text] = word.corrections[0][0]
             corrected |= word.df == 0
         clauses.append(_any(alternatives))
-        weights.append(_idf(df, total))
+    if len(found) > 1:  # the weights rank the matched-words bonus: only several words have it
+        weights = [
+            _idf(max([word.df, *(df for _, df in word.corrections)]), total) for word in found
+        ]
     suggestion = _suggest(terms, suggestion_words)
     if not clauses:
         return Matched(_all(required) if required else Query.empty_query(), False, suggestion)
@@ -273,12 +283,11 @@ def _new_word(
 ) -> _Word:
     query = _parse(index, text, boosts)
     strong = _parse(index, text, {f: 1.0 for f in strong_boosts})
-    df = _count(searcher, strong, ())
-    corrections: tuple[tuple[str, int], ...] = ()
+    word = _Word(text, query, strong, searcher)
     if len(text) >= 5 and text.isalpha() and not _common(searcher, vocabulary, text):
         if _count(searcher, query, ()) <= FEW:
-            corrections = _corrections(searcher, vocabulary, text, df)
-    return _Word(text, query, strong, df, corrections)
+            word.corrections = _corrections(searcher, vocabulary, text, word.df)
+    return word
 
 
 def _common(searcher: tantivy.Searcher, vocabulary: tantivy.TextAnalyzer, text: str) -> bool:

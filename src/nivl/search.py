@@ -25,6 +25,9 @@ ALL_AT_ONCE = 2000
 #: A collapsed page that its first batch of hits does not fill reads the rest in one pass
 #: when at most this many hits remain (``_collapsed``).
 REST_AT_ONCE = 20_000
+#: A collapsed page that needs another batch reads this much more than the groups found
+#: so far say it needs (they are a sample of the hits: the rate drifts).
+GROWTH = 1.25
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,10 @@ def _collapsed(
         else:
             if counting is None and counted is None:  # many hits: count while reading
                 counting = _counter().submit(index.count_distinct, unscored, field_name, total)
-            batch *= 2
+            # at least double, and at once as far as the groups-per-hit rate says: each
+            # pass walks every posting of the query (date-sorted pages crowded into few
+            # events made 4–6 doubling passes)
+            batch = min(rest, max(batch * 2, int(needed * GROWTH) + 1))
     if scanned < total and counting is None and counted is None:
         # the page is full and hits remain: count their groups while the page is read
         counting = _counter().submit(index.count_distinct, unscored, field_name, total)

@@ -534,12 +534,22 @@ class Store:
 
         ``assignments`` maps row id → group ids, ``groups`` are (id, level, size,
         representative row id) of groups of two or more, ``keys`` the rows' new blocking
-        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them, except
+        keys. Rows whose ids changed get a new ``rev`` so the index re-reads them (and so do
+        the members of a group that has just reached two, for its ``*_shared`` fields), except
         rows above ``unread_after`` (the index's mark), which it reads anyway: a first
         import rewrote every row for nothing. The grouping watermark moves to cover them
         only when nobody wrote since ``seen_rev``.
         """
+        groups = list(groups)
         with self.transaction() as conn:
+            # groups of two or more that were not: their members' documents gain group ids
+            # (the index keeps none for a group of one), even where the ids stay the same
+            known = {
+                row[0]
+                for row in _select_in(
+                    conn, "SELECT id FROM groups WHERE id IN ({})", [g[0] for g in groups]
+                )
+            }
             if full:
                 conn.execute("DELETE FROM group_keys")
                 conn.execute(
@@ -558,7 +568,16 @@ class Store:
             changed = [rid for rid, ids in assignments.items() if current.get(rid) != tuple(ids)]
             unread = unread_after if unread_after is not None else 2**62
             latest = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
-            if changed:
+            grown = {g[0] for g in groups} - known
+            reread = changed
+            if grown and unread > 0:  # (an index that read nothing yet reads every row)
+                moved = set(changed)
+                reread = changed + [
+                    rid
+                    for rid, ids in assignments.items()
+                    if rid not in moved and not grown.isdisjoint(ids)
+                ]
+            if reread:
                 rev = self._bump(conn, "rev")
                 conn.executemany(
                     "INSERT INTO record_groups (id, caption_group, near_group, event_group) "
@@ -569,7 +588,7 @@ class Store:
                 )
                 conn.executemany(
                     "UPDATE records SET rev = ? WHERE id = ? AND rev <= ?",
-                    [(rev, rid, unread) for rid in changed],
+                    [(rev, rid, unread) for rid in reread],
                 )
             conn.executemany(  # in key order: appends to the B-tree instead of random inserts
                 "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",
@@ -578,11 +597,16 @@ class Store:
             conn.executemany(
                 "INSERT OR REPLACE INTO groups (id, level, size, representative) "
                 "VALUES (?, ?, ?, ?)",
-                list(groups),
+                groups,
             )
             top = int(conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0])
             _set_meta(conn, "grouped_rev", str(top if latest <= seen_rev else seen_rev))
         return len(changed)
+
+    def shared_group_ids(self) -> set[int]:
+        """Ids of the groups of two or more, every level: the ones the index holds."""
+        with sqlite_errors("reading the store"):
+            return {int(row[0]) for row in self._reader.execute("SELECT id FROM groups")}
 
     def group_sizes(self, ids: Sequence[int]) -> dict[int, int]:
         """Sizes of groups of two or more; an id not found is a group of one."""
@@ -717,6 +741,7 @@ class Store:
         of each); returns rows whose visual group changed, which get a new ``rev`` so the
         index re-reads them. The text groups' mark moves with them when it was current
         (their groups do not depend on pictures). ``seen`` is the ``hashes_rev`` taken in."""
+        groups = list(groups)
         with self.transaction() as conn:
             current = dict(conn.execute("SELECT id, visual_group FROM visual_groups").fetchall())
             changed = sorted(
@@ -724,6 +749,16 @@ class Store:
                 for rid in set(current) | set(assignments)
                 if current.get(rid) != assignments.get(rid)
             )
+            # a group that grows to two: its first member's document gains the id (a group of
+            # one has none in the index), though that member's id stays the same
+            known = {row[0] for row in conn.execute("SELECT id FROM groups WHERE level = 'visual'")}
+            grown = {g[0] for g in groups} - known
+            regrouped = len(changed)
+            if grown:
+                moved = set(changed)
+                changed += sorted(
+                    rid for rid, gid in assignments.items() if gid in grown and rid not in moved
+                )
             if changed:
                 latest = conn.execute("SELECT coalesce(max(rev), 0) FROM records").fetchone()[0]
                 mark = conn.execute("SELECT value FROM meta WHERE key = 'grouped_rev'").fetchone()
@@ -743,10 +778,10 @@ class Store:
             conn.executemany(
                 "INSERT OR REPLACE INTO groups (id, level, size, representative) "
                 "VALUES (?, 'visual', ?, ?)",
-                list(groups),
+                groups,
             )
             _set_meta(conn, "visual_rev", str(seen))
-        return len(changed)
+        return regrouped
 
     # --- harvest checkpoints and asset backlog --------------------------------------
 
