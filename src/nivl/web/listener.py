@@ -7,6 +7,10 @@ listener whose ``proto`` is TCP, and uvicorn's own binding leaves it 0, so Nagle
 held each keep-alive response until the client's delayed ACK, about 40 ms a request
 (uvicorn issue 3149; measured here: 48 ms p50 with two workers against 6 ms with one).
 
+Requests are parsed by httptools (llhttp) on uvloop's event loop: for uvicorn's own layers
+that is about 70 µs of CPU a request against h11's and asyncio's 160 (an app that answers
+at once, loopback, keep-alive). uvloop sets TCP_NODELAY on accepted TCP connections too.
+
 uvicorn 0.54 has no deadline for reading a request's head: a client that sends part of its
 headers, or trickles them a byte at a time, holds its connection and a file descriptor for
 ever (slowloris). ``HeadDeadlineProtocol`` closes a connection whose request head has not
@@ -76,6 +80,7 @@ def serve_config(app: Any, settings: Settings, **options: Any) -> ServeConfig:
         port=settings.port,
         log_level="warning",
         http=HeadDeadlineProtocol,
+        loop="uvloop",
         header_timeout=settings.header_timeout,
         max_header_bytes=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_timeout,
