@@ -33,7 +33,9 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import httptools
 import uvicorn
+import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
@@ -80,7 +82,7 @@ def serve_config(app: Any, settings: Settings, **options: Any) -> ServeConfig:
         port=settings.port,
         log_level="warning",
         http=HeadDeadlineProtocol,
-        loop="uvloop",
+        loop="nivl.web.listener:new_event_loop",
         header_timeout=settings.header_timeout,
         max_header_bytes=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_timeout,
@@ -88,6 +90,11 @@ def serve_config(app: Any, settings: Settings, **options: Any) -> ServeConfig:
         backlog=BACKLOG,
         **options,
     )
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Each server process's event loop (uvicorn's ``loop`` setting): uvloop's."""
+    return uvloop.new_event_loop()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -147,6 +154,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     been answered (a pipelined head already read is not late).
     """
 
+    parser: httptools.HttpRequestParser
     _head_deadline: asyncio.TimerHandle | None = None
     _unanswered = 0  # heads read whose responses have not ended
     _head_bytes: int | None = None  # bytes of an unfinished head so far; None between heads
