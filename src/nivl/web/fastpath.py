@@ -112,17 +112,19 @@ def cached_answer(request: Request) -> Answer | None:
 
     app: Any = request.app
     library = app.state.library
+    cache: BodyCache = app.state.body_cache
     try:
         view = library.fresh_view()
-        if view is None or search_request_of(request, library).mode != "lexical":
+        if view is None:
+            return None
+        key = (str(request.base_url), request.url.path, request.url.query, view.revision)
+        body = cache.get(key)  # looked up first: a page to search costs no parse more here
+        if body is None or search_request_of(request, library).mode != "lexical":
             return None  # semantic pages are cached by the vectors' revision too
         base_url(request)  # a bad Host is a 400 even when the page is cached
     except Exception:
         return None  # answered, or raised again, on the whole way
-    cache: BodyCache = app.state.body_cache
-    key = (str(request.base_url), request.url.path, request.url.query, view.revision)
-    body = cache.get(key)
-    if body is None or (len(body.data) >= MIN_GZIP and not _held(body, request)):
+    if len(body.data) >= MIN_GZIP and not _held(body, request):
         return None
     return answer_with(request, body, cache, key)
 
