@@ -264,6 +264,13 @@ class Library:
         """The current revision and snapshot: one request reads only this."""
         return self._view
 
+    def fresh_view(self) -> View | None:
+        """The current view if ``refresh`` would keep it (the index's mark unmoved, nothing
+        to heal), else None: one row read, so an event loop may ask (web/fastpath.py)."""
+        if self._damaged or self.index.indexed_rev(self.store) != self._view.revision:
+            return None
+        return self._view
+
     def refresh(self) -> int:
         """See what another process (an import, a harvest) committed; returns the revision.
 

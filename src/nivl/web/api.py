@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from ..documents import group_document, location_document, search_document
 from ..errors import BadRequest, RecordNotFound
 from ..library import Library
-from ..query import group_id_of, parse_request
+from ..query import SearchRequest, group_id_of, parse_request
 from ..records import https, parse_item
 from ..urls import check_host, shown
 from .fastpath import FAILURE
@@ -210,9 +210,7 @@ def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
     if failure is not None:  # the fast path met it: answered here, as it always was
         raise failure
     library = library_of(request)
-    fields = SearchParams.model_fields
-    given = {key: value for key, value in request.query_params.items() if key in fields}
-    search_request = parse_request(given, library.limits)
+    search_request = search_request_of(request, library)
     view = library.view()  # the cache key and the answer come from one revision
     revision = view.revision if search_request.mode == "lexical" else library.semantic_revision
     base = base_url(request)  # a bad Host is a 400 even when the page is cached
@@ -222,6 +220,13 @@ def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
         ),
         revision,
     )
+
+
+def search_request_of(request: Request, library: Library) -> SearchRequest:
+    """/search's parameters, checked (``NivlError`` for a bad one)."""
+    fields = SearchParams.model_fields
+    given = {key: value for key, value in request.query_params.items() if key in fields}
+    return parse_request(given, library.limits)
 
 
 class SuggestParams(BaseModel):

@@ -134,8 +134,7 @@ def compressed(
     """The body's gzip or zstd form, made on first demand and kept with it."""
     if encoding == "zstd":
         if body.zstd is None:
-            # A compressor per call: one is not safe across threads, and costs 2 µs.
-            body.zstd = zstandard.ZstdCompressor(level=1).compress(body.data)
+            body.zstd = _zstd_compressor().compress(body.data)
             if cache is not None:
                 cache.resize(key, body, len(body.zstd))
         return body.zstd
@@ -144,6 +143,19 @@ def compressed(
         if cache is not None:
             cache.resize(key, body, len(body.gzipped))
     return body.gzipped
+
+
+_per_thread = threading.local()
+
+
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor (one is not safe across threads): kept, its context and
+    tables are reused instead of allocated anew for every body (about 5% of zstd's CPU on
+    a 140 KB page)."""
+    compressor: zstandard.ZstdCompressor | None = getattr(_per_thread, "zstd", None)
+    if compressor is None:
+        compressor = _per_thread.zstd = zstandard.ZstdCompressor(level=1)
+    return compressor
 
 
 def choose_encoding(accept_encoding: str) -> str:
