@@ -82,3 +82,33 @@ def test_a_dropped_view_keeps_a_token_of_every_text_and_means_its_remaining_toke
     assert (views.getnnz(axis=1) >= 1).all()  # keep=0.01 would empty most rows
     assert np.allclose(np.asarray(views.sum(axis=1)).ravel(), 1.0)
     assert (views[:3] != x).nnz == 0
+
+
+def test_spans_are_short_stable_and_a_longer_draw_starts_with_a_shorter_one(
+    shared_items: list[dict], tmp_path: Path
+) -> None:
+    import json
+
+    module = build_model()
+    text = "The Lunar Roving Vehicle, driven by astronaut David Scott, on the Moon (Apollo 15)."
+    few, more = module.spans("AS15-1", text, 5), module.spans("AS15-1", text, 20)
+    assert few == more[:5]  # so a teacher cache of a longer draw serves any shorter one
+    assert module.spans("AS15-1", text, 20) == more  # seeded by the key, not by run order
+    assert module.spans("AS15-2", text, 20) != more
+    low, high = module.SPAN
+    assert all(low <= len(span.split()) <= high and span in text for span in more)
+    assert not any(span[0] in module.EDGES or span[-1] in module.EDGES for span in more)
+    assert module.spans("short", "two words", 5) == []
+    # the split check: a span of a half-B record is never fitted on, even from half A
+    ids = [item["data"][0]["nasa_id"] for item in shared_items[:200]]
+    a = next(i for i in ids if module.half(i, 0) == 0)
+    b = next(i for i in ids if module.half(i, 0) == 1)
+    lines = [
+        {"data": [{"nasa_id": a, "title": "alpha beta gamma delta", "media_type": "image"}]},
+        {"data": [{"nasa_id": b, "title": "alpha beta gamma delta", "media_type": "image"}]},
+    ]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    everything = module.corpus(path, windows=8)
+    assert {"alpha beta gamma", "beta gamma delta"} & set(everything)
+    assert module.corpus(path, exclude_half=0, windows=8) == []

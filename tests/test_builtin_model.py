@@ -230,3 +230,42 @@ def test_a_long_description_gives_the_text_of_its_start_whitespace_folded() -> N
     assert record_text(titled) == head + ". " + head[:400]
     same = Record(nasa_id="z", media_type="audio", raw="", title=head, description=head)
     assert record_text(same) == head  # the description is the title: said once
+
+
+#: nivl as it was before the built-in model was rebuilt: the same code under a former
+#: model's name (the name keys the vectors file and the vectors stage's mark).
+FORMER_MODEL = (
+    "import runpy, sys\n"
+    "import nivl.embeddings, nivl.library\n"
+    "nivl.embeddings.BUILTIN_MODEL = 'minilm-former'\n"
+    "nivl.library.BUILTIN_VECTORS_FILE = 'vectors.minilm-former.npy'\n"
+    "runpy.run_module('nivl', run_name='__main__')\n"
+)
+
+
+def test_a_home_embedded_by_a_former_model_is_embedded_again_when_opened(
+    tmp_path: Path, records_path: Path
+) -> None:
+    from nivl import embeddings
+
+    subset = tmp_path / "subset.jsonl"
+    subset.write_bytes(b"".join(records_path.read_bytes().splitlines(keepends=True)[:40]))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIVL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", FORMER_MODEL, "import", str(subset), "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (home / "vectors.minilm-former.npy").exists()
+    current = home / f"vectors.{embeddings.BUILTIN_MODEL}.npy"
+    assert not current.exists()
+    with Library(Settings.from_env({}, home=home)) as library:  # today's model
+        assert library.semantic_model() == embeddings.BUILTIN_MODEL
+        assert len(library.builtin) == library.count() == 40  # embedded again on opening
+        assert current.exists()
+        found = library.search(parse_request({"q": "chandra", "mode": "semantic"}))
+        assert found.total_hits > 0

@@ -160,8 +160,9 @@ class Embedder:
 #: The built-in model: a model2vec static model whose token table is fitted to
 #: all-MiniLM-L6-v2's sentence vectors by scripts/build_model.py, shipped as package data
 #: (src/nivl/model). Its name keys its vector file and its stage's mark, so its vectors
-#: never mix with the extra's (and a new model's name makes every home embed again).
-BUILTIN_MODEL = "minilm-fitted-256"
+#: never mix with the extra's (and a new model's name makes every home embed again: -v2 is
+#: the fit with short word spans of the records, ``build_model.py --windows 24``).
+BUILTIN_MODEL = "minilm-fitted-256-v2"
 BUILTIN_DIMENSIONS = 256
 
 
