@@ -267,5 +267,6 @@ def test_a_home_embedded_by_a_former_model_is_embedded_again_when_opened(
         assert library.semantic_model() == embeddings.BUILTIN_MODEL
         assert len(library.builtin) == library.count() == 40  # embedded again on opening
         assert current.exists()
+        assert not (home / "vectors.minilm-former.npy").exists()  # not kept beside it
         found = library.search(parse_request({"q": "chandra", "mode": "semantic"}))
         assert found.total_hits > 0

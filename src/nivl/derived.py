@@ -130,7 +130,18 @@ def update(
                     store, embed(), rebuild=rebuild, batch_size=1024, save_every=float("inf")
                 )
             run.seconds["vectors"] = time.perf_counter() - indexed
+        if isinstance(vectors, MatrixIndex) and vectors.path and vectors.path.exists():
+            drop_former_vectors(vectors.path)
     return run
+
+
+def drop_former_vectors(current: Path) -> None:
+    """Delete the vectors of former built-in models beside ``current``: they are never
+    read again once the current model's are complete (hundreds of MB at 300k)."""
+    for path in current.parent.glob("vectors.*.npy"):
+        if path.name != current.name:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 #: Rows to embed from which the vectors stage runs in a process of its own, beside the
