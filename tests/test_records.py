@@ -127,35 +127,6 @@ def test_any_json_gives_a_record_or_a_clear_rejection(value: object) -> None:
         assert record.nasa_id.strip() and record.media_type in ("image", "video", "audio")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        b'{"a": -9223372036854775809, "b": "x"}',  # 19 digits, below the 64-bit integers
-        b'{"a": 18446744073709551616}',  # 20 digits, past them
-        b'{"a": 1E5}',
-        b'{"a": [1, 2.50]}',
-        b'{"a": 7e-3}',
-    ],
-)
-def test_every_number_orjson_reads_as_a_float_keeps_its_source_text(text: bytes) -> None:
-    """dump_item looks for floats only in texts that could hold one: each form of JSON
-    number that orjson turns into a float is still found, and its digits kept."""
-    import orjson
-
-    from nivl.records import dump_item
-
-    value = orjson.loads(text)
-    assert dump_item(value, text) == text.decode().replace(" ", "")
-
-
-def test_a_text_without_floats_is_written_in_orjsons_form() -> None:
-    """No float (a decimal point inside a string does not count): the canonical form."""
-    from nivl.records import dump_item
-
-    text = b'{"a": "1.5 km", "b": -9223372036854775808, "c": [1, 2]}'
-    assert dump_item(json.loads(text), text) == '{"a":"1.5 km","b":-9223372036854775808,"c":[1,2]}'
-
-
 def test_the_links_are_the_first_of_each_rel_with_a_string_href() -> None:
     """preview and captions come from one pass: the first of each whose href is text."""
     links = [

@@ -24,10 +24,6 @@ MEDIA_TYPES = ("image", "video", "audio")
 
 _LIST_SPLIT = re.compile(r"\s*[,;]\s*")
 _BLANKS_OUTSIDE_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[ \t\r\n]+', re.DOTALL)
-#: Every JSON number that orjson reads as a float (a fraction, an exponent, an integer
-#: beyond 64 bits) has a digit followed by one of these: a text without that holds none, and
-#: needs no walk through its values (7 texts in 10).
-_MAY_HOLD_A_FLOAT = re.compile(rb"[0-9][.eE]|[0-9]{19}")
 _JSON_TYPES = {
     dict: "object",
     list: "list",
@@ -75,7 +71,7 @@ def dump_item(item: Mapping[str, Any], text: bytes | None = None) -> str:
     may be written back with other digits. So when the item holds a float and its
     source ``text`` is at hand, that text, minified, is what is kept.
     """
-    if text is not None and _MAY_HOLD_A_FLOAT.search(text) and _has_float(item):
+    if text is not None and _has_float(item):
         return minify(text)
     try:
         return orjson.dumps(item).decode()
