@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from nivl import Library, Settings, parse_request
@@ -270,3 +271,87 @@ def test_a_home_embedded_by_a_former_model_is_embedded_again_when_opened(
         assert not (home / "vectors.minilm-former.npy").exists()  # not kept beside it
         found = library.search(parse_request({"q": "chandra", "mode": "semantic"}))
         assert found.total_hits > 0
+
+
+def _model2vec_vectors(texts: list[str], batch: int) -> np.ndarray:
+    """What the built-in model gave before nivl did its own tokenising and means: a
+    fresh model2vec ``StaticModel``'s ``encode``, batch by batch, normalised as nivl does."""
+    import importlib.resources
+
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(
+        str(importlib.resources.files("nivl") / "model"), force_download=False
+    )
+    parts = [
+        model.encode(texts[i : i + batch], batch_size=1024, use_multiprocessing=False)
+        for i in range(0, len(texts), batch)
+    ]
+    matrix = np.concatenate(parts).astype(np.float32)
+    out: np.ndarray = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def _awkward_texts() -> list[str]:
+    """Texts for each way a tokeniser's fast path could go wrong."""
+    return [
+        "",
+        "   ",
+        "[UNK]",
+        "a [PAD] b [UNK] c",
+        "[brackets] stay",
+        "Café crème, naïve façade: Ångström",
+        "NASA’s “Giant Leap” — 45° at 10:30 – ‘quoted’ … ‚low‚",
+        "tab\there\nnew line\r\ncarriage",
+        "nul\x00 del\x7f ctrl\x01 escape\x1b nbsp\u00a0 soft\u00ad hyphen",
+        "x" * 150 + " a word longer than WordPiece takes",
+        "ünïcödé wörds " + "y" * 120,
+        "UPPER lower MiXeD 123abc abc123 1.5e-3 #tag ##hash @at $5 100% a_b a-b a/b",
+        "日本語 テキスト and 中文",
+        "emoji 🚀 rocket",
+        " ".join(f"word{i} ,." for i in range(900)),  # past the model's 512 tokens
+        "z" * 5000,  # past the characters the model cuts texts to
+    ]
+
+
+def test_the_built_in_vectors_are_model2vecs_bit_for_bit(records_path: Path) -> None:
+    """nivl's own tokenising (word by word, with kept words) and means give exactly the
+    vectors model2vec's encode gives: on every real record's text and on awkward texts,
+    in an import's wide batches and a server's small ones, with the word cache cold,
+    warm, and restarted when it fills."""
+    from nivl.embeddings import StaticEmbedder, record_text
+    from nivl.records import parse_item
+
+    texts = [
+        record_text(parse_item(orjson.loads(line), raw=line.decode()))
+        for line in records_path.read_bytes().splitlines()
+        if line.strip()
+    ]
+    texts = _awkward_texts() + texts + _awkward_texts()
+    embedder = StaticEmbedder()
+    for batch in (1024, 37):
+        expected = _model2vec_vectors(texts, batch)
+        for _pass in range(2):  # cold, then every word kept
+            got = np.concatenate(
+                [embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+            )
+            assert got.dtype == expected.dtype
+            assert got.tobytes() == expected.tobytes()
+    small = StaticEmbedder()
+    small._tokens.MAX_WORDS = 50  # the cache starts again inside nearly every batch
+    got = np.concatenate([small.embed(texts[i : i + 300]) for i in range(0, len(texts), 300)])
+    assert got.tobytes() == _model2vec_vectors(texts, 300).tobytes()
+    assert len(small._tokens._words) < len(embedder._tokens._words)  # it did start again
+
+
+def test_the_word_path_takes_most_real_texts() -> None:
+    """The fast path is not a no-op: plain texts, curly quotes and dashes take it, and
+    a word's ids are kept for the next text."""
+    from nivl.embeddings import StaticEmbedder
+
+    embedder = StaticEmbedder()
+    tokens = embedder._tokens
+    tokens.tokenize(["NASA’s “Giant Leap” — 45°", "Astronaut on the Moon."])
+    assert {"nasa", "’", "giant", "45°", "astronaut", "moon", "."} <= set(tokens._words)
+    tokens.tokenize(["Café"])  # an accent: the tokeniser itself, no word kept
+    assert "café" not in tokens._words and "cafe" not in tokens._words

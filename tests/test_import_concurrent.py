@@ -142,3 +142,39 @@ def test_rows_keep_their_rev_yet_the_index_holds_every_rows_groups(
                 for group_id, size in members.items():
                     query = tantivy.Query.term_query(index.schema, f"{level}_group", group_id)
                     assert searcher.search(query, limit=1).count == size, (level, group_id)
+
+
+def test_the_vectors_process_writes_nothing_while_this_one_holds_the_store(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """The vectors process can finish while grouping or indexing holds a write
+    transaction longer than SQLite's busy timeout: it writes nothing to the store (its
+    marks are written by the parent in ``finish``), so it neither waits nor fails there."""
+    if threading.active_count() > 1:  # see the test above: a fork needs no other thread
+        name = "test_the_vectors_process_writes_nothing_while_this_one_holds_the_store"
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{name}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=Path(__file__).parent.parent,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert " passed" in done.stdout and "skipped" not in done.stdout
+        return
+    home = tmp_path / "home"
+    library = Library(Settings.from_env({}, home=str(home)))
+    try:
+        import_paths(library.store, [corpus])
+        embed = library.static_embedder().embed
+        beside = derived._VectorsBeside(
+            library.store, library.builtin, lambda: embed, rebuild=False
+        )
+        with library.store.transaction():  # held until the child has ended, however long
+            beside.process.join(timeout=300)
+            assert beside.process.exitcode == 0
+        assert beside.finish() == library.store.count()
+        assert int(library.store.get_meta(MARK, "0") or 0) == library.store.max_rev()
+        assert len(library.builtin) == library.store.count()
+    finally:
+        library.close()

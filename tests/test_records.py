@@ -125,3 +125,19 @@ def test_any_json_gives_a_record_or_a_clear_rejection(value: object) -> None:
         assert str(exc)
     else:
         assert record.nasa_id.strip() and record.media_type in ("image", "video", "audio")
+
+
+def test_the_links_are_the_first_of_each_rel_with_a_string_href() -> None:
+    """preview and captions come from one pass: the first of each whose href is text."""
+    links = [
+        "not a link",
+        {"rel": "captions"},
+        {"rel": "preview", "href": 3},
+        {"rel": "captions", "href": "c1"},
+        {"rel": "preview", "href": "p1"},
+        {"rel": "preview", "href": "p2"},
+        {"rel": "captions", "href": "c2"},
+    ]
+    item = {"data": [{"nasa_id": "x", "media_type": "image"}], "links": links}
+    record = parse_item(item)
+    assert (record.preview_href, record.captions_href) == ("p1", "c1")

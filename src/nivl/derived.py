@@ -177,6 +177,11 @@ class _VectorsBeside:
     Grouping gives rows whose group ids changed a new ``rev`` meanwhile: the child takes
     those rows too (``later``), and since only this update writes while it holds the
     write lock, ``finish`` moves the mark over those revs, which changed no text.
+
+    The child writes nothing to the store: it reads it read-only and hands back the marks
+    it would have written (``_MarksKept``), which ``finish`` writes. Done as it finished,
+    its write could wait behind this process's grouping or indexing transaction and give
+    up after the store's busy timeout ("database is locked"), failing the import.
     """
 
     def __init__(
@@ -226,10 +231,13 @@ class _VectorsBeside:
         kind, value = outcome
         if kind == "error":
             raise value if isinstance(value, BaseException) else StoreError(str(value))
+        rows, marks = value
         self.vectors.reload_if_changed()
+        for key, mark in marks.items():
+            self.store.set_meta(key, mark)
         if int(self.store.get_meta(self.vectors.mark, "0") or 0) == self.top:
             self.store.set_meta(self.vectors.mark, str(self.store.max_rev()))
-        return int(value)
+        return int(rows)
 
     def stop(self) -> None:
         """End the child now (this update failed): its stage stays as it was."""
@@ -254,10 +262,10 @@ def _embed_beside(
     read: int,
     write: int,
 ) -> None:
-    """In the child: the vectors stage against a store connection of its own."""
+    """In the child: the vectors stage against a read-only store connection of its own."""
     watch_parent(read, write)
     try:
-        store = Store(path)
+        store = _MarksKept(path)
         try:
             every = float("inf")
             rows = vectors.sync(
@@ -271,7 +279,23 @@ def _embed_beside(
         except Exception:  # an exception that does not pickle: its words, then
             results.send(("error", f"{type(exc).__name__}: {exc}"))
         return
-    results.send(("ok", rows))
+    results.send(("ok", (rows, store.kept)))
+
+
+class _MarksKept(Store):
+    """The vectors process's store: read-only, its meta writes kept for the parent."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, read_only=True)
+        self.kept: dict[str, str] = {}
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.kept[key] = value
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        if key in self.kept:
+            return self.kept[key]
+        return super().get_meta(key, default)
 
 
 def behind(

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from .errors import SemanticUnavailable
@@ -188,6 +191,10 @@ class StaticEmbedder:
 
         folder = importlib.resources.files("nivl") / "model"
         self._model: Any = StaticModel.from_pretrained(str(folder), force_download=False)
+        self._tokens = WordTokens(self._model)
+        # ``_means`` is model2vec's own mean, redone for a plain token table (this one).
+        self._plain = self._model.token_mapping is None and self._model.weights is None
+        self._wide: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], *, threads: int | None = None) -> np.ndarray:
@@ -196,12 +203,62 @@ class StaticEmbedder:
 
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
+        texts = list(texts)
         with self._lock:
-            vectors = self._model.encode(list(texts), batch_size=1024, use_multiprocessing=False)
+            if self._plain:
+                vectors = np.concatenate(
+                    [self._means(texts[i : i + 1024]) for i in range(0, len(texts), 1024)]
+                )
+            else:
+                vectors = self._model.encode(texts, batch_size=1024, use_multiprocessing=False)
         matrix = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         result: np.ndarray = matrix / np.maximum(norms, 1e-12)
         return result
+
+    #: Texts from which a batch reads a float32 copy of the token table (made once, 30 MB):
+    #: an import's batches, not a server's queries.
+    WIDE_BATCH = 256
+
+    def _table32(self) -> np.ndarray:
+        if self._wide is None:
+            self._wide = self._model.embedding.astype("float32")
+        return self._wide
+
+    def _means(self, texts: list[str]) -> np.ndarray:
+        """``StaticModel.encode`` of one batch, bit for bit, at a fraction of its CPU.
+
+        The same steps: texts cut to ``max_length`` times the median token's characters,
+        their ids (``WordTokens``), each text's mean of its rows summed in float32 in token
+        order, texts of one length at a time, and rounded to the table's type, then the
+        model's normalisation. Only the sums differ in how: over float32 rows, where
+        model2vec's float16 mean converts every element as it adds it, which cost as much
+        as the tokenising (``test_builtin_model.py`` compares them bit for bit).
+        """
+        import numpy as np
+
+        model = self._model
+        if model.max_length is not None:
+            cut = model.max_length * model.median_token_length
+            texts = [text[:cut] for text in texts]
+        ids = self._tokens.tokenize(texts)
+        out = np.zeros((len(ids), model.dim), dtype=model.embedding.dtype)
+        table = self._table32() if len(ids) >= self.WIDE_BATCH else None
+        buckets: dict[int, list[int]] = defaultdict(list)
+        for position, row in enumerate(ids):
+            if row:
+                buckets[len(row)].append(position)
+        for length, positions in buckets.items():
+            matrix = np.array([ids[p] for p in positions], dtype=np.int64)
+            rows = table[matrix] if table is not None else model.embedding[matrix]
+            sums = rows.astype(np.float32, copy=False).sum(axis=1)
+            out[positions] = sums / np.float32(length)
+        if not model.normalize:
+            return out
+        out32 = out.astype(np.float32)
+        norm = np.linalg.norm(out32, axis=1, keepdims=True) + 1e-32
+        normalised: np.ndarray = (out32 / norm).astype(out.dtype)
+        return normalised
 
     def embed_query(self, text: str) -> np.ndarray:
         vector: np.ndarray = self.embed([text])[0]
@@ -213,6 +270,85 @@ class StaticEmbedder:
         with self._lock:
             encoding = self._model.tokenizer.encode(word, add_special_tokens=False)
         return len(encoding.ids) == 1
+
+
+#: Marks that the BERT pre-tokeniser cuts out as it does ASCII punctuation (Unicode
+#: punctuation, unchanged by its normaliser), and ``°``, a symbol it leaves in a word.
+_MARKS = "\u2018\u2019\u201a\u201c\u201d\u2013\u2014\u2026"
+#: A text the word-by-word path takes: ASCII without control characters (but tab and line
+#: ends), those marks and ``°``. Its words as the BERT normaliser and pre-tokeniser see
+#: them: lowercased, split at blanks, each punctuation mark a word of its own.
+_PLAIN = re.compile(f"[\t\n\r -~\u00b0{_MARKS}]*")
+_BERT_WORDS = re.compile(f"[a-z0-9\u00b0]+|[!-/:-@\\[-`{{-~{_MARKS}]")
+
+
+class WordTokens:
+    """The built-in model's tokeniser, word by word: the same ids for fewer CPU cycles.
+
+    The model's tokeniser (BERT's WordPiece) cuts every word on its own once the text is
+    lowercased and split at blanks and punctuation, so a plain text's ids are its words'
+    ids in a row, and a word's ids can be kept: import texts repeat most words. Tokenising
+    was over half of the vectors stage. Any other text (accents, control characters, a
+    ``[`` that could open a special token such as ``[UNK]``) goes through the tokeniser
+    itself, as does each new word (``tests/test_builtin_model.py`` checks that both paths
+    give the same ids).
+    """
+
+    #: Words kept at most (then the cache starts again): bounds its memory on any corpus.
+    MAX_WORDS = 200_000
+
+    def __init__(self, model: Any) -> None:
+        self._tokenizer = model.tokenizer
+        self._unk = model.unk_token_id
+        self._words: dict[str, list[int]] = {}
+
+    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Token ids of each sentence, without the unknown token (as ``StaticModel``'s)."""
+        words = self._words
+        split: list[list[str] | None] = []
+        new: set[str] = set()
+        whole: list[str] = []
+        for sentence in sentences:
+            if "[" in sentence or not _PLAIN.fullmatch(sentence):
+                split.append(None)
+                whole.append(sentence)
+                continue
+            plain: list[str] = _BERT_WORDS.findall(sentence.lower())
+            split.append(plain)
+            new.update(plain)
+        listed = [word for word in new if word not in words]
+        if len(words) + len(listed) > self.MAX_WORDS:
+            words.clear()
+            listed = list(new)
+        if listed:
+            encoded = self._tokenizer.encode_batch_fast(listed, add_special_tokens=False)
+            words.update(zip(listed, (e.ids for e in encoded), strict=True))
+        others = iter(self._encode(whole))
+        limit, unk = self._limit(), self._unk
+        result: list[list[int]] = []
+        for found in split:
+            if found is None:
+                result.append(next(others))
+                continue
+            ids: list[int] = list(chain.from_iterable(map(words.__getitem__, found)))
+            if limit is not None and len(ids) > limit:
+                del ids[limit:]  # the tokeniser's truncation comes before the model drops unk
+            if unk is not None and unk in ids:
+                ids = [i for i in ids if i != unk]
+            result.append(ids)
+        return result
+
+    def _limit(self) -> int | None:
+        """The tokeniser's truncation (the model sets it to its ``max_length``), or None."""
+        truncation = self._tokenizer.truncation
+        return None if truncation is None else int(truncation["max_length"])
+
+    def _encode(self, sentences: list[str]) -> list[list[int]]:
+        if not sentences:
+            return []
+        encodings = self._tokenizer.encode_batch_fast(sentences, add_special_tokens=False)
+        unk = self._unk
+        return [[i for i in e.ids if i != unk] if unk is not None else e.ids for e in encodings]
 
 
 _builtin: StaticEmbedder | None = None

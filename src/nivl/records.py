@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -21,15 +22,6 @@ from .errors import RecordRejected
 
 MEDIA_TYPES = ("image", "video", "audio")
 
-_TEXT_FIELDS = (
-    "title",
-    "description",
-    "description_508",
-    "location",
-    "photographer",
-    "secondary_creator",
-    "center",
-)
 _LIST_SPLIT = re.compile(r"\s*[,;]\s*")
 _BLANKS_OUTSIDE_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[ \t\r\n]+', re.DOTALL)
 _JSON_TYPES = {
@@ -114,38 +106,53 @@ def _has_float(value: Any) -> bool:
 
 
 def parse_item(item: Any, raw: str | None = None) -> Record:
-    """Turn one upstream item into a ``Record`` or raise ``RecordRejected`` saying why."""
-    if not isinstance(item, Mapping):
+    """Turn one upstream item into a ``Record`` or raise ``RecordRejected`` saying why.
+
+    Every stage of an import parses each record (store, index, vectors), so the common
+    case (plain dicts, as JSON gives) is tested first and each field is read once.
+    """
+    if type(item) is not dict and not isinstance(item, Mapping):
         kind = _JSON_TYPES.get(type(item), type(item).__name__)
         raise RecordRejected(f"item is a JSON {kind}, not an object")
     data_list = item.get("data")
-    if not isinstance(data_list, list) or not data_list or not isinstance(data_list[0], Mapping):
+    if (
+        not isinstance(data_list, list)
+        or not data_list
+        or (type(data_list[0]) is not dict and not isinstance(data_list[0], Mapping))
+    ):
         raise RecordRejected("item has no 'data' list with an object in it")
     data = data_list[0]
-    nasa_id = data.get("nasa_id")
+    get = data.get
+    nasa_id = get("nasa_id")
     if not isinstance(nasa_id, str) or not nasa_id.strip():
         raise RecordRejected("item has no 'nasa_id'")
-    media_type = data.get("media_type")
+    media_type = get("media_type")
     if not isinstance(media_type, str) or media_type not in MEDIA_TYPES:
         shown = "missing" if media_type is None else repr(media_type)
         raise RecordRejected(f"item {nasa_id!r} has media_type {shown}, not image/video/audio")
-    date_created = data.get("date_created")
+    date_created = get("date_created")
     date_created = date_created if isinstance(date_created, str) else ""
     year, date, timestamp = parse_date(date_created)
-    links = item.get("links")
+    preview, captions = _links(item.get("links"))
     return Record(
         nasa_id=nasa_id,
         media_type=media_type,
         raw=raw if raw is not None else dump_item(item),
-        keywords=normalise_list(data.get("keywords")),
-        album=normalise_list(data.get("album"), split=False),
+        title=_text(get("title")),
+        description=_text(get("description")),
+        description_508=_text(get("description_508")),
+        keywords=normalise_list(get("keywords")),
+        album=normalise_list(get("album"), split=False),
+        center=_text(get("center")),
+        location=_text(get("location")),
+        photographer=_text(get("photographer")),
+        secondary_creator=_text(get("secondary_creator")),
         date_created=date_created,
         year=year,
         date=date,
         timestamp=timestamp,
-        preview_href=_link(links, "preview"),
-        captions_href=_link(links, "captions"),
-        **{name: _text(data.get(name)) for name in _TEXT_FIELDS},
+        preview_href=preview,
+        captions_href=captions,
     )
 
 
@@ -153,13 +160,17 @@ def normalise_list(value: Any, *, split: bool = True) -> tuple[str, ...]:
     """Keywords arrive missing, as a list, or as one comma-joined string (in a list or not)."""
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    strings = [item.strip() for item in items if isinstance(item, str) and item.strip()]
+    items = value if type(value) is list else [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return ()
+    stripped = [item.strip() for item in items if isinstance(item, str)]
+    strings = [item for item in stripped if item]
     if split and len(strings) == 1 and _LIST_SPLIT.search(strings[0]):
         strings = [part for part in _LIST_SPLIT.split(strings[0]) if part]
     return tuple(dict.fromkeys(strings))
 
 
+@lru_cache(maxsize=65536)
 def parse_date(value: str) -> tuple[int | None, str | None, int | None]:
     """ISO 8601 → (year, YYYY-MM-DD, epoch seconds); unparseable dates give Nones."""
     if not value:
@@ -193,12 +204,21 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _link(links: Any, rel: str) -> str | None:
+def _links(links: Any) -> tuple[str | None, str | None]:
+    """The first ``preview`` and the first ``captions`` link's href (a string), in one pass."""
+    preview: str | None = None
+    captions: str | None = None
     if not isinstance(links, list):
-        return None
+        return preview, captions
     for link in links:
-        if isinstance(link, Mapping) and link.get("rel") == rel:
+        if type(link) is not dict and not isinstance(link, Mapping):
+            continue
+        rel = link.get("rel")
+        if rel == "preview" and preview is None or rel == "captions" and captions is None:
             href = link.get("href")
             if isinstance(href, str):
-                return href
-    return None
+                if rel == "preview":
+                    preview = href
+                else:
+                    captions = href
+    return preview, captions
