@@ -168,7 +168,11 @@ def test_records_not_yet_embedded_appear_through_bm25(embedded: Library, tmp_pat
         library.import_paths([_one_line(tmp_path, json.loads(source.raw))])
         library.embed()
         item = json.loads(source.raw)
-        item["data"][0].update(nasa_id="zz-new", title="Quokkasaurus sighting")
+        # a caption of its own: a copy of the first record's would group them, and a group
+        # that grows to two has its first member read (and so embedded) again too
+        item["data"][0].update(
+            nasa_id="zz-new", title="Quokkasaurus sighting", description="A quokkasaurus, seen."
+        )
         library.import_paths([_one_line(tmp_path, item)])
         assert library.pending_embeddings() == 1
         assert "zz-new" in {d["nasa_id"] for d in _search(library, q="quokkasaurus", mode="hybrid")}
