@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -36,3 +37,22 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def accepted_nodelay(listener: socket.socket) -> int:
+    """TCP_NODELAY of a connection the running loop accepts on ``listener`` (0: off)."""
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+    try:
+        return await asyncio.wait_for(accepted, 10)
+    finally:
+        writer.close()
+        server.close()

@@ -49,20 +49,7 @@ def saved_vectors(home: Path) -> dict[int, np.ndarray]:
 def test_vectors_made_beside_grouping_match_the_stage_in_order(
     tmp_path: Path, corpus: Path
 ) -> None:
-    if threading.active_count() > 1:
-        # The stage forks only a process with no other thread (a fork copies no thread
-        # but the caller's); earlier tests in this process left servers running, so this
-        # test runs again in a fresh interpreter of its own.
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-            + [f"{__file__}::test_vectors_made_beside_grouping_match_the_stage_in_order"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=Path(__file__).parent.parent,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        assert " passed" in done.stdout and "skipped" not in done.stdout
+    if _ran_alone("test_vectors_made_beside_grouping_match_the_stage_in_order"):
         return
     home = tmp_path / "home"
     library = Library(Settings.from_env({}, home=str(home)))
@@ -150,17 +137,7 @@ def test_the_vectors_process_writes_nothing_while_this_one_holds_the_store(
     """The vectors process can finish while grouping or indexing holds a write
     transaction longer than SQLite's busy timeout: it writes nothing to the store (its
     marks are written by the parent in ``finish``), so it neither waits nor fails there."""
-    if threading.active_count() > 1:  # see the test above: a fork needs no other thread
-        name = "test_the_vectors_process_writes_nothing_while_this_one_holds_the_store"
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{name}"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=Path(__file__).parent.parent,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        assert " passed" in done.stdout and "skipped" not in done.stdout
+    if _ran_alone("test_the_vectors_process_writes_nothing_while_this_one_holds_the_store"):
         return
     home = tmp_path / "home"
     library = Library(Settings.from_env({}, home=str(home)))
@@ -178,3 +155,23 @@ def test_the_vectors_process_writes_nothing_while_this_one_holds_the_store(
         assert len(library.builtin) == library.store.count()
     finally:
         library.close()
+
+
+def _ran_alone(name: str) -> bool:
+    """Run test ``name`` in a fresh interpreter when other threads run here; True if it did.
+
+    The vectors stage forks only a process with no other thread (a fork copies no thread
+    but the caller's), and earlier tests in this process may have left servers running.
+    """
+    if threading.active_count() == 1:
+        return False
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{name}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout
+    return True

@@ -21,7 +21,7 @@ import uvicorn
 from nivl.settings import Settings
 from nivl.web.listener import listen, serve_config
 
-from .servers import free_port
+from .servers import accepted_nodelay, free_port
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -154,23 +154,6 @@ def test_the_served_event_loop_sets_tcp_nodelay_on_accepted_connections(tmp_path
     assert factory is not None
     listener = listen("127.0.0.1", free_port())
 
-    async def accepted_nodelay() -> int:
-        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        class Probe(asyncio.Protocol):
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                sock = transport.get_extra_info("socket")
-                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-                transport.close()
-
-        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
-        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
-        try:
-            return await asyncio.wait_for(accepted, 10)
-        finally:
-            writer.close()
-            server.close()
-
     with asyncio.Runner(loop_factory=factory) as runner:
         assert type(runner.get_loop()).__module__.startswith("uvloop")
-        assert runner.run(accepted_nodelay()) != 0
+        assert runner.run(accepted_nodelay(listener)) != 0

@@ -17,7 +17,7 @@ import pytest
 
 from nivl.web.listener import listen
 
-from .servers import free_port
+from .servers import accepted_nodelay, free_port
 
 
 @contextmanager
@@ -155,25 +155,7 @@ def test_the_workers_listener_gets_tcp_nodelay_on_accepted_connections() -> None
     listener = listen("127.0.0.1", free_port())
     assert listener.proto == socket.IPPROTO_TCP
 
-    async def accepted_nodelay() -> int:
-        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        class Probe(asyncio.Protocol):
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                sock = transport.get_extra_info("socket")
-                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-                transport.close()
-
-        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
-        port = listener.getsockname()[1]
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            return await asyncio.wait_for(accepted, 10)
-        finally:
-            writer.close()
-            server.close()
-
-    assert asyncio.run(accepted_nodelay()) != 0
+    assert asyncio.run(accepted_nodelay(listener)) != 0
 
 
 def _closed_by_server(sock: socket.socket, *, trickle: bool = False) -> bool:
