@@ -41,7 +41,9 @@ def test_a_replica_killed_and_a_snapshot_rolled_out_under_load_fail_no_request(
     assert states.count(("r1", "DOWN")) == 1 and states[-1] == ("r1", "UP"), states
     assert figures["redispatches"] + figures["retries"] > 0  # requests that met the dead r1
     # The roll-out reached both replicas while the clients ran, and serves the new records.
-    assert events["link_swapped"] < events["rolled_out"] < events["ended"]
+    # (the clients stop only after the roll-out; at high load it can take the whole window,
+    # and the two times, rounded to 0.01 s, are then equal)
+    assert events["link_swapped"] < events["rolled_out"] <= events["ended"]
     assert figures["revisions"][1] > figures["revisions"][0]
     assert figures["late_found"] == {"r1": 1, "r2": 1, "haproxy": 1}
     assert figures["served_by"]["r1"] > 0 and figures["served_by"]["r2"] > 0
