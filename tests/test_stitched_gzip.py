@@ -35,8 +35,8 @@ def test_a_large_page_goes_to_a_gzip_client_as_one_member_of_the_identity_page(
     http: httpx.Client, api_url: str, loaded_settings: Settings
 ) -> None:
     params = {**TRANSCRIPTS, "bench": "stitched-1"}
-    zipped = _raw(http, params, "gzip")  # first: a page is stitched as it is made
     plain = http.get("/search", params=params, headers={"Accept-Encoding": "identity"})
+    zipped = _raw(http, params, "gzip")  # from the body cache: still stitched, from its cuts
     assert len(plain.content) >= responses.STITCH_MIN  # the page this is about
     assert (
         sum(
@@ -104,8 +104,14 @@ def test_stitched_pieces_decode_to_their_join_whatever_their_sizes() -> None:
         b"]}",
     ]
     data = b"".join(parts)
-    assert gzip.decompress(responses.stitched_gzip(parts, data, fragments)) == data
+    sent = responses.stitched_gzip(parts, data, fragments)
+    assert gzip.decompress(sent) == data
     assert fragments.made == 2  # ``big`` twice as a whole, once cut: two fragments
+    # a cached body keeps where its pieces ended: its gzip is these very bytes again
+    body = responses.body_of(parts, 1)
+    again = responses.stitched_gzip(responses.pieces(body.data, body.cuts or ()), data, fragments)
+    assert again == sent
+    assert fragments.made == 2
 
 
 def test_fragments_stay_within_their_budget() -> None:

@@ -28,7 +28,6 @@ from .responses import (
     _identity_tags,
     accepted_encodings,
     accepts_gzip,
-    answered,
     body_of,
     choose_encoding,
     compressed,
@@ -95,10 +94,7 @@ def search_answer(request: Request) -> Answer:
     body = cache.get(key)
     if body is None:
         body = cache.put(key, body_of(build(), revision))
-    try:
-        return answer_with(request, body, cache, key)
-    finally:
-        answered(body)
+    return answer_with(request, body, cache, key)
 
 
 def cached_answer(request: Request) -> Answer | None:

@@ -30,6 +30,7 @@ never pass for the page.
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 import threading
@@ -62,9 +63,10 @@ class Body:
     etag: str
     gzipped: bytes | None = None
     zstd: bytes | None = None
-    #: The pieces ``data`` was joined from, until it is first compressed (not counted in
-    #: ``size``: they are dropped once the page is answered, ``answered``).
-    parts: Sequence[Chunk] | None = None
+    #: Where each piece ``data`` was joined from ends (a page's: its stored items are
+    #: pieces), so a large page's gzip is stitched from them whichever request makes it:
+    #: the same body always has the same gzip bytes, as its one strong ETag says.
+    cuts: Sequence[int] | None = None
 
     @property
     def size(self) -> int:
@@ -108,13 +110,7 @@ def body_of(built: bytes | Sequence[Chunk], revision: int) -> Body:
     if isinstance(built, bytes):
         return Body(built, etag(built, revision))
     data = b"".join(built)
-    return Body(data, etag(data, revision), parts=built)
-
-
-def answered(body: Body) -> None:
-    """The page has gone out: its pieces are not kept with it (in the cache, they would
-    hold its items twice)."""
-    body.parts = None
+    return Body(data, etag(data, revision), cuts=list(itertools.accumulate(map(len, built))))
 
 
 def etag(data: bytes, revision: int = 0) -> str:
@@ -151,15 +147,12 @@ def json_response(
         "Vary": "Accept-Encoding",
     }
     if etag_matches(request.headers.get("if-none-match"), body.etag):
-        answered(body)
         return Response(status_code=304, headers=headers)
     encoding = choose_encoding(request.headers.get("accept-encoding", ""))
     if len(body.data) >= MIN_GZIP and encoding != "identity":
         headers["Content-Encoding"] = encoding
         data = compressed(body, encoding, cache, key)
-        answered(body)
         return Response(data, media_type="application/json", headers=headers)
-    answered(body)
     return Response(body.data, media_type="application/json", headers=headers)
 
 
@@ -174,9 +167,8 @@ def compressed(
                 cache.resize(key, body, len(body.zstd))
         return body.zstd
     if body.gzipped is None:
-        parts = body.parts
-        if parts is not None and len(body.data) >= STITCH_MIN:
-            body.gzipped = stitched_gzip(parts, body.data, FRAGMENTS)
+        if body.cuts is not None and len(body.data) >= STITCH_MIN:
+            body.gzipped = stitched_gzip(pieces(body.data, body.cuts), body.data, FRAGMENTS)
         else:
             body.gzipped = igzip.compress(body.data, compresslevel=1, mtime=0)
         if cache is not None:
@@ -246,6 +238,12 @@ class Fragments:
 
 #: This process's fragments (each worker process has its own).
 FRAGMENTS = Fragments()
+
+
+def pieces(data: bytes, cuts: Sequence[int]) -> list[memoryview]:
+    """``data`` cut where its pieces ended (views, not copies)."""
+    view = memoryview(data)
+    return [view[start:end] for start, end in itertools.pairwise([0, *cuts])]
 
 
 def stitched_gzip(parts: Sequence[Chunk], data: bytes, fragments: Fragments) -> bytes:
