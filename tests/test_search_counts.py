@@ -279,3 +279,49 @@ def test_a_one_word_q_costs_no_counting_pass(
         two = library.search(parse_request({"q": "quasar survey", "sort": "relevance"}))
         assert two.total_hits == 30
         assert len(counts) >= 2
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "quasar mosaic catalog"},  # relaxed: a strict probe, then the relaxed page
+        {"q": "quasar mosaic catalog", "sort": "date_desc"},  # strong fields, then all
+        {"q": "quasar mosaic catalog", "collapse": "event"},  # relaxed read wide at once
+        {"q": "quasar field"},  # strict: its probe is its page already
+    ],
+)
+def test_the_next_page_of_a_q_is_one_search_as_the_first_decided(
+    home: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    """A relaxed q probes strict (and fewer words) before its page; the snapshot keeps how
+    each plan matched, so the same search's next page (or the same page again) searches
+    once, and answers what a snapshot that never saw the plan answers."""
+    passes: list[object] = []
+    real = Snapshot.search
+
+    def counted(self: Snapshot, query: object, **kwargs: object) -> object:
+        passes.append(kwargs.get("offset"))
+        return real(self, query, **kwargs)  # type: ignore[arg-type]
+
+    items = _alike("tile", 30) + _distinct("field", 120, 1970)
+    with Library(home) as library:
+        library.import_paths([_write(tmp_path / "a.jsonl", items)])
+        monkeypatch.setattr(Snapshot, "search", counted)
+        first = library.search(parse_request({**params, "page_size": "10"}))
+        probes = len(passes)
+        passes.clear()
+        second = library.search(parse_request({**params, "page_size": "10", "page": "2"}))
+        assert len(passes) == 1, passes
+        if params["q"] != "quasar field":
+            assert probes >= 2  # the first page did probe: what the kept decision saves
+        monkeypatch.setattr(Snapshot, "search", real)
+        for page, result in ((1, first), (2, second)):
+            request = parse_request({**params, "page_size": "10", "page": str(page)})
+            fresh = search_module.search(library.store, library.index.snapshot(), request)
+            assert [h.row_id for h in result.hits] == [h.row_id for h in fresh.hits]
+            assert [h.score for h in result.hits] == [h.score for h in fresh.hits]
+            assert (result.total_hits, result.total_groups, result.suggestion) == (
+                fresh.total_hits,
+                fresh.total_groups,
+                fresh.suggestion,
+            )

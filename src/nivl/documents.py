@@ -26,6 +26,13 @@ def search_document(
 ) -> bytes:
     """A search page; with ``window`` (the deepest result a request may reach), no ``next``
     link past it: the next page would be a 400, so the last reachable page is the last."""
+    return b"".join(search_parts(result, base_url, path, window=window))
+
+
+def search_parts(
+    result: SearchResult, base_url: str, path: str = "/search", *, window: int | None = None
+) -> list[Chunk]:
+    """``search_document`` as the pieces it is joined from (the stored items among them)."""
     request = result.request
     metadata: dict[str, Any] = {"total_hits": result.total_hits}
     if result.total_groups is not None:
@@ -34,7 +41,7 @@ def search_document(
         metadata["facets"] = result.facets
     if result.suggestion:  # nivl's extension, only when there is one
         metadata["suggestion"] = {"q": result.suggestion, "corrected": result.corrected}
-    return collection_document(
+    return collection_parts(
         base_url,
         path,
         request.params(),
@@ -76,6 +83,25 @@ def collection_document(
     has_prev: bool,
     has_next: bool,
 ) -> bytes:
+    """``collection_parts`` joined."""
+    return b"".join(
+        collection_parts(
+            base_url, path, params, items, metadata, page=page, has_prev=has_prev, has_next=has_next
+        )
+    )
+
+
+def collection_parts(
+    base_url: str,
+    path: str,
+    params: Mapping[str, str],
+    items: Iterable[Sequence[Chunk]],
+    metadata: Mapping[str, Any],
+    *,
+    page: int,
+    has_prev: bool,
+    has_next: bool,
+) -> list[Chunk]:
     """Collection+JSON with ``prev``/``next`` links back at ``base_url`` + ``path`` (and
     no ``links`` key at all on a lone page, as upstream).
 
@@ -113,7 +139,7 @@ def collection_document(
     if links:  # upstream leaves the key out when there is no other page (clients test for it)
         parts += (b',"links":', orjson.dumps(links))
     parts.append(b"}}")
-    return b"".join(parts)
+    return parts
 
 
 def item_parts(hit: SearchHit) -> tuple[Chunk, ...]:

@@ -427,11 +427,14 @@ class SearchIndex:
         searcher: tantivy.Searcher | None = None,
         words_seen: dict[tuple[object, ...], Any] | None = None,
         page: Callable[[Query, bool], Hits] | None = None,
+        decided: dict[QueryPlan, tuple[matching.Matched, bool]] | None = None,
     ) -> tuple[Query, Query, matching.Matched | None, Hits | None]:
         """``compile_matching``, and the same records as a query cheaper to walk unscored
         (``Matched.counting``); with ``page`` (a search of a whole query for the request's
         page), matching counts its candidates with it, and the chosen query's page comes
-        back with it, searched already (or None)."""
+        back with it, searched already (or None). ``decided`` keeps, per plan, how ``q``
+        matched on ``searcher`` (and whether its page was a relaxed probe): the next page
+        of the same plan is then one search, where a relaxed ``q`` first probed strict."""
         if plan.matches_nothing:
             return Query.empty_query(), Query.empty_query(), None, None
         parts: list[tuple[Occur, Query]] = []
@@ -450,7 +453,13 @@ class SearchIndex:
             probed[id(candidate)] = (candidate, whole, hits)  # keeps ``candidate``: ids stay
             return hits.total
 
+        known = decided.get(plan) if decided is not None and len(relaxed) == 1 else None
         for clause in relaxed:
+            if known is not None:
+                matched = known[0]
+                others = list(parts)
+                parts.insert(0, (Occur.Must, matched.query))
+                continue
             with tantivy_errors("parsing the query"):
                 matched = matching.compile_q(
                     self.index,
@@ -469,8 +478,16 @@ class SearchIndex:
         counting = _whole(parts)
         if matched is not None and matched.counting is not None and len(relaxed) == 1:
             counting = _whole([(Occur.Must, matched.counting), *others])
-        if matched is not None and (found := probed.get(id(matched.query))) is not None:
+        found = probed.get(id(matched.query)) if matched is not None else None
+        if decided is not None and matched is not None and known is None and len(relaxed) == 1:
+            if len(decided) >= MATCHES_KEPT:
+                decided.clear()  # a bound, not an LRU
+            decided[plan] = (matched, found is not None and matched.relaxed)
+        if found is not None:
             return found[1], counting, matched, found[2]
+        if known is not None and page is not None:  # searched as the probe that chose it was
+            whole = _whole(parts)
+            return whole, counting, matched, page(whole, known[1])
         return _whole(parts), counting, matched, None
 
     def _filters(self, plan: QueryPlan) -> list[tuple[Occur, Query]]:
@@ -531,6 +548,8 @@ class SearchIndex:
 
 #: Group counts a snapshot keeps for the next pages of the same collapsed searches.
 GROUP_COUNTS_KEPT = 10_000
+#: How ``q`` matched, per plan, kept by a snapshot for the next pages of the same search.
+MATCHES_KEPT = 10_000
 
 
 def _whole(parts: list[tuple[Occur, Query]]) -> Query:
@@ -561,6 +580,8 @@ class Snapshot:
         #: Group counts of collapsed searches (plan, group field) → count: this searcher's,
         #: so they can never be another revision's; later pages of a search reuse them.
         self._groups: dict[tuple[QueryPlan, str], int] = {}
+        #: How each plan's ``q`` matched on this searcher (``SearchIndex._compile``).
+        self._decided: dict[QueryPlan, tuple[matching.Matched, bool]] = {}
 
     def compile(self, plan: QueryPlan) -> Query:
         return self.compile_matching(plan)[0]
@@ -591,7 +612,7 @@ class Snapshot:
             return self.search(whole, limit=wide, offset=offset, sort=sort)
 
         query, counting, matched, hits = self._index._compile(
-            plan, self._searcher, self._words, page
+            plan, self._searcher, self._words, page, self._decided
         )
         return query, counting, matched, hits if hits is not None else page(query)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.responses import JSONResponse, Response
 
-from ..documents import group_document, location_document, search_document
+from ..documents import Chunk, group_document, location_document, search_document, search_parts
 from ..errors import BadRequest, RecordNotFound
 from ..library import Library
 from ..query import SearchRequest, group_id_of, parse_request
@@ -204,8 +204,10 @@ def search(request: Request, params: Annotated[SearchParams, Query()]) -> Respon
     return json_response(request, build, revision=revision, cache=request.app.state.body_cache)
 
 
-def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
-    """/search's body builder and the revision it is cached at (web/fastpath.py too)."""
+def search_page(request: Request) -> tuple[Callable[[], list[Chunk]], int]:
+    """/search's body builder (the pieces it is joined from: a gzip client's multi-MB page
+    is compressed from them, responses.stitched_gzip) and the revision it is cached at
+    (web/fastpath.py too)."""
     failure = request.scope.get("state", {}).pop(FAILURE, None)
     if failure is not None:  # the fast path met it: answered here, as it always was
         raise failure
@@ -215,7 +217,7 @@ def search_page(request: Request) -> tuple[Callable[[], bytes], int]:
     revision = view.revision if search_request.mode == "lexical" else library.semantic_revision
     base = base_url(request)  # a bad Host is a 400 even when the page is cached
     return (
-        lambda: search_document(
+        lambda: search_parts(
             library.search(search_request, view=view), base, window=_window(library)
         ),
         revision,

@@ -28,9 +28,9 @@ from .responses import (
     _identity_tags,
     accepted_encodings,
     accepts_gzip,
+    body_of,
     choose_encoding,
     compressed,
-    etag,
     etag_matches,
     gzip_tag,
     revalidated_tag,
@@ -93,8 +93,7 @@ def search_answer(request: Request) -> Answer:
     key = (str(request.base_url), request.url.path, request.url.query, revision)
     body = cache.get(key)
     if body is None:
-        data = build()
-        body = cache.put(key, Body(data, etag(data, revision)))
+        body = cache.put(key, body_of(build(), revision))
     return answer_with(request, body, cache, key)
 
 
