@@ -90,6 +90,19 @@ def update(
     (loaded only when there is something to embed). The extra's vectors are not made
     here: its model takes minutes per thousand records, so ``nivl embed`` runs it.
     """
+    with store.plain_reads():  # each stage reads each row once: no mapped pages to keep
+        return _update(store, index, rebuild, progress, media, vectors, embed)
+
+
+def _update(
+    store: Store,
+    index: SearchIndex,
+    rebuild: bool,
+    progress: Callable[[int], object] | None,
+    media: Path | None,
+    vectors: SyncedVectors | None,
+    embed: Callable[[], Embed] | None,
+) -> StageRun:
     run = StageRun()
     started = time.perf_counter()
     if media is not None:
@@ -286,7 +299,7 @@ class _MarksKept(Store):
     """The vectors process's store: read-only, its meta writes kept for the parent."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, read_only=True)
+        super().__init__(path, read_only=True, mmap=False)  # it reads each row once
         self.kept: dict[str, str] = {}
 
     def set_meta(self, key: str, value: str) -> None:

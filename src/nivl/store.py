@@ -76,10 +76,12 @@ class Store:
         tracer: Tracer | None = None,
         max_mb: int = 0,
         read_only: bool = False,
+        mmap: bool = True,
     ) -> None:
         self.path = Path(path)
         self.tracer = tracer
         self.read_only = read_only
+        self._mmap = MMAP_BYTES if mmap else 0
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -117,7 +119,8 @@ class Store:
             # then read without a pread and a copy per 4 KB page, 1.1 → 0.4 ms of CPU, and
             # the mapped pages are the OS's page cache, shared by every worker process.
             # SQLite caps the size it maps (2 GB here); the rest of the file is read.
-            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            # Not during ``plain_reads``, nor in a store opened with ``mmap=False``.
+            conn.execute(f"PRAGMA mmap_size={self._mmap}")
         if self.tracer is not None:
             tracer = self.tracer
             conn.set_trace_callback(lambda sql: tracer(sql, ()))
@@ -152,6 +155,30 @@ class Store:
             with self._lock:
                 self._readers.append(conn)
         return conn
+
+    @contextlib.contextmanager
+    def plain_reads(self) -> Iterator[None]:
+        """Readers read with ``read()``, not through the map, for the block (every thread's).
+
+        For passes that read each row once (the derived stages of an import): mapped, the
+        pages they touch stay in the process's resident set (the counted RSS) up to
+        SQLite's 2 GB cap; read, they pass through the OS's page cache alone. Serving
+        reads the same pages again and again, and keeps the map.
+        """
+        kept = self._mmap
+        self._set_mmap(0)
+        try:
+            yield
+        finally:
+            self._set_mmap(kept)
+
+    def _set_mmap(self, size: int) -> None:
+        with self._lock:
+            self._mmap = size
+            readers = list(self._readers)
+        for conn in readers:
+            with sqlite_errors("reading the store"):
+                conn.execute(f"PRAGMA mmap_size={size}")
 
     def close(self) -> None:
         with self._lock:
