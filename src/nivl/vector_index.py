@@ -23,11 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from .embeddings import DIMENSIONS, record_text, require
+from .embeddings import DIMENSIONS, require, stored_text
 from .errors import SearchIndexError
-from .records import parse_item
 from .store import Store
 
 if TYPE_CHECKING:
@@ -106,7 +103,7 @@ class SyncedVectors:
         for row in store.iter_rows(since_rev=since, after_id=last_id):
             if row.rev > top and not later:
                 continue  # changed after this pass began: the next pass takes it
-            batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
+            batch.append((row.id, stored_text(row.raw)))
             if len(batch) >= batch_size:
                 done += self._embed_batch(batch, embed, progress)
                 last_id = batch[-1][0]
