@@ -48,3 +48,41 @@ def test_the_vectors_process_reads_the_store_without_mapping_it(
         assert _mapped(beside) == 0
     finally:
         beside.close()
+
+
+def test_a_whole_pass_of_vectors_is_saved_without_a_second_copy_of_them(tmp_path: Path) -> None:
+    """The vectors process adds an import's vectors a batch at a time, then saves them:
+    merging them into one matrix first held them twice (1 GB at 1M rows). Saved as they
+    are, the file is the same one, and it reads back as what was added."""
+    import tracemalloc
+
+    import numpy as np
+
+    from nivl.vector_index import MatrixIndex
+
+    rng = np.random.default_rng(7)
+    vectors = MatrixIndex(tmp_path / "vectors.npy", dimensions=256, mark="m")
+    batches = [
+        (np.arange(start, start + 1000) * 3 + 1, rng.standard_normal((1000, 256)))
+        for start in range(0, 20_000, 1000)
+    ]
+    for ids, matrix in batches:
+        vectors.add(ids.tolist(), matrix)
+    added = 20_000 * 256 * 2  # float16
+    tracemalloc.start()
+    try:
+        vectors.save()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < added / 4
+    again = MatrixIndex(tmp_path / "vectors.npy", dimensions=256, mark="m")
+    assert len(again) == 20_000
+    for ids, matrix in batches[::7]:
+        for row_id, vector in zip(ids[::97], matrix[::97], strict=True):
+            found = again.vector(int(row_id))
+            assert found is not None
+            assert found.tobytes() == vector.astype(np.float16).astype(np.float32).tobytes()
+    # the coarse copy is the vectors' first dims, as float32
+    assert again._coarse is not None
+    assert again._coarse[:5].tobytes() == again._matrix[:5, :64].astype(np.float32).tobytes()
