@@ -32,12 +32,15 @@ class UpsertResult:
     updated: int = 0
     unchanged: int = 0
     changed_ids: list[str] = field(default_factory=list)
+    #: Those of ``changed_ids`` that were there before (changed in place, same row id).
+    updated_ids: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: UpsertResult) -> UpsertResult:
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.changed_ids.extend(other.changed_ids)
+        self.updated_ids.extend(other.updated_ids)
         return self
 
 
@@ -280,6 +283,7 @@ class Store:
             for record in changed:
                 if record.nasa_id in existing:
                     result.updated += 1
+                    result.updated_ids.append(record.nasa_id)
                 else:
                     result.new += 1
                 result.changed_ids.append(record.nasa_id)
@@ -424,6 +428,22 @@ class Store:
             for row in rows:
                 yield StoredRow(*row)
             last_id = rows[-1][0]
+
+    def iter_rows_by_nasa_ids(self, nasa_ids: Sequence[str]) -> Iterator[StoredRow]:
+        """The rows of these nasa_ids (those found), a few hundred at a time."""
+        for start in range(0, len(nasa_ids), 900):
+            with sqlite_errors("reading the store"):
+                rows = _select_in(
+                    self._reader,
+                    "SELECT id, nasa_id, raw, rev FROM records WHERE nasa_id IN ({})",
+                    list(nasa_ids[start : start + 900]),
+                )
+            for row in sorted(rows):
+                yield StoredRow(*row)
+
+    def max_id(self) -> int:
+        with sqlite_errors("reading the store"):
+            return int(self._reader.execute("SELECT max(id) FROM records").fetchone()[0] or 0)
 
     def iter_dates(self) -> Iterator[tuple[int, str]]:
         """(row id, date_created) of every row: what bucketing by day needs, without raw."""
