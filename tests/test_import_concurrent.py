@@ -19,6 +19,7 @@ from nivl.embeddings import StaticEmbedder, record_text
 from nivl.ingest import import_paths
 from nivl.library import BUILTIN_VECTORS_FILE
 from nivl.records import parse_item
+from nivl.store import UpsertResult
 
 from .crash import nivl_env, write_corpus
 from .test_orphans import kill_when_ready, living, processes
@@ -155,6 +156,71 @@ def test_the_vectors_process_writes_nothing_while_this_one_holds_the_store(
         assert len(library.builtin) == library.store.count()
     finally:
         library.close()
+
+
+def test_vectors_made_beside_the_store_stage_match_the_stage_in_order(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """The vectors process starts before an import writes and embeds each batch as it is
+    committed; rows the import changes in place (records there before, and a record twice
+    in the file, its second version many batches after the first) end with the vectors of
+    their final text, as the stage in order would give them."""
+    if _ran_alone("test_vectors_made_beside_the_store_stage_match_the_stage_in_order"):
+        return
+    home = tmp_path / "home"
+    lines = corpus.read_bytes().splitlines()
+    changed = tmp_path / "changed.jsonl"
+    with changed.open("wb") as out:
+        for number, line in enumerate(lines):
+            item = orjson.loads(line)
+            item["data"][0]["title"] = f"retitled {number}"  # changed in place
+            out.write(orjson.dumps(item) + b"\n")
+            if number % 3 == 0:  # a new record, then again with another title much later
+                item["data"][0]["nasa_id"] += " again"
+                item["data"][0]["title"] = f"first of {number}"
+                out.write(orjson.dumps(item) + b"\n")
+        for number, line in enumerate(lines[::3]):
+            item = orjson.loads(line)
+            item["data"][0]["nasa_id"] += " again"
+            item["data"][0]["title"] = f"second of {number * 3}"
+            out.write(orjson.dumps(item) + b"\n")
+    library = Library(Settings.from_env({}, home=str(home)))
+    try:
+        library.import_paths([corpus])
+        embed = library.static_embedder().embed
+        early = derived.vectors_beside_import(
+            library.store, library.builtin, lambda: embed, [changed]
+        )
+        assert early is not None
+        alive: list[bool] = []
+
+        def written(result: UpsertResult) -> None:
+            alive.append(early.process.is_alive())
+            early.written(result)
+
+        import_paths(library.store, [changed], on_written=written, batch_size=200)
+        run = derived.update(
+            library.store, library.index, vectors=library.builtin, embed=lambda: embed, early=early
+        )
+        assert alive and all(alive)  # beside the store stage, from its first batch
+        assert run.beside == ["vectors"]
+        assert derived.behind(library.store, library.index, library.builtin) == {
+            "groups": 0,
+            "index": 0,
+            "vectors": 0,
+        }
+        assert int(library.store.get_meta(MARK, "0") or 0) == library.store.max_rev()
+        rows = list(library.store.iter_rows())
+    finally:
+        library.close()
+    assert len(rows) == len(lines) + len(lines[::3])
+    saved = saved_vectors(home)
+    assert sorted(saved) == [row.id for row in rows]
+    texts = [record_text(parse_item(orjson.loads(row.raw), raw=row.raw)) for row in rows]
+    assert any(text.startswith("second of") for text in texts)
+    expected = StaticEmbedder().embed(texts).astype(np.float16)
+    for row, vector in zip(rows, expected, strict=True):
+        assert saved[row.id].tobytes() == vector.tobytes(), row.nasa_id
 
 
 def _ran_alone(name: str) -> bool:
