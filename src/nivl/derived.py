@@ -6,7 +6,8 @@ keyed by the stage's name (never by a path, which has many spellings): the
 highest store ``rev`` it has taken in. Stages run in order, because each reads
 what the one before wrote, except the built-in vectors, which read only the
 store's texts: with thousands of rows to embed they run in a forked process
-beside groups and index (``_VectorsBeside``), so both cores work:
+beside groups and index (``_VectorsBeside``; for an import, beside the store stage
+already: ``vectors_beside_import``), so both cores work:
 
     store ──groups──▶ group ids (groups.py)   mark ``grouped_rev``
           ──index───▶ tantivy (search_index)  mark ``indexed_rev`` (the group ids are fields)
