@@ -5,6 +5,8 @@ at any moment leaves a home that heals on the next open.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -89,8 +91,9 @@ def test_a_kill_while_the_vectors_process_runs_heals_on_the_next_open(
     command = [sys.executable, "-m", "nivl", "import", str(corpus)]
 
     def embedding(pid: int) -> bool:
-        """Its one child (no grouping workers for one batch) is the vectors process."""
-        return any(info[0] == pid for info in living(processes()).values())
+        """Its first child is the vectors process (forked before the store stage writes,
+        so it is embedding once the store holds records)."""
+        return any(info[0] == pid for info in living(processes()).values()) and _stored(home)
 
     killed = kill_when_ready(command, nivl_env(home), embedding)
     assert killed.children
@@ -221,6 +224,17 @@ def test_vectors_made_beside_the_store_stage_match_the_stage_in_order(
     expected = StaticEmbedder().embed(texts).astype(np.float16)
     for row, vector in zip(rows, expected, strict=True):
         assert saved[row.id].tobytes() == vector.tobytes(), row.nasa_id
+
+
+def _stored(home: Path) -> bool:
+    """Whether the home's store holds a record yet (read beside the writer, WAL)."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{(home / 'nivl.db').resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            return conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def _ran_alone(name: str) -> bool:
