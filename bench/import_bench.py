@@ -5,7 +5,8 @@ Usage::
     python bench/import_bench.py /tmp/nivl-bench/synth-300k.jsonl [--keep DIR] [--json]
 
 Prints wall seconds, records per second, CPU seconds (this process and its workers),
-peak RSS (the largest of this process and its grouping workers), and the wall seconds
+peak RSS (the largest of this process and its children: the grouping workers and the
+vectors process), and the wall seconds
 of each step ``ImportSummary.seconds`` reports (store, group, index; with a pipelined
 import the store step overlaps the others, so the steps can add up to more than the
 whole). Run it twice side by side (old and new checkout) to compare on a shared machine.

@@ -5,6 +5,8 @@ at any moment leaves a home that heals on the next open.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ from nivl.embeddings import StaticEmbedder, record_text
 from nivl.ingest import import_paths
 from nivl.library import BUILTIN_VECTORS_FILE
 from nivl.records import parse_item
+from nivl.store import UpsertResult
 
 from .crash import nivl_env, write_corpus
 from .test_orphans import kill_when_ready, living, processes
@@ -88,8 +91,9 @@ def test_a_kill_while_the_vectors_process_runs_heals_on_the_next_open(
     command = [sys.executable, "-m", "nivl", "import", str(corpus)]
 
     def embedding(pid: int) -> bool:
-        """Its one child (no grouping workers for one batch) is the vectors process."""
-        return any(info[0] == pid for info in living(processes()).values())
+        """Its first child is the vectors process (forked before the store stage writes,
+        so it is embedding once the store holds records)."""
+        return any(info[0] == pid for info in living(processes()).values()) and _stored(home)
 
     killed = kill_when_ready(command, nivl_env(home), embedding)
     assert killed.children
@@ -155,6 +159,82 @@ def test_the_vectors_process_writes_nothing_while_this_one_holds_the_store(
         assert len(library.builtin) == library.store.count()
     finally:
         library.close()
+
+
+def test_vectors_made_beside_the_store_stage_match_the_stage_in_order(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """The vectors process starts before an import writes and embeds each batch as it is
+    committed; rows the import changes in place (records there before, and a record twice
+    in the file, its second version many batches after the first) end with the vectors of
+    their final text, as the stage in order would give them."""
+    if _ran_alone("test_vectors_made_beside_the_store_stage_match_the_stage_in_order"):
+        return
+    home = tmp_path / "home"
+    lines = corpus.read_bytes().splitlines()
+    changed = tmp_path / "changed.jsonl"
+    with changed.open("wb") as out:
+        for number, line in enumerate(lines):
+            item = orjson.loads(line)
+            item["data"][0]["title"] = f"retitled {number}"  # changed in place
+            out.write(orjson.dumps(item) + b"\n")
+            if number % 3 == 0:  # a new record, then again with another title much later
+                item["data"][0]["nasa_id"] += " again"
+                item["data"][0]["title"] = f"first of {number}"
+                out.write(orjson.dumps(item) + b"\n")
+        for number, line in enumerate(lines[::3]):
+            item = orjson.loads(line)
+            item["data"][0]["nasa_id"] += " again"
+            item["data"][0]["title"] = f"second of {number * 3}"
+            out.write(orjson.dumps(item) + b"\n")
+    library = Library(Settings.from_env({}, home=str(home)))
+    try:
+        library.import_paths([corpus])
+        embed = library.static_embedder().embed
+        early = derived.vectors_beside_import(
+            library.store, library.builtin, lambda: embed, [changed]
+        )
+        assert early is not None
+        alive: list[bool] = []
+
+        def written(result: UpsertResult) -> None:
+            alive.append(early.process.is_alive())
+            early.written(result)
+
+        import_paths(library.store, [changed], on_written=written, batch_size=200)
+        run = derived.update(
+            library.store, library.index, vectors=library.builtin, embed=lambda: embed, early=early
+        )
+        assert alive and all(alive)  # beside the store stage, from its first batch
+        assert run.beside == ["vectors"]
+        assert derived.behind(library.store, library.index, library.builtin) == {
+            "groups": 0,
+            "index": 0,
+            "vectors": 0,
+        }
+        assert int(library.store.get_meta(MARK, "0") or 0) == library.store.max_rev()
+        rows = list(library.store.iter_rows())
+    finally:
+        library.close()
+    assert len(rows) == len(lines) + len(lines[::3])
+    saved = saved_vectors(home)
+    assert sorted(saved) == [row.id for row in rows]
+    texts = [record_text(parse_item(orjson.loads(row.raw), raw=row.raw)) for row in rows]
+    assert any(text.startswith("second of") for text in texts)
+    expected = StaticEmbedder().embed(texts).astype(np.float16)
+    for row, vector in zip(rows, expected, strict=True):
+        assert saved[row.id].tobytes() == vector.tobytes(), row.nasa_id
+
+
+def _stored(home: Path) -> bool:
+    """Whether the home's store holds a record yet (read beside the writer, WAL)."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{(home / 'nivl.db').resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            return conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def _ran_alone(name: str) -> bool:

@@ -6,7 +6,8 @@ keyed by the stage's name (never by a path, which has many spellings): the
 highest store ``rev`` it has taken in. Stages run in order, because each reads
 what the one before wrote, except the built-in vectors, which read only the
 store's texts: with thousands of rows to embed they run in a forked process
-beside groups and index (``_VectorsBeside``), so both cores work:
+beside groups and index (``_VectorsBeside``; for an import, beside the store stage
+already: ``vectors_beside_import``), so both cores work:
 
     store ──groups──▶ group ids (groups.py)   mark ``grouped_rev``
           ──index───▶ tantivy (search_index)  mark ``indexed_rev`` (the group ids are fields)
@@ -37,17 +38,18 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+from .embeddings import stored_text
 from .errors import HomeBusy, SearchIndexError, StoreError
 from .groups import update_groups, watch_parent
 from .pictures import HashUpdate, update_hashes, update_visual
 from .search_index import SearchIndex
-from .store import Store
+from .store import Store, StoredRow, UpsertResult
 from .vector_index import Embed, MatrixIndex, SyncedVectors
 
 #: Stage name → the store meta key holding its mark (``vectors`` is the extra's; the
@@ -81,27 +83,51 @@ def update(
     media: Path | None = None,
     vectors: SyncedVectors | None = None,
     embed: Callable[[], Embed] | None = None,
+    early: _VectorsBeside | None = None,
 ) -> StageRun:
     """Bring the pictures' hashes (when ``media``, the home's media folder, is given) and
     visual groups, then groups, the index, then the built-in vectors up to date (the caller
     holds the lock).
 
     ``vectors`` is the built-in model's index and ``embed`` gives its embedding function
-    (loaded only when there is something to embed). The extra's vectors are not made
-    here: its model takes minutes per thousand records, so ``nivl embed`` runs it.
+    (loaded only when there is something to embed). ``early`` is that stage already
+    running beside the store stage that just ended (``vectors_beside_import``). The
+    extra's vectors are not made here: its model takes minutes per thousand records, so
+    ``nivl embed`` runs it.
     """
+    with store.plain_reads():  # each stage reads each row once: no mapped pages to keep
+        return _update(store, index, rebuild, progress, media, vectors, embed, early)
+
+
+def _update(
+    store: Store,
+    index: SearchIndex,
+    rebuild: bool,
+    progress: Callable[[int], object] | None,
+    media: Path | None,
+    vectors: SyncedVectors | None,
+    embed: Callable[[], Embed] | None,
+    early: _VectorsBeside | None,
+) -> StageRun:
     run = StageRun()
     started = time.perf_counter()
+    if early is not None:  # before any stage here gives a row a new rev
+        early.store_done()
     if media is not None:
         run.hashes = update_hashes(store, media)
         run.rows["hashes"] = run.hashes.hashed + run.hashes.removed
     run.rows["visual"] = update_visual(store, rebuild=rebuild)
     pictured = time.perf_counter()
     pending = 0
-    if vectors is not None and embed is not None:
+    if vectors is not None and embed is not None and early is None:
         pending = vectors.pending(store, rebuild=rebuild)
-    beside = None
-    if isinstance(vectors, MatrixIndex) and embed is not None and _can_fork(vectors, pending):
+    beside = early
+    if (
+        beside is None
+        and isinstance(vectors, MatrixIndex)
+        and embed is not None
+        and _can_fork(vectors, pending)
+    ):
         with contextlib.suppress(OSError):  # no fork to be had (memory, process limit): in order
             beside = _VectorsBeside(store, vectors, embed, rebuild=rebuild)
     try:
@@ -165,6 +191,35 @@ def _can_fork(vectors: MatrixIndex, pending: int) -> bool:
     )
 
 
+#: Bytes of import files from which the vectors stage starts beside the store stage:
+#: about ``BESIDE_ROWS`` records of NASA's (the synthetic ones are 3.5 kB each).
+EARLY_BYTES = 4 * 2**20
+
+
+def vectors_beside_import(
+    store: Store, vectors: SyncedVectors, embed: Callable[[], Embed], paths: Sequence[Path]
+) -> _VectorsBeside | None:
+    """The built-in vectors stage, forked before an import writes its first batch, or None.
+
+    The store stage runs alone otherwise, on little more than one core (the parsing
+    thread holds the GIL; SQLite's writing lets go of it): the child embeds each batch
+    as it is committed, and ``update`` (given it as ``early``) tells it when the store
+    stage ended and which rows it changed in place, to read again. Forked before the
+    writer thread starts, so no thread of this process is inside SQLite at the fork.
+    """
+    if not isinstance(vectors, MatrixIndex) or store.get_meta(vectors._cursor_key(), ""):
+        return None  # a cursor: an interrupted pass of its own, resumed in order
+    try:
+        size = sum(path.stat().st_size for path in paths)
+    except OSError:
+        return None  # the import says what is wrong with the file
+    if size < EARLY_BYTES or not _can_fork(vectors, BESIDE_ROWS):
+        return None
+    with contextlib.suppress(OSError):
+        return _VectorsBeside(store, vectors, embed, rebuild=False, early=True)
+    return None
+
+
 class _VectorsBeside:
     """The built-in vectors stage in a forked process, while this one groups and indexes.
 
@@ -185,36 +240,59 @@ class _VectorsBeside:
     """
 
     def __init__(
-        self, store: Store, vectors: MatrixIndex, embed: Callable[[], Embed], *, rebuild: bool
+        self,
+        store: Store,
+        vectors: MatrixIndex,
+        embed: Callable[[], Embed],
+        *,
+        rebuild: bool,
+        early: bool = False,
     ) -> None:
         self.store = store
         self.vectors = vectors
         context = multiprocessing.get_context("fork")
         self._read, self._write = os.pipe()
         self._results, sender = context.Pipe(duplex=False)
+        self._told: Connection | None = None
         self.top = store.max_rev()
+        #: Rows the store stage changed in place (their nasa_ids), for an early child.
+        self.updated: list[str] = []
+        heard = None
+        if early:
+            heard, self._told = context.Pipe(duplex=False)
         try:
-            self.process = self._start(context, store, vectors, embed, rebuild, sender)
+            target = (
+                (_embed_early, (sender, heard, store.path, vectors, embed, store.max_id()))
+                if heard is not None
+                else (_embed_beside, (sender, store.path, vectors, embed, rebuild))
+            )
+            self.process = self._start(context, *target)
         except BaseException:
             self._close()
             raise
         finally:
             sender.close()
+            if heard is not None:
+                heard.close()
+
+    def written(self, result: UpsertResult) -> None:
+        """One batch of the store stage is committed (in its writer thread)."""
+        self.updated.extend(result.updated_ids)
+
+    def store_done(self) -> None:
+        """Tell an early child that the store stage ended, at which rev, and what to read
+        again; the mark it hands back is that rev."""
+        self.top = self.store.max_rev()
+        if self._told is not None:
+            with contextlib.suppress(OSError):  # it ended already: ``finish`` says why
+                self._told.send((self.top, self.updated))
+            self.updated = []
 
     def _start(
-        self,
-        context: Any,
-        store: Store,
-        vectors: MatrixIndex,
-        embed: Callable[[], Embed],
-        rebuild: bool,
-        sender: Connection,
+        self, context: Any, target: Callable[..., None], args: tuple[Any, ...]
     ) -> multiprocessing.process.BaseProcess:
         process: multiprocessing.process.BaseProcess = context.Process(
-            target=_embed_beside,
-            args=(sender, store.path, vectors, embed, rebuild, self._read, self._write),
-            name="nivl-vectors",
-            daemon=True,
+            target=target, args=(*args, self._read, self._write), name="nivl-vectors", daemon=True
         )
         process.start()
         return process
@@ -247,6 +325,9 @@ class _VectorsBeside:
 
     def _close(self) -> None:
         self._results.close()
+        if self._told is not None:
+            self._told.close()
+            self._told = None
         for fd in (self._read, self._write):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -282,11 +363,84 @@ def _embed_beside(
     results.send(("ok", (rows, store.kept)))
 
 
+def _embed_early(
+    results: Connection,
+    heard: Connection,
+    path: Path,
+    vectors: MatrixIndex,
+    embed: Callable[[], Embed],
+    last_old: int,
+    read: int,
+    write: int,
+) -> None:
+    """In the child: the vectors stage beside the store stage (``vectors_beside_import``).
+
+    First the rows there before the import that the stage's mark has not taken (row ids up
+    to ``last_old``), then each new row as the store stage commits it (new rows have
+    higher ids), until the parent says the store stage ended; then the rows it changed in
+    place, read again (read before their change, their text may be the old one).
+    """
+    watch_parent(read, write)
+    try:
+        store = _MarksKept(path)
+        try:
+            rows = _embed_alongside(store, heard, vectors, embed(), last_old)
+        finally:
+            store.close()
+    except BaseException as exc:
+        try:
+            results.send(("error", exc))
+        except Exception:
+            results.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    results.send(("ok", (rows, store.kept)))
+
+
+def _embed_alongside(
+    store: _MarksKept, heard: Connection, vectors: MatrixIndex, embed: Embed, last_old: int
+) -> int:
+    since, _top, _after = vectors._start(store, rebuild=False)
+    if since == 0:
+        vectors.clear()
+    batch: list[tuple[int, str]] = []
+    done = 0
+
+    def take(row: StoredRow) -> None:
+        nonlocal batch, done
+        batch.append((row.id, stored_text(row.raw)))
+        if len(batch) >= 1024:
+            done += vectors._embed_batch(batch, embed, None)
+            batch = []
+
+    for row in store.iter_rows(since_rev=since):
+        if row.id > last_old:
+            break
+        take(row)
+    cursor, told = last_old, None
+    while True:
+        for row in store.iter_rows(after_id=cursor):
+            take(row)
+            cursor = row.id
+        if told is not None:
+            break
+        if heard.poll(0.05):
+            told = heard.recv()  # then once more for the rows committed before it
+    top, updated = told
+    for row in store.iter_rows_by_nasa_ids(updated):
+        take(row)
+    if batch:
+        done += vectors._embed_batch(batch, embed, None)
+    vectors.save()
+    store.set_meta(vectors._mark_key(), str(top))
+    store.set_meta(vectors._cursor_key(), "")
+    return done
+
+
 class _MarksKept(Store):
     """The vectors process's store: read-only, its meta writes kept for the parent."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, read_only=True)
+        super().__init__(path, read_only=True, mmap=False)  # it reads each row once
         self.kept: dict[str, str] = {}
 
     def set_meta(self, key: str, value: str) -> None:

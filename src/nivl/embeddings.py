@@ -15,17 +15,19 @@ compares the alternatives.
 from __future__ import annotations
 
 import importlib.util
+import operator
 import os
 import re
 import sys
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, compress, repeat
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .errors import SemanticUnavailable
-from .records import Record
+from .records import Record, normalise_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,10 +83,31 @@ def record_text(
     record: Record, description_chars: int = DESCRIPTION_CHARS, *, keywords: bool = True
 ) -> str:
     """What is embedded for a record: title, keywords, start of the description."""
-    parts = [record.title.strip()]
-    if keywords and record.keywords:
-        parts.append(", ".join(k.strip() for k in record.keywords if k.strip()))
-    description = _description_head(record.description, description_chars, parts[0])
+    return _joined(
+        record.title, record.keywords if keywords else (), record.description, description_chars
+    )
+
+
+def stored_text(raw: str) -> str:
+    """``record_text`` of a stored item, read from its raw JSON alone (it was validated as
+    it was stored): ``parse_item``'s other fields were most of the vectors stage's reading."""
+    data = orjson.loads(raw)["data"][0]
+    title, description = data.get("title"), data.get("description")
+    return _joined(
+        title if isinstance(title, str) else "",
+        normalise_list(data.get("keywords")),
+        description if isinstance(description, str) else "",
+        DESCRIPTION_CHARS,
+    )
+
+
+def _joined(
+    title: str, keywords: Sequence[str], description_text: str, description_chars: int
+) -> str:
+    parts = [title.strip()]
+    if keywords:
+        parts.append(", ".join(k.strip() for k in keywords if k.strip()))
+    description = _description_head(description_text, description_chars, parts[0])
     if description and description != parts[0] and description_chars > 0:
         parts.append(description[:description_chars])
     return ". ".join(p for p in parts if p)
@@ -230,10 +253,13 @@ class StaticEmbedder:
 
         The same steps: texts cut to ``max_length`` times the median token's characters,
         their ids (``WordTokens``), each text's mean of its rows summed in float32 in token
-        order, texts of one length at a time, and rounded to the table's type, then the
-        model's normalisation. Only the sums differ in how: over float32 rows, where
-        model2vec's float16 mean converts every element as it adds it, which cost as much
-        as the tokenising (``test_builtin_model.py`` compares them bit for bit).
+        order from 0.0, and rounded to the table's type, then the model's normalisation.
+        Only the sums differ in how: over float32 rows, where model2vec's float16 mean
+        converts every element as it adds it, which cost as much as the tokenising, and a
+        token position at a time for every text still that long (longest first), so the
+        batch's ids are one array and no text needs a list or a bucket of its own.
+        ``np.add.reduceat`` would be shorter, but it adds long runs in another order
+        (``test_builtin_model.py`` compares the vectors bit for bit).
         """
         import numpy as np
 
@@ -241,18 +267,20 @@ class StaticEmbedder:
         if model.max_length is not None:
             cut = model.max_length * model.median_token_length
             texts = [text[:cut] for text in texts]
-        ids = self._tokens.tokenize(texts)
-        out = np.zeros((len(ids), model.dim), dtype=model.embedding.dtype)
-        table = self._table32() if len(ids) >= self.WIDE_BATCH else None
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for position, row in enumerate(ids):
-            if row:
-                buckets[len(row)].append(position)
-        for length, positions in buckets.items():
-            matrix = np.array([ids[p] for p in positions], dtype=np.int64)
-            rows = table[matrix] if table is not None else model.embedding[matrix]
-            sums = rows.astype(np.float32, copy=False).sum(axis=1)
-            out[positions] = sums / np.float32(length)
+        flat, first, counts = self._tokens.flat(texts)
+        out = np.zeros((len(texts), model.dim), dtype=model.embedding.dtype)
+        table = self._table32() if len(texts) >= self.WIDE_BATCH else model.embedding
+        longest = np.argsort(-counts, kind="stable")
+        lengths = counts[longest]
+        taken = longest[: np.count_nonzero(lengths)]
+        if len(taken):
+            starts = first[taken]
+            sums = np.zeros((len(taken), model.dim), dtype=np.float32)
+            # texts longer than each position: ``lengths`` runs from the longest down
+            still = np.searchsorted(-lengths, -np.arange(int(lengths[0])), side="left")
+            for position, many in enumerate(still.tolist()):
+                sums[:many] += table[flat[starts[:many] + position]]
+            out[taken] = sums / lengths[: len(taken)].astype(np.float32)[:, None]
         if not model.normalize:
             return out
         out32 = out.astype(np.float32)
@@ -298,45 +326,112 @@ class WordTokens:
     MAX_WORDS = 200_000
 
     def __init__(self, model: Any) -> None:
+        import numpy as np
+
         self._tokenizer = model.tokenizer
         self._unk = model.unk_token_id
-        self._words: dict[str, list[int]] = {}
+        #: Word → its number; the kept words' ids, one word after another, and where each
+        #: word's start and how many (a word is one id or a few WordPieces).
+        self._words: dict[str, int] = {}
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._starts = np.zeros(0, dtype=np.int64)
+        self._sizes = np.zeros(0, dtype=np.int64)
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
         """Token ids of each sentence, without the unknown token (as ``StaticModel``'s)."""
+        flat, starts, counts = self.flat(sentences)
+        pairs = zip(starts.tolist(), counts.tolist(), strict=True)
+        return [flat[start : start + count].tolist() for start, count in pairs]
+
+    def flat(self, sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``tokenize``'s ids in one array: (ids, each sentence's start in them, its count).
+
+        The batch's words are numbered in one ``map`` and their ids gathered by array
+        indexing, the truncation and the unknown token dropped by masks: no list is made
+        per sentence or per word. The other texts' ids come after the plain ones'.
+        """
+        import numpy as np
+
         words = self._words
-        split: list[list[str] | None] = []
-        new: set[str] = set()
-        whole: list[str] = []
-        for sentence in sentences:
-            if "[" in sentence or not _PLAIN.fullmatch(sentence):
-                split.append(None)
+        found: list[str] = []  # the plain sentences' words, one sentence after another
+        sizes: list[int] = []  # words a sentence (0 for one of the others)
+        whole: list[str] = []  # the other texts, for the tokeniser itself
+        others: list[int] = []  # and their positions
+        plain, split = _PLAIN.fullmatch, _BERT_WORDS.findall
+        for position, sentence in enumerate(sentences):
+            if "[" in sentence or not plain(sentence):
+                others.append(position)
                 whole.append(sentence)
+                sizes.append(0)
                 continue
-            plain: list[str] = _BERT_WORDS.findall(sentence.lower())
-            split.append(plain)
-            new.update(plain)
-        listed = [word for word in new if word not in words]
-        if len(words) + len(listed) > self.MAX_WORDS:
-            words.clear()
-            listed = list(new)
-        if listed:
-            encoded = self._tokenizer.encode_batch_fast(listed, add_special_tokens=False)
-            words.update(zip(listed, (e.ids for e in encoded), strict=True))
-        others = iter(self._encode(whole))
+            part = split(sentence.lower())
+            found += part
+            sizes.append(len(part))
+        numbers: list[int | None] = list(map(words.get, found))
+        if None in numbers:  # words not kept yet
+            new = set(compress(found, map(operator.is_, numbers, repeat(None))))
+            if len(words) + len(new) > self.MAX_WORDS:
+                self._forget()
+                new = set(found)
+            self._keep(list(new))
+            numbers = list(map(words.get, found))
+        word = np.fromiter(numbers, dtype=np.int64, count=len(numbers))
+        lengths = self._sizes[word]
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        # each token's place in the kept ids: its word's start, plus how far into the word
+        offsets = np.repeat(self._starts[word] - (ends - lengths), lengths)
+        flat = self._ids[offsets + np.arange(total)]
+        bounds = np.concatenate(([0], ends))[np.cumsum([0, *sizes])]
+        counts = np.diff(bounds)
+        keep: np.ndarray | None = None
         limit, unk = self._limit(), self._unk
-        result: list[list[int]] = []
-        for found in split:
-            if found is None:
-                result.append(next(others))
-                continue
-            ids: list[int] = list(chain.from_iterable(map(words.__getitem__, found)))
-            if limit is not None and len(ids) > limit:
-                del ids[limit:]  # the tokeniser's truncation comes before the model drops unk
-            if unk is not None and unk in ids:
-                ids = [i for i in ids if i != unk]
-            result.append(ids)
-        return result
+        owner = np.repeat(np.arange(len(counts)), counts)  # each token's sentence
+        if limit is not None and len(counts) and int(counts.max()) > limit:
+            # the tokeniser's truncation comes before the model drops unk
+            keep = np.arange(total) - bounds[:-1][owner] < limit
+        if unk is not None:
+            known = flat != unk
+            if not known.all():
+                keep = known if keep is None else keep & known
+        if keep is not None:
+            counts = np.bincount(owner[keep], minlength=len(counts))
+            flat = flat[keep]
+        starts = np.cumsum(counts) - counts
+        if whole:  # already truncated, and without the unknown token
+            encoded = self._encode(whole)
+            extra = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+            at = np.asarray(others, dtype=np.int64)
+            counts[at] = extra
+            starts[at] = len(flat) + np.cumsum(extra) - extra
+            flat = np.concatenate((flat, np.fromiter(chain.from_iterable(encoded), dtype=np.int64)))
+        return flat, starts, counts
+
+    def _keep(self, listed: list[str]) -> None:
+        """Number these words and keep their ids."""
+        import numpy as np
+
+        if not listed:
+            return
+        encoded = [
+            e.ids for e in self._tokenizer.encode_batch_fast(listed, add_special_tokens=False)
+        ]
+        sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        starts = len(self._ids) + np.cumsum(sizes) - sizes
+        ids = np.fromiter(chain.from_iterable(encoded), dtype=np.int64, count=int(sizes.sum()))
+        self._ids = np.concatenate((self._ids, ids))
+        self._starts = np.concatenate((self._starts, starts))
+        self._sizes = np.concatenate((self._sizes, sizes))
+        first = len(self._words)
+        self._words.update(zip(listed, range(first, first + len(listed)), strict=True))
+
+    def _forget(self) -> None:
+        import numpy as np
+
+        self._words.clear()
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._starts = np.zeros(0, dtype=np.int64)
+        self._sizes = np.zeros(0, dtype=np.int64)
 
     def _limit(self) -> int | None:
         """The tokeniser's truncation (the model sets it to its ``max_length``), or None."""

@@ -26,7 +26,7 @@ import orjson
 from .errors import RecordRejected
 from .jsonstream import NEWLINE, Chunk, Malformed, Reader
 from .records import Record, dump_item, parse_item
-from .store import Store
+from .store import Store, UpsertResult
 
 _ASSET_HREF = re.compile(r"/asset/([^?#]+)")
 #: The default cap on one record's JSON text (``max_record_kb``): the largest real
@@ -389,8 +389,11 @@ def import_paths(
     batch_size: int = 1000,
     on_bytes: Callable[[int], object] | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    on_written: Callable[[UpsertResult], object] | None = None,
 ) -> ImportSummary:
     """Import files into the store in batches; the derived state is ``derived.py``'s job.
+
+    ``on_written`` hears of each batch once it is committed (in the writer thread).
 
     Two stages, so that two cores work: this thread reads and parses (Python, holding
     the GIL) while a writer thread writes the batches before it to SQLite (which lets go
@@ -399,7 +402,7 @@ def import_paths(
     """
     summary = ImportSummary()
     started = time.perf_counter()
-    with _Writer(store, summary) as writer:
+    with _Writer(store, summary, on_written) as writer:
         batch: list[Record] = []
         for path in paths:
             for entry in read_entries(path, on_bytes=on_bytes, max_record_bytes=max_record_bytes):
@@ -433,9 +436,15 @@ class _Writer:
 
     DEPTH = 2
 
-    def __init__(self, store: Store, summary: ImportSummary) -> None:
+    def __init__(
+        self,
+        store: Store,
+        summary: ImportSummary,
+        on_written: Callable[[UpsertResult], object] | None = None,
+    ) -> None:
         self.store = store
         self.summary = summary
+        self.on_written = on_written
         self.queue: queue.Queue[list[Record] | AssetManifest | None] = queue.Queue(self.DEPTH)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="nivl-import-writer", daemon=True)
@@ -465,6 +474,8 @@ class _Writer:
                     self.store.put_asset(item.nasa_id, manifest=item.raw)
                     continue
                 result = self.store.upsert_batch(item)
+                if self.on_written is not None:
+                    self.on_written(result)
             except BaseException as exc:  # handed to the caller's thread
                 self.error = exc
                 continue

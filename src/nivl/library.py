@@ -193,7 +193,9 @@ class Library:
         thread.start()
         return thread
 
-    def _update(self, *, rebuild: bool = False, media: Path | None = None) -> derived.StageRun:
+    def _update(
+        self, *, rebuild: bool = False, media: Path | None = None, early: Any = None
+    ) -> derived.StageRun:
         """``derived.update`` with this home's built-in vectors (the caller holds the lock)."""
         if media is not None:
             self._pictures_due = False
@@ -204,6 +206,7 @@ class Library:
             media=media,
             vectors=self.builtin,
             embed=self._static_embed,
+            early=early,
         )
 
     def _behind(self) -> dict[str, int]:
@@ -768,14 +771,25 @@ class Library:
     def import_paths(
         self, paths: Iterable[Path], *, on_bytes: Callable[[int], object] | None = None
     ) -> ImportSummary:
+        paths = list(paths)
         with self.lock.hold():
-            summary = ingest_paths(
-                self.store,
-                paths,
-                on_bytes=on_bytes,
-                max_record_bytes=self.settings.max_record_kb * 1024,
+            # the vectors stage beside the store stage, when the files are big enough
+            early = derived.vectors_beside_import(
+                self.store, self.builtin, self._static_embed, paths
             )
-            run = self._update()
+            try:
+                summary = ingest_paths(
+                    self.store,
+                    paths,
+                    on_bytes=on_bytes,
+                    max_record_bytes=self.settings.max_record_kb * 1024,
+                    on_written=early.written if early is not None else None,
+                )
+                run = self._update(early=early)
+            except BaseException:
+                if early is not None:
+                    early.stop()
+                raise
         summary.seconds.update(run.seconds)
         self.refresh()
         return summary

@@ -23,11 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from .embeddings import DIMENSIONS, record_text, require
+from .embeddings import DIMENSIONS, require, stored_text
 from .errors import SearchIndexError
-from .records import parse_item
 from .store import Store
 
 if TYPE_CHECKING:
@@ -106,7 +103,7 @@ class SyncedVectors:
         for row in store.iter_rows(since_rev=since, after_id=last_id):
             if row.rev > top and not later:
                 continue  # changed after this pass began: the next pass takes it
-            batch.append((row.id, record_text(parse_item(orjson.loads(row.raw), raw=row.raw))))
+            batch.append((row.id, stored_text(row.raw)))
             if len(batch) >= batch_size:
                 done += self._embed_batch(batch, embed, progress)
                 last_id = batch[-1][0]
@@ -402,36 +399,60 @@ class MatrixIndex(SyncedVectors):
         self._ids, self._matrix = unique, matrix[len(ids) - 1 - first]
 
     def save(self) -> None:
-        """Write the file atomically (temp file, then rename), then map the new file."""
+        """Write the file atomically (temp file, then rename), then map the new file.
+
+        Batches added in row order after the last row (a whole pass, as an import's) are
+        written one after another as they are, never merged into one matrix first: that
+        held every vector twice at the end of the pass (1 GB at 1M rows).
+        """
         import numpy as np
 
-        self._merge()
         if self.path is None:
+            self._merge()
             return
+        if not self._in_order():
+            self._merge()
+        blocks = [self._matrix, *(m for _, m in self._pending)]
+        ids = np.concatenate([self._ids, *(i for i, _ in self._pending)])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with tmp.open("wb") as out:
-                np.save(out, np.ascontiguousarray(self._ids), allow_pickle=False)
-                np.save(out, np.ascontiguousarray(self._matrix), allow_pickle=False)
-                self._write_coarse(out)
+                np.save(out, ids, allow_pickle=False)
+                self._write_blocks(out, blocks, len(ids), self.dimensions, np.float16)
+                self._write_blocks(out, blocks, len(ids), self._coarse_dims, np.float32)
             os.replace(tmp, self.path)
         except OSError as exc:
             raise SearchIndexError(f"saving {self.path} failed: {exc.strerror}") from exc
         self._load()  # map what was written: the arrays in memory can go
 
-    def _write_coarse(self, out: Any) -> None:
-        """The coarse copy as a third ``.npy`` array, in chunks (no 256 MB array at 1M rows)."""
+    def _in_order(self) -> bool:
+        """Whether the added batches' ids rise, each past the rows before it: then they
+        append as they are."""
         import numpy as np
 
-        shape = (len(self._ids), self._coarse_dims)
-        descr = np.lib.format.dtype_to_descr(np.dtype(np.float32))
+        last = int(self._ids[-1]) if len(self._ids) else -1
+        for ids, _ in self._pending:
+            if len(ids) and (int(ids[0]) <= last or not bool(np.all(ids[1:] > ids[:-1]))):
+                return False
+            last = int(ids[-1]) if len(ids) else last
+        return True
+
+    def _write_blocks(
+        self, out: Any, blocks: list[np.ndarray], rows: int, dims: int, dtype: Any
+    ) -> None:
+        """One ``.npy`` array of ``rows`` x ``dims`` from the blocks' leading dims, written
+        in chunks (no whole float32 copy at 1M rows)."""
+        import numpy as np
+
+        descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
         np.lib.format.write_array_header_1_0(
-            out, {"descr": descr, "fortran_order": False, "shape": shape}
+            out, {"descr": descr, "fortran_order": False, "shape": (rows, dims)}
         )
-        for start in range(0, len(self._matrix), self.CHUNK):
-            block = self._matrix[start : start + self.CHUNK, : self._coarse_dims]
-            out.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        for block in blocks:
+            for start in range(0, len(block), self.CHUNK):
+                part = np.ascontiguousarray(block[start : start + self.CHUNK, :dims], dtype=dtype)
+                out.write(part.data)  # no copy when it is one already
 
     @property
     def _coarse_dims(self) -> int:
