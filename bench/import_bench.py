@@ -6,7 +6,7 @@ Usage::
 
 Prints wall seconds, records per second, CPU seconds (this process and its workers),
 peak RSS (the largest of this process and its children: the grouping workers and the
-vectors process), and the wall seconds
+vectors process), the search index's size on disk, and the wall seconds
 of each step ``ImportSummary.seconds`` reports (store, group, index; with a pipelined
 import the store step overlaps the others, so the steps can add up to more than the
 whole). Run it twice side by side (old and new checkout) to compare on a shared machine.
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         library.close()
         seconds = time.perf_counter() - started
         after = os.times()
+        index_bytes = sum(f.stat().st_size for f in (home / "index").iterdir() if f.is_file())
     finally:
         if args.keep is None:
             shutil.rmtree(home, ignore_errors=True)
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "records_per_s": round(summary.read / seconds) if seconds else 0,
         "cpu_s": round(sum(after[:4]) - sum(cpu[:4]), 1),
         "peak_rss_mb": round(max(own, workers)),
+        "index_mb": round(index_bytes / 1e6),
         "steps": {name: round(value, 2) for name, value in summary.seconds.items()},
     }
     if args.json:
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{figures['records']:,} records {figures['seconds']:.1f} s "
             f"{figures['records_per_s']:,}/s cpu {figures['cpu_s']:.1f} s "
-            f"peak RSS {figures['peak_rss_mb']:,} MB | {steps}"
+            f"peak RSS {figures['peak_rss_mb']:,} MB index {figures['index_mb']:,} MB | {steps}"
         )
     return 0
 

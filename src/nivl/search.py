@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .query import QueryPlan, SearchRequest, plan_query
-from .search_index import Hits, Snapshot
+from .search_index import HIGHLIGHT_FIELDS, Hits, Snapshot, highlight_document
 from .store import Store
 
-HIGHLIGHT_FIELDS = ("title", "description")
 #: A collapsed search of at most this many hits reads all past its first batch at once:
 #: then the groups are counted from those hits, not by another pass over the postings.
 ALL_AT_ONCE = 2000
@@ -109,7 +108,7 @@ def _search_page(
 ) -> SearchResult:
     """One page of hits in tantivy's order (relevance or date), searched with the query."""
     raws = store.raw_map(hits.row_ids)
-    highlights = _highlights(index, query, hits.addresses) if request.highlight else None
+    highlights = _highlights(index, query, raws, hits.row_ids) if request.highlight else None
     page = [
         SearchHit(
             row_id=row_id,
@@ -202,8 +201,8 @@ def _collapsed(
     chosen = list(firsts.values())[request.offset : wanted]
     sizes = store.group_sizes([g for *_, g in chosen if g is not None])
     raws = store.raw_map([row_id for row_id, *_ in chosen])
-    addresses = [address for _, _, address, _ in chosen]
-    highlights = _highlights(index, query, addresses) if request.highlight else None
+    shown = [row_id for row_id, *_ in chosen]
+    highlights = _highlights(index, query, raws, shown) if request.highlight else None
     if scanned >= total:
         total_groups = len(firsts)
         if counting is not None:
@@ -250,13 +249,21 @@ def _counter() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def _highlights(index: Snapshot, query: Any, addresses: list[Any]) -> list[dict[str, str]]:
+def _highlights(
+    index: Snapshot, query: Any, raws: dict[int, bytes], row_ids: Sequence[int]
+) -> list[dict[str, str]]:
+    """Each row's marked title and description, cut from its stored item (the index does
+    not store the text)."""
     generators = {name: index.snippet_generator(query, name) for name in HIGHLIGHT_FIELDS}
     for generator in generators.values():
         generator.set_max_num_chars(240)
-    out = []
-    for address in addresses:
-        doc = index.doc(address)
+    out: list[dict[str, str]] = []
+    for row_id in row_ids:
+        raw = raws.get(row_id)
+        if raw is None:  # a row the store lacks: left out of the page
+            out.append({})
+            continue
+        doc = highlight_document(raw)
         marked = {}
         for name, generator in generators.items():
             snippet = generator.snippet_from_doc(doc)
@@ -305,7 +312,7 @@ def _search_ranking(
     sizes = store.group_sizes([g for r in page_ids if (g := groups.get(r)) is not None])
     highlights = None
     if request.highlight and page_ids:
-        highlights = _highlights(index, index.compile(plan), [address[r] for r in page_ids])
+        highlights = _highlights(index, index.compile(plan), rows, page_ids)
     page = []
     for i, row_id in enumerate(page_ids):
         group_id = groups.get(row_id)

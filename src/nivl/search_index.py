@@ -31,13 +31,13 @@ import tantivy
 from tantivy import Document, Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
 from . import matching
-from .errors import SearchIndexError, StoreError
+from .errors import RecordRejected, SearchIndexError, StoreError
 from .query import Q_FIELDS, QueryPlan, TextClause
 from .records import Record, parse_item
 from .store import Store, StoredRow
 from .suggest import Completions
 
-SCHEMA_VERSION = "4"  # 3: visual_group; 4: the *_shared fields
+SCHEMA_VERSION = "5"  # 3: visual_group; 4: the *_shared fields; 5: no stored text
 ANALYZER = "nivl_en"
 VOCABULARY_ANALYZER = "nivl_words"
 TEXT_FIELDS = (
@@ -51,6 +51,10 @@ TEXT_FIELDS = (
     "secondary_creator",
     "album_text",
 )
+#: The fields snippets are cut from. The index does not store them: their doc store was
+#: half the index's bytes (transcripts of up to 90 kB, compressed at every import), for
+#: the few hits of a highlighted page, which ``highlight_document`` gives from the store.
+HIGHLIGHT_FIELDS = ("title", "description")
 GROUP_FIELDS = ("caption_group", "near_group", "event_group", "visual_group")
 #: Each group field's twin holding the id only for a group of two or more: a collapsed
 #: search counts its groups over it (``count_distinct``), with no bucket for each group of
@@ -134,14 +138,16 @@ def is_damage(message: str) -> bool:
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("rid", indexed=True, fast=True)
-    builder.add_text_field("nasa_id", tokenizer_name="raw", stored=True)
+    builder.add_text_field("nasa_id", tokenizer_name="raw")
     builder.add_text_field("ids", tokenizer_name=VOCABULARY_ANALYZER)  # folds accents too
     for name in TEXT_FIELDS:
-        builder.add_text_field(
-            name, tokenizer_name=ANALYZER, stored=name in ("title", "description")
-        )
-    # the index's own words, unstemmed, for typo corrections (matching.py)
-    builder.add_text_field(matching.VOCABULARY_FIELD, tokenizer_name=VOCABULARY_ANALYZER)
+        builder.add_text_field(name, tokenizer_name=ANALYZER)
+    # The index's own words, unstemmed, for typo corrections and completions (matching.py,
+    # suggest.py): read as a term dictionary, document counts and single-term filters,
+    # never scored or in a phrase, so without frequencies and positions.
+    builder.add_text_field(
+        matching.VOCABULARY_FIELD, tokenizer_name=VOCABULARY_ANALYZER, index_option="basic"
+    )
     builder.add_text_field("center", tokenizer_name="raw", fast=True)
     builder.add_text_field("media_type", tokenizer_name="raw", fast=True)
     builder.add_text_field("album", tokenizer_name="raw")
@@ -229,6 +235,21 @@ def record_document(
             doc.add_unsigned(name, value)
             if shared is None or value in shared:
                 doc.add_unsigned(SHARED_FIELDS[name], value)
+    return doc
+
+
+def highlight_document(raw: bytes | str) -> Document:
+    """A stored item's title and description as ``record_document`` indexed them: the
+    document a snippet is cut from (``Snippets.snippet_from_doc``)."""
+    doc = Document()
+    try:
+        record = parse_item(orjson.loads(raw), raw="")  # its JSON text is not needed here
+    except (orjson.JSONDecodeError, RecordRejected):  # a damaged row: no snippet, not a failure
+        return doc
+    for name in HIGHLIGHT_FIELDS:
+        value = getattr(record, name)
+        if value:
+            doc.add_text(name, value)
     return doc
 
 
@@ -788,10 +809,6 @@ class Snapshot:
             return Snippets(
                 tantivy.SnippetGenerator.create(self._searcher, query, self.schema, field)
             )
-
-    def doc(self, address: Any) -> tantivy.Document:
-        with tantivy_errors("reading a document"):
-            return self._searcher.doc(address)
 
 
 class Snippets:
