@@ -1,6 +1,6 @@
 """Build time, size, query CPU and recall of the built-in model's vector search at scale.
 
-Usage: python bench/vector_scale.py --matrix HOME/vectors.minilm-fitted-256-v2.npy
+Usage: python bench/vector_scale.py --matrix HOME/vectors.minilm-fitted-256-v3.npy
        [--rows N] [--k 100] [--threads 2] [--dtypes i8,f16] [--coarse-dims 64]
 
 Reads (never writes) a home's built-in matrix file and compares, on real queries (the 75

@@ -96,7 +96,7 @@ def test_without_the_extra_the_api_ranks_by_meaning_with_the_built_in_model(
     assert lexical.status_code == 200 and lexical.json()["collection"]["items"]
     health = api_without_extra.get("/healthz").json()
     assert health["semantic"]["available"] is False
-    assert health["semantic"]["model"] == "minilm-fitted-256-v2"
+    assert health["semantic"]["model"] == "minilm-fitted-256-v3"
     assert health["semantic"]["builtin"]["embedded"] == loaded.count()  # made on import
 
 
@@ -117,7 +117,7 @@ def test_without_the_extra_hybrid_is_the_default_and_embed_exits_2(
 def test_without_the_extra_the_library_uses_the_built_in_model(
     without_extra: None, loaded: Library
 ) -> None:
-    assert loaded.semantic_model() == "minilm-fitted-256-v2"
+    assert loaded.semantic_model() == "minilm-fitted-256-v3"
     found = loaded.search(parse_request({"q": "exploding stars", "mode": "hybrid"}))
     assert found.total_hits > 0
     assert loaded.search(parse_request({"q": "stars"})).total_hits > 0

@@ -178,7 +178,7 @@ def test_records_not_yet_embedded_appear_through_bm25(embedded: Library, tmp_pat
         assert "zz-new" in {d["nasa_id"] for d in _search(library, q="quokkasaurus", mode="hybrid")}
         # until the extra has embedded every record, the built-in model (always complete,
         # made on import) answers, so the new record is found by meaning too
-        assert library.semantic_model() == "minilm-fitted-256-v2"
+        assert library.semantic_model() == "minilm-fitted-256-v3"
         assert "zz-new" in {
             d["nasa_id"] for d in _search(library, q="quokkasaurus", mode="semantic")
         }

@@ -187,8 +187,9 @@ class Embedder:
 #: all-MiniLM-L6-v2's sentence vectors by scripts/build_model.py, shipped as package data
 #: (src/nivl/model). Its name keys its vector file and its stage's mark, so its vectors
 #: never mix with the extra's (and a new model's name makes every home embed again: -v2 is
-#: the fit with short word spans of the records, ``build_model.py --windows 24``).
-BUILTIN_MODEL = "minilm-fitted-256-v2"
+#: the fit with short word spans of the records, ``build_model.py --windows 24``; -v3 the
+#: same with a looser pull towards the distilled rows, ``--lam 0.005``).
+BUILTIN_MODEL = "minilm-fitted-256-v3"
 BUILTIN_DIMENSIONS = 256
 
 

@@ -51,7 +51,8 @@ DENSE_WEIGHT = 0.7
 #: 0.722, 0.7 0.778 / 0.713, 0.8 0.767 / 0.719; rrf 0.749 / 0.720; a second weight for
 #: relaxed matches (0.5 / 0.8) 0.762 / 0.724. Again for the model fitted with word spans
 #: (minilm-fitted-256-v2; 0.6 after pooling, the others before, so floors): 0.5 0.773 /
-#: 0.740, 0.6 0.790 / 0.758, 0.7 0.773 / 0.764, 0.8 0.752 / 0.751: 0.6 stays.
+#: 0.740, 0.6 0.790 / 0.758, 0.7 0.773 / 0.764, 0.8 0.752 / 0.751: 0.6 stays. And for v3
+#: (--lam 0.005): 0.5 0.775 / 0.748, 0.6 0.793 / 0.768, 0.7 0.778 / 0.765: 0.6 stays.
 #: bench/README.md has the held-out figures.
 BUILTIN_DENSE_WEIGHT = 0.6
 #: Filtered candidate sets up to this size are ranked exactly (brute force over their
