@@ -819,13 +819,15 @@ class Store:
         return [row[0] for row in rows]
 
 
-def read_rows(path: Path, ids: Sequence[int]) -> list[StoredRow]:
-    """``Store.rows_by_ids`` on a connection of its own, read-only: for worker processes."""
+def iter_read_rows(path: Path, ids: Sequence[int], chunk: int) -> Iterator[StoredRow]:
+    """``Store.rows_by_ids`` on a read-only connection of its own (for worker processes),
+    a chunk of ``ids`` at a time: a worker holds one chunk's raw items, not its batch's."""
     with sqlite_errors(f"reading {path}"):
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
             conn.execute("PRAGMA busy_timeout=10000")
-            return _rows_by_ids(conn, ids)
+            for start in range(0, len(ids), chunk):
+                yield from _rows_by_ids(conn, ids[start : start + chunk])
         finally:
             conn.close()
 
