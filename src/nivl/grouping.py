@@ -34,6 +34,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -408,7 +409,12 @@ def each_blocking_keys(
 
 
 def _blocking_keys(day: str, caption: int) -> set[int]:
-    return {key_hash("day", day), caption} if caption else {key_hash("day", day)}
+    return {_day_hash(day), caption} if caption else {_day_hash(day)}
+
+
+@lru_cache(maxsize=65536)
+def _day_hash(day: str) -> int:
+    return key_hash("day", day)  # a day has many records: hashed once
 
 
 # --- grouping ------------------------------------------------------------------

@@ -584,12 +584,13 @@ class Store:
                     "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                     "caption_group = excluded.caption_group, near_group = excluded.near_group, "
                     "event_group = excluded.event_group",
-                    [(rid, *assignments[rid]) for rid in changed],
+                    [(rid, *assignments[rid]) for rid in sorted(changed)],  # appends
                 )
-                conn.executemany(
-                    "UPDATE records SET rev = ? WHERE id = ? AND rev <= ?",
-                    [(rev, rid, unread) for rid in reread],
-                )
+                if unread > 0:  # every rev is 1 or more: an index at 0 reads every row
+                    conn.executemany(
+                        "UPDATE records SET rev = ? WHERE id = ? AND rev <= ?",
+                        [(rev, rid, unread) for rid in reread],
+                    )
             conn.executemany(  # in key order: appends to the B-tree instead of random inserts
                 "INSERT OR IGNORE INTO group_keys (key, row_id) VALUES (?, ?)",
                 sorted((key, rid) for rid, row_keys in keys.items() for key in row_keys),
