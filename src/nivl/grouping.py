@@ -372,13 +372,13 @@ def _shingles(
     out_rows, out = [rows[regular]], [mixed[regular]]
     short = np.flatnonzero((lengths > 0) & (lengths < size))
     if short.size:
-        whole = [
-            np.bitwise_xor.reduce(hashes[starts[i] : starts[i] + lengths[i]] * mix[: lengths[i]])
-            + np.uint64(lengths[i])
-            for i in short.tolist()
-        ]
+        # each short text's words, mixed by position, folded, plus its length
+        whole = np.zeros(short.size, np.uint64)
+        for offset in range(size - 1):
+            has = lengths[short] > offset
+            whole[has] ^= hashes[starts[short[has]] + offset] * mix[offset]
         out_rows.append(short)
-        out.append(np.array(whole, dtype=np.uint64))
+        out.append(whole + lengths[short].astype(np.uint64))
     return np.concatenate(out_rows), np.concatenate(out)
 
 
