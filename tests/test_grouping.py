@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -96,6 +97,24 @@ def test_photo_numbers_are_read_from_ids_with_a_series() -> None:
     assert photo_number(record("iss054e022060")) == ("ISS054E", 22060)
     assert photo_number(record("0002272")) is None  # no series: not a run
     assert photo_number(record("PIA")) is None
+
+
+#: What ``photo_number`` matched before it was written out by hand (8 µs an id).
+PHOTO_NUMBER_PATTERN = re.compile(r"^(.*[A-Za-z].*?)(\d{3,})$")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(
+        st.sampled_from(list("aZ-_ .\n\t0123456789") + ["\u0663", "\uff15", "\u00e9", "\u00b2"]),
+        max_size=14,
+    )
+)
+def test_photo_numbers_are_what_the_pattern_matched(nasa_id: str) -> None:
+    """Arabic-Indic and fullwidth digits are digits, superscripts and newlines are not."""
+    match = PHOTO_NUMBER_PATTERN.match(nasa_id.strip())
+    expected = (match[1].upper(), int(match[2])) if match else None
+    assert photo_number(record(nasa_id)) == expected
 
 
 def test_group_ids_are_positive_63_bit_and_differ_by_level() -> None:
@@ -306,6 +325,34 @@ def test_similar_pairs_joins_exactly_the_pairs_reaching_the_threshold(
         if sets[a][0] == sets[b][0] is not None
         and sets[a][1]
         and len(sets[a][1] & sets[b][1]) >= threshold * len(sets[a][1] | sets[b][1])
+    ]
+    assert components(len(sets), found.T.tolist()) == components(len(sets), wanted)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sets=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", None]),
+            st.lists(st.integers(1, 12), max_size=6),  # repeats within a set, and values
+        ),  # that only one set holds: they count in its size and pair it with none
+        max_size=12,
+    ),
+    threshold=st.sampled_from([0.3, 0.5, 0.8, 1.0]),
+)
+def test_similar_pairs_counts_a_value_repeated_in_a_set_once(
+    sets: list[tuple[str | None, list[int]]], threshold: float
+) -> None:
+    rows = np.array([i for i, (_, values) in enumerate(sets) for _ in values], np.int64)
+    values = np.array([v for _, values in sets for v in values], np.uint64)
+    found = _similar_pairs(rows, values, [bucket for bucket, _ in sets], threshold)
+    distinct = [set(values) for _, values in sets]
+    wanted = [
+        (a, b)
+        for a, b in itertools.combinations(range(len(sets)), 2)
+        if sets[a][0] == sets[b][0] is not None
+        and distinct[a]
+        and len(distinct[a] & distinct[b]) >= threshold * len(distinct[a] | distinct[b])
     ]
     assert components(len(sets), found.T.tolist()) == components(len(sets), wanted)
 

@@ -342,8 +342,9 @@ def warm_up() -> None:
     processes forked after this do not each pay for it."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import scipy.sparse.csgraph  # noqa: F401
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
+    del connected_components  # imported for the workers to inherit
     pc.unique(pa.array(pc.dictionary_encode(pa.array([1, 2, 1])).indices))
     pc.split_pattern(pa.array([b"a b"], pa.binary()), b" ")
 
@@ -490,7 +491,7 @@ class Grouper:
     def labels(self) -> dict[str, np.ndarray]:
         """Component labels per level (caption, near, event), one per record added."""
         from scipy import sparse
-        from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+        from scipy.sparse.csgraph import connected_components
 
         size = len(self.nasa_ids)
         edges = [_caption_pairs(np.asarray(self._captions, dtype=np.int64))]
