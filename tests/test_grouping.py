@@ -6,6 +6,8 @@ import itertools
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nivl import grouping
 from nivl.grouping import (
     LEVELS,
     Thresholds,
@@ -22,6 +25,7 @@ from nivl.grouping import (
     caption_key,
     group_id,
     group_records,
+    key_hash,
     normalise_text,
     photo_number,
     representative,
@@ -339,13 +343,16 @@ def test_similar_pairs_joins_exactly_the_pairs_reaching_the_threshold(
         max_size=12,
     ),
     threshold=st.sampled_from([0.3, 0.5, 0.8, 1.0]),
+    arrow=st.booleans(),
 )
 def test_similar_pairs_counts_a_value_repeated_in_a_set_once(
-    sets: list[tuple[str | None, list[int]]], threshold: float
+    sets: list[tuple[str | None, list[int]]], threshold: float, arrow: bool
 ) -> None:
+    """Either way of numbering the values (pyarrow's hashing for many, numpy's sort)."""
     rows = np.array([i for i, (_, values) in enumerate(sets) for _ in values], np.int64)
     values = np.array([v for _, values in sets for v in values], np.uint64)
-    found = _similar_pairs(rows, values, [bucket for bucket, _ in sets], threshold)
+    with _values_through(arrow):
+        found = _similar_pairs(rows, values, [bucket for bucket, _ in sets], threshold)
     distinct = [set(values) for _, values in sets]
     wanted = [
         (a, b)
@@ -355,6 +362,41 @@ def test_similar_pairs_counts_a_value_repeated_in_a_set_once(
         and len(distinct[a] & distinct[b]) >= threshold * len(distinct[a] | distinct[b])
     ]
     assert components(len(sets), found.T.tolist()) == components(len(sets), wanted)
+
+
+@contextmanager
+def _values_through(arrow: bool) -> Iterator[None]:
+    """Number ``_similar_pairs``' values with pyarrow (however few) or with numpy."""
+    saved = grouping.ARROW_VALUES
+    grouping.ARROW_VALUES = 0 if arrow else 2**62
+    try:
+        yield
+    finally:
+        grouping.ARROW_VALUES = saved
+
+
+def test_words_split_by_pyarrow_or_by_python_give_the_same_features(
+    shared_records: list[Record],
+) -> None:
+    """Real captions (accents, stamps, long transcripts), a chunk split each way."""
+    records = [*shared_records, *departure_records()]
+    records.append(record("long", "word " * (grouping.MAX_CHARS // 3), date="2001-01-01"))
+    each = []
+    for arrow in (True, False):
+        saved = grouping.ARROW_RECORDS
+        grouping.ARROW_RECORDS = 1 if arrow else 2**62
+        try:
+            each.append(grouping.features(records))
+        finally:
+            grouping.ARROW_RECORDS = saved
+    by_arrow, by_python = each
+    assert by_arrow.captions == by_python.captions
+    assert by_arrow.captions == [
+        key_hash("caption", caption_key(r)) if caption_key(r) else 0 for r in records
+    ]
+    for name in ("shingle_rows", "shingles", "word_rows", "words"):
+        assert getattr(by_arrow, name).tolist() == getattr(by_python, name).tolist(), name
+    assert len(by_arrow.words) > 0
 
 
 def components(size: int, pairs: list[tuple[int, int]] | list[list[int]]) -> set[frozenset[int]]:

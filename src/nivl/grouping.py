@@ -275,11 +275,7 @@ class _Columns:
     )
 
     def add(self, chunk: Sequence[Record], thresholds: Thresholds) -> None:
-        """Take in a chunk: its words are split, joined and hashed by pyarrow, so no
-        Python object is made per word (only per distinct word of the chunk)."""
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.compute as pc  # type: ignore[import-untyped]
-
+        """Take in a chunk of records: a few values each, and their words' hashes."""
         base = len(self.nasa_ids)
         pieces = []  # title, description of each record: normalised, spaces not collapsed
         for record in chunk:
@@ -292,27 +288,18 @@ class _Columns:
             self.runs.append(_photo_number(record.nasa_id) if record.date else None)
             pieces.append(_normalised_bytes(record.title))
             pieces.append(_normalised_bytes(description[:MAX_CHARS]))
-        split = pc.split_pattern(pa.array(pieces, pa.binary()), b" ")
+        split = _split_in_arrow if len(chunk) >= ARROW_RECORDS else _split_in_python
+        keys, vocabulary, codes, piece_of = split(pieces)
         del pieces
-        flat = split.flatten()
-        words = np.asarray(pc.binary_length(flat)) > 0
-        tokens = flat.filter(pa.array(words))
-        piece_of = np.asarray(pc.list_parent_indices(split))[words]
-        counts = np.bincount(piece_of, minlength=2 * len(chunk))
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        by_piece = pa.ListArray.from_arrays(pa.array(offsets), tokens)
-        descriptions = by_piece.take(pa.array(np.arange(1, 2 * len(chunk), 2)))
-        for record, key in zip(chunk, pc.binary_join(descriptions, b" ").to_pylist(), strict=True):
+        for record, key in zip(chunk, keys, strict=True):
             self.captions.append(_caption_hash(record.description, key) if key else 0)
-        encoded = pc.dictionary_encode(tokens)
-        codes = np.asarray(encoded.indices)
-        vocabulary = encoded.dictionary.to_pylist()
         crc = np.fromiter(map(zlib.crc32, vocabulary), np.uint64, len(vocabulary))
         content = np.fromiter(map(len, vocabulary), np.int64, len(vocabulary)) > 2
         content &= ~np.isin(crc, _STOP_HASHES)
         content &= ~np.fromiter(map(bytes.isdigit, vocabulary), np.bool_, len(vocabulary))
         hashes = crc[codes]
         rows = (piece_of >> 1).astype(np.int64)
+        counts = np.bincount(piece_of, minlength=2 * len(chunk))
         lengths = counts[0::2] + counts[1::2]
         shingle_rows, shingles = _shingles(hashes, rows, lengths, thresholds.shingle)
         keep = content[codes]
@@ -340,13 +327,56 @@ class _Columns:
 def warm_up() -> None:
     """Import and first-call what comparing uses (a few tenths of a second), so that
     processes forked after this do not each pay for it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
     from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
     del connected_components  # imported for the workers to inherit
     pc.unique(pa.array(pc.dictionary_encode(pa.array([1, 2, 1])).indices))
     pc.split_pattern(pa.array([b"a b"], pa.binary()), b" ")
+
+
+#: Records of a chunk from which pyarrow splits its words: below it, its calls' fixed
+#: costs (and a quarter of a second on its first call in a process) outweigh its gain.
+ARROW_RECORDS = 256
+
+#: Values from which ``_similar_pairs`` numbers them with pyarrow, not numpy.
+ARROW_VALUES = 100_000
+
+#: What splitting a chunk's normalised texts gives: each description's words joined by
+#: single spaces (its caption key), the distinct words, then each word of the chunk (in
+#: order, title before description) as its index among them, and its text's index.
+_Split = tuple[list[bytes], list[bytes], np.ndarray, np.ndarray]
+
+
+def _split_in_arrow(pieces: list[bytes]) -> _Split:
+    """Split, joined and encoded by pyarrow: no Python object is made per word, only per
+    distinct word of the chunk."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    split = pc.split_pattern(pa.array(pieces, pa.binary()), b" ")
+    flat = split.flatten()
+    words = np.asarray(pc.binary_length(flat)) > 0
+    tokens = flat.filter(pa.array(words))
+    piece_of = np.asarray(pc.list_parent_indices(split))[words]
+    counts = np.bincount(piece_of, minlength=len(pieces))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    by_piece = pa.ListArray.from_arrays(pa.array(offsets), tokens)
+    descriptions = by_piece.take(pa.array(np.arange(1, len(pieces), 2)))
+    keys = pc.binary_join(descriptions, b" ").to_pylist()
+    encoded = pc.dictionary_encode(tokens)
+    return keys, encoded.dictionary.to_pylist(), np.asarray(encoded.indices), piece_of
+
+
+def _split_in_python(pieces: list[bytes]) -> _Split:
+    """The same as ``_split_in_arrow``, for a few records."""
+    split = [piece.split() for piece in pieces]
+    keys = [b" ".join(words) for words in split[1::2]]
+    index: dict[bytes, int] = {}
+    codes = [index.setdefault(word, len(index)) for words in split for word in words]
+    piece_of = np.repeat(np.arange(len(pieces)), [len(words) for words in split])
+    return keys, list(index), np.array(codes, np.int64), piece_of
 
 
 def _caption_hash(description: str, joined: bytes) -> int:
@@ -555,8 +585,8 @@ def group_records(records: Sequence[Record], thresholds: Thresholds = Thresholds
     """Assign caption, near and event groups to every record (one per ``nasa_id``)."""
     unique = {r.nasa_id: r for r in records}
     grouper = Grouper(thresholds)
-    for day in by_day(unique[k] for k in sorted(unique)):  # input order never matters
-        grouper.add(day)
+    days = by_day(unique[k] for k in sorted(unique))  # input order never matters
+    grouper.add([record for day in days for record in day])
     return grouper.grouping()
 
 
@@ -594,13 +624,19 @@ def _similar_pairs(
     )
     if not rows.size:
         return np.empty((2, 0), np.int64)
-    encoded = pc.dictionary_encode(pa.array(values))  # hashing, not sorting
-    codes = np.asarray(encoded.indices).astype(np.int64)
-    distinct_values = np.asarray(encoded.dictionary)
+    arrow = values.size >= ARROW_VALUES  # pyarrow hashes where numpy sorts
+    if arrow:
+        encoded = pc.dictionary_encode(pa.array(values))
+        codes = np.asarray(encoded.indices).astype(np.int64)
+        distinct_values = np.asarray(encoded.dictionary)
+    else:
+        distinct_values, inverse = np.unique(values, return_inverse=True)
+        codes = inverse.ravel().astype(np.int64)
     width = np.int64(distinct_values.size)
     once = np.bincount(codes, minlength=distinct_values.size)[codes] == 1
     # each (row, value) once: a value seen once is; the others may repeat within a set
-    cells = np.asarray(pc.unique(pa.array(rows[~once] * width + codes[~once])))
+    cells = rows[~once] * width + codes[~once]
+    cells = np.asarray(pc.unique(pa.array(cells))) if arrow else np.unique(cells)
     cell_rows, cell_codes = cells // width, cells % width
     sizes = np.bincount(rows[once], minlength=len(buckets))  # each record's set size
     sizes += np.bincount(cell_rows, minlength=len(buckets))
