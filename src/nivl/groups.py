@@ -142,7 +142,8 @@ def update_groups(
 
 
 #: Rows read and compared at a time by a regrouping (whole days, so a batch can be a
-#: little larger): this bounds its memory, not its result.
+#: little larger): this bounds its memory, not its result. Small, so the workers share
+#: the heavy days (long transcripts are recent) instead of one waiting on the other.
 BATCH_ROWS = 5_000
 
 
