@@ -67,3 +67,21 @@ def test_a_worker_holds_one_chunk_of_long_transcripts(
     assert compared.captions == at_once.captions
     assert compared.near.tolist() == at_once.near.tolist()
     assert compared.event.tolist() == at_once.event.tolist()
+
+
+def test_a_group_write_gives_back_its_larger_page_cache(tmp_path: Path) -> None:
+    """The write's 64 MB cache is for its index inserts, not for the import after it."""
+    path = tmp_path / "nivl.db"
+    with Store(path) as store:
+        store.upsert_records(parse_item(orjson.loads(raw), raw=raw.decode()) for raw in _items())
+        writer = store._writer
+        assert writer is not None
+        before = writer.execute("PRAGMA cache_size").fetchone()[0]
+        seen: list[int] = []
+        writer.set_trace_callback(
+            lambda sql: seen.append(1) if "INSERT INTO record_groups" in sql else None
+        )
+        groups.update_groups(store, workers=1)
+        assert seen  # the groups were written on this connection
+        assert writer.execute("PRAGMA cache_size").fetchone()[0] == before
+        assert store.groups_by_row_ids([1])
