@@ -34,7 +34,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,7 +66,7 @@ _COMBINING = re.compile(r"[\u0300-\u036f]+")
 #: Characters of a text that are normalised: enough for any caption, while a podcast
 #: transcript pasted into a description (some are 90 kB) costs no more than a long caption.
 MAX_CHARS = 4000
-_PHOTO_NUMBER = re.compile(r"^(.*[A-Za-z].*?)(\d{3,})$")
+_LETTER = re.compile(r"[A-Za-z]")
 _STOPWORDS = frozenset(
     """a an and are as at be by for from has have he her his in is it its of on or she
     that the their they this to was were will with who while after before during into
@@ -132,6 +132,12 @@ def normalised_words(text: str) -> list[bytes]:
     Bytes, because hashing them needs bytes, and ASCII text (nearly all of it) is
     normalised by one ``bytes.translate``, several times faster than a regex.
     """
+    return _normalised_bytes(text).split()
+
+
+def _normalised_bytes(text: str) -> bytes:
+    """``normalised_words`` before the split: the words with single spaces (b" ", never
+    another whitespace byte) between, around and in runs."""
     text = strip_stamp(text)
     if not text.isascii():  # usually only punctuation stops the fast path: replace it
         text = text.replace("\u2019", "")  # a right single quote is an apostrophe
@@ -139,9 +145,9 @@ def normalised_words(text: str) -> list[bytes]:
             if mark in text:
                 text = text.replace(mark, " ")
     if text.isascii():
-        return text.encode().translate(_ASCII_WORDS, b"'").split()
+        return text.encode().translate(_ASCII_WORDS, b"'")
     text = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).replace("\u2019", "")
-    return _NON_WORD.sub(" ", text.replace("'", "").lower()).encode().split()
+    return _NON_WORD.sub(" ", text.replace("'", "").lower()).encode()
 
 
 def normalise_text(text: str) -> str:
@@ -166,11 +172,24 @@ def _caption_key(description: str, words: list[bytes]) -> str:
 
 
 def photo_number(record: Record) -> tuple[str, int] | None:
-    """(series, number) of ids like JSC2000-E-29120 or iss054e022060; None for others."""
-    match = _PHOTO_NUMBER.match(record.nasa_id.strip())
-    if match is None:
+    """(series, number) of ids like JSC2000-E-29120 or iss054e022060; None for others:
+    a trailing run of three or more digits after a part with an ASCII letter."""
+    return _photo_number(record.nasa_id)
+
+
+def _photo_number(nasa_id: str) -> tuple[str, int] | None:
+    # What ``^(.*[A-Za-z].*?)(\d{3,})$`` matched on the stripped id, without its
+    # backtracking (8 µs an id): the number is the whole trailing run of decimal digits.
+    nasa_id = nasa_id.strip()
+    start = len(nasa_id)
+    while start and nasa_id[start - 1].isdecimal():
+        start -= 1
+    if len(nasa_id) - start < 3:
         return None
-    return match[1].upper(), int(match[2])
+    series = nasa_id[:start]
+    if "\n" in series or _LETTER.search(series) is None:  # "." never matches a newline
+        return None
+    return series.upper(), int(nasa_id[start:])
 
 
 # --- ids and representatives ---------------------------------------------------
@@ -203,13 +222,18 @@ def preference(record: Record) -> tuple[int, bool]:
 
 @dataclass(frozen=True)
 class Features:
-    """What the rules compare, for a batch of records, as flat arrays.
+    """What the rules compare, for a batch of records: a few values per record, and the
+    words and shingles as flat arrays.
 
     ``shingles`` and ``words`` hold hashes (not yet distinct) with, in ``*_rows``, the
     record each belongs to: one array for the batch instead of one per record, so the
     work is a few numpy calls however many records there are.
     """
 
+    nasa_ids: list[str]
+    days: list[str]  # ``day_key``
+    day_centers: list[str | None]  # the event rule's bucket: day and center (None: undated)
+    weights: list[tuple[int, bool]]  # ``preference``
     captions: list[int]  # ``key_hash`` of each caption key; 0 when there is no description
     shingle_rows: np.ndarray
     shingles: np.ndarray  # word ``Thresholds.shingle``-grams of title + description
@@ -218,28 +242,150 @@ class Features:
     runs: list[tuple[str, int] | None]  # ``photo_number`` of dated records
 
 
-def features(records: Sequence[Record], thresholds: Thresholds = Thresholds()) -> Features:
-    captions, texts = [], []
+#: Records whose texts are split and hashed together: enough to make pyarrow's calls
+#: cheap per record, few enough that a chunk's texts are never much memory.
+FEATURE_CHUNK = 1024
+
+
+def features(records: Iterable[Record], thresholds: Thresholds = Thresholds()) -> Features:
+    """The features of ``records``, read once, a chunk at a time: nothing is kept of a
+    record's text but its hashes, so a batch of long transcripts costs little memory."""
+    columns = _Columns()
+    chunk: list[Record] = []
     for record in records:
-        words = normalised_words(record.description[:MAX_CHARS])
-        key = _caption_key(record.description, words) if words else ""
-        captions.append(key_hash("caption", key) if key else 0)
-        texts.append(normalised_words(record.title) + words)
-    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-    flat = list(chain.from_iterable(texts))
-    hashes = np.fromiter(map(zlib.crc32, flat), np.uint64, len(flat))
-    rows = np.repeat(np.arange(len(texts)), lengths)
-    shingle_rows, shingles = _shingles(hashes, rows, lengths, thresholds.shingle)
-    keep = (np.fromiter(map(len, flat), np.int64, len(flat)) > 2) & ~np.isin(hashes, _STOP_HASHES)
-    keep &= ~np.fromiter(map(bytes.isdigit, flat), np.bool_, len(flat))
-    return Features(
-        captions,
-        shingle_rows,
-        shingles,
-        rows[keep],
-        hashes[keep],
-        [photo_number(r) if r.date else None for r in records],
+        chunk.append(record)
+        if len(chunk) >= FEATURE_CHUNK:
+            columns.add(chunk, thresholds)
+            chunk = []
+    if chunk:
+        columns.add(chunk, thresholds)
+    return columns.features()
+
+
+@dataclass
+class _Columns:
+    nasa_ids: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)
+    day_centers: list[str | None] = field(default_factory=list)
+    weights: list[tuple[int, bool]] = field(default_factory=list)
+    captions: list[int] = field(default_factory=list)
+    runs: list[tuple[str, int] | None] = field(default_factory=list)
+    arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list
     )
+
+    def add(self, chunk: Sequence[Record], thresholds: Thresholds) -> None:
+        """Take in a chunk of records: a few values each, and their words' hashes."""
+        base = len(self.nasa_ids)
+        pieces = []  # title, description of each record: normalised, spaces not collapsed
+        for record in chunk:
+            description = record.description
+            day = record.date or ""
+            self.nasa_ids.append(record.nasa_id)
+            self.days.append(day)
+            self.day_centers.append(f"{day}\x00{record.center.upper()}" if day else None)
+            self.weights.append((-len(description), not record.keywords))
+            self.runs.append(_photo_number(record.nasa_id) if record.date else None)
+            pieces.append(_normalised_bytes(record.title))
+            pieces.append(_normalised_bytes(description[:MAX_CHARS]))
+        split = _split_in_arrow if len(chunk) >= ARROW_RECORDS else _split_in_python
+        keys, vocabulary, codes, piece_of = split(pieces)
+        del pieces
+        for record, key in zip(chunk, keys, strict=True):
+            self.captions.append(_caption_hash(record.description, key) if key else 0)
+        crc = np.fromiter(map(zlib.crc32, vocabulary), np.uint64, len(vocabulary))
+        content = np.fromiter(map(len, vocabulary), np.int64, len(vocabulary)) > 2
+        content &= ~np.isin(crc, _STOP_HASHES)
+        content &= ~np.fromiter(map(bytes.isdigit, vocabulary), np.bool_, len(vocabulary))
+        hashes = crc[codes]
+        rows = (piece_of >> 1).astype(np.int64)
+        counts = np.bincount(piece_of, minlength=2 * len(chunk))
+        lengths = counts[0::2] + counts[1::2]
+        shingle_rows, shingles = _shingles(hashes, rows, lengths, thresholds.shingle)
+        keep = content[codes]
+        self.arrays.append((shingle_rows + base, shingles, rows[keep] + base, hashes[keep]))
+
+    def features(self) -> Features:
+        def joined(k: int, dtype: type) -> np.ndarray:
+            parts = [a[k] for a in self.arrays]
+            return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+        return Features(
+            self.nasa_ids,
+            self.days,
+            self.day_centers,
+            self.weights,
+            self.captions,
+            joined(0, np.int64),
+            joined(1, np.uint64),
+            joined(2, np.int64),
+            joined(3, np.uint64),
+            self.runs,
+        )
+
+
+def warm_up() -> None:
+    """Import and first-call what comparing uses (a few tenths of a second), so that
+    processes forked after this do not each pay for it."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
+    del connected_components  # imported for the workers to inherit
+    pc.unique(pa.array(pc.dictionary_encode(pa.array([1, 2, 1])).indices))
+    pc.split_pattern(pa.array([b"a b"], pa.binary()), b" ")
+
+
+#: Records of a chunk from which pyarrow splits its words: below it, its calls' fixed
+#: costs (and a quarter of a second on its first call in a process) outweigh its gain.
+ARROW_RECORDS = 256
+
+#: Values from which ``_similar_pairs`` numbers them with pyarrow, not numpy.
+ARROW_VALUES = 100_000
+
+#: What splitting a chunk's normalised texts gives: each description's words joined by
+#: single spaces (its caption key), the distinct words, then each word of the chunk (in
+#: order, title before description) as its index among them, and its text's index.
+_Split = tuple[list[bytes], list[bytes], np.ndarray, np.ndarray]
+
+
+def _split_in_arrow(pieces: list[bytes]) -> _Split:
+    """Split, joined and encoded by pyarrow: no Python object is made per word, only per
+    distinct word of the chunk."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    split = pc.split_pattern(pa.array(pieces, pa.binary()), b" ")
+    flat = split.flatten()
+    words = np.asarray(pc.binary_length(flat)) > 0
+    tokens = flat.filter(pa.array(words))
+    piece_of = np.asarray(pc.list_parent_indices(split))[words]
+    counts = np.bincount(piece_of, minlength=len(pieces))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    by_piece = pa.ListArray.from_arrays(pa.array(offsets), tokens)
+    descriptions = by_piece.take(pa.array(np.arange(1, len(pieces), 2)))
+    keys = pc.binary_join(descriptions, b" ").to_pylist()
+    encoded = pc.dictionary_encode(tokens)
+    return keys, encoded.dictionary.to_pylist(), np.asarray(encoded.indices), piece_of
+
+
+def _split_in_python(pieces: list[bytes]) -> _Split:
+    """The same as ``_split_in_arrow``, for a few records."""
+    split = [piece.split() for piece in pieces]
+    keys = [b" ".join(words) for words in split[1::2]]
+    index: dict[bytes, int] = {}
+    codes = [index.setdefault(word, len(index)) for words in split for word in words]
+    piece_of = np.repeat(np.arange(len(pieces)), [len(words) for words in split])
+    return keys, list(index), np.array(codes, np.int64), piece_of
+
+
+def _caption_hash(description: str, joined: bytes) -> int:
+    """``key_hash("caption", caption_key(...))`` from the description's joined words."""
+    if len(description) > MAX_CHARS:
+        tail = hashlib.blake2b(description[MAX_CHARS:].encode(), digest_size=8).hexdigest()
+        joined += b" " + tail.encode()
+    digest = hashlib.blake2b(b"caption\x00" + joined, digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def _shingles(
@@ -257,13 +403,13 @@ def _shingles(
     out_rows, out = [rows[regular]], [mixed[regular]]
     short = np.flatnonzero((lengths > 0) & (lengths < size))
     if short.size:
-        whole = [
-            np.bitwise_xor.reduce(hashes[starts[i] : starts[i] + lengths[i]] * mix[: lengths[i]])
-            + np.uint64(lengths[i])
-            for i in short.tolist()
-        ]
+        # each short text's words, mixed by position, folded, plus its length
+        whole = np.zeros(short.size, np.uint64)
+        for offset in range(size - 1):
+            has = lengths[short] > offset
+            whole[has] ^= hashes[starts[short[has]] + offset] * mix[offset]
         out_rows.append(short)
-        out.append(np.array(whole, dtype=np.uint64))
+        out.append(whole + lengths[short].astype(np.uint64))
     return np.concatenate(out_rows), np.concatenate(out)
 
 
@@ -289,12 +435,17 @@ def each_blocking_keys(
     records: Sequence[Record], thresholds: Thresholds = Thresholds()
 ) -> list[set[int]]:
     """``blocking_keys`` of each record, from one ``features`` call."""
-    captions = features(records, thresholds).captions
-    return [_blocking_keys(day_key(r), c) for r, c in zip(records, captions, strict=True)]
+    feats = features(records, thresholds)
+    return [_blocking_keys(d, c) for d, c in zip(feats.days, feats.captions, strict=True)]
 
 
 def _blocking_keys(day: str, caption: int) -> set[int]:
-    return {key_hash("day", day), caption} if caption else {key_hash("day", day)}
+    return {_day_hash(day), caption} if caption else {_day_hash(day)}
+
+
+@lru_cache(maxsize=65536)
+def _day_hash(day: str) -> int:
+    return key_hash("day", day)  # a day has many records: hashed once
 
 
 # --- grouping ------------------------------------------------------------------
@@ -313,21 +464,17 @@ class Compared:
     event: np.ndarray  # same-day, same-center and photo-run pairs
 
 
-def compare(records: Sequence[Record], thresholds: Thresholds = Thresholds()) -> Compared:
+def compare(records: Iterable[Record], thresholds: Thresholds = Thresholds()) -> Compared:
     """Compare every pair of records of each day in ``records`` (which holds whole days)."""
     feats = features(records, thresholds)
-    days = [day_key(r) for r in records]
-    near = _similar_pairs(feats.shingle_rows, feats.shingles, days, thresholds.near)
-    day_centers = [
-        f"{d}\x00{r.center.upper()}" if d else None for d, r in zip(days, records, strict=True)
-    ]
-    event = _similar_pairs(feats.word_rows, feats.words, day_centers, thresholds.event)
-    runs = _run_pairs(feats.runs, days, thresholds.run_gap)
+    near = _similar_pairs(feats.shingle_rows, feats.shingles, feats.days, thresholds.near)
+    event = _similar_pairs(feats.word_rows, feats.words, feats.day_centers, thresholds.event)
+    runs = _run_pairs(feats.runs, feats.days, thresholds.run_gap)
     return Compared(
-        nasa_ids=[r.nasa_id for r in records],
+        nasa_ids=feats.nasa_ids,
         captions=feats.captions,
-        days=days,
-        weights=[preference(r) for r in records],
+        days=feats.days,
+        weights=feats.weights,
         near=near,
         event=np.concatenate([event, runs], axis=1),
     )
@@ -351,7 +498,7 @@ class Grouper:
     _near: list[np.ndarray] = field(default_factory=list)  # edges as (2, n) index arrays
     _event: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, records: Sequence[Record], keys: Sequence[int] | None = None) -> None:
+    def add(self, records: Iterable[Record], keys: Sequence[int] | None = None) -> None:
         self.extend(compare(records, self.thresholds), keys)
 
     def extend(self, compared: Compared, keys: Sequence[int] | None = None) -> None:
@@ -374,7 +521,7 @@ class Grouper:
     def labels(self) -> dict[str, np.ndarray]:
         """Component labels per level (caption, near, event), one per record added."""
         from scipy import sparse
-        from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+        from scipy.sparse.csgraph import connected_components
 
         size = len(self.nasa_ids)
         edges = [_caption_pairs(np.asarray(self._captions, dtype=np.int64))]
@@ -438,8 +585,8 @@ def group_records(records: Sequence[Record], thresholds: Thresholds = Thresholds
     """Assign caption, near and event groups to every record (one per ``nasa_id``)."""
     unique = {r.nasa_id: r for r in records}
     grouper = Grouper(thresholds)
-    for day in by_day(unique[k] for k in sorted(unique)):  # input order never matters
-        grouper.add(day)
+    days = by_day(unique[k] for k in sorted(unique))  # input order never matters
+    grouper.add([record for day in days for record in day])
     return grouper.grouping()
 
 
@@ -457,11 +604,15 @@ def _similar_pairs(
     """Pairs within a bucket whose sets' Jaccard reaches ``threshold``, as (2, n) indices.
 
     ``values[k]`` belongs to the set of record ``rows[k]``; a record whose bucket is
-    None is compared with nothing. Equal sets are joined directly; the distinct ones
-    become rows of a sparse 0/1 matrix whose columns are (bucket, hash) pairs, so its
-    product with its transpose counts the intersection of every pair in the same
+    None is compared with nothing. Values are tagged with their bucket, so a value held
+    by one record only (most shingles) is in no intersection: it counts in its set's
+    size and is then dropped. Equal sets are joined directly; the distinct ones become
+    rows of a sparse 0/1 matrix whose columns are the shared (bucket, hash) values, so
+    its product with its transpose counts the intersection of every pair in the same
     bucket, and only those.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from scipy import sparse
 
     bucket_ids = {b: n for n, b in enumerate(dict.fromkeys(b for b in buckets if b is not None))}
@@ -473,40 +624,63 @@ def _similar_pairs(
     )
     if not rows.size:
         return np.empty((2, 0), np.int64)
-    distinct_values, columns = np.unique(values, return_inverse=True)
+    arrow = values.size >= ARROW_VALUES  # pyarrow hashes where numpy sorts
+    if arrow:
+        encoded = pc.dictionary_encode(pa.array(values))
+        codes = np.asarray(encoded.indices).astype(np.int64)
+        distinct_values = np.asarray(encoded.dictionary)
+    else:
+        distinct_values, inverse = np.unique(values, return_inverse=True)
+        codes = inverse.ravel().astype(np.int64)
+    width = np.int64(distinct_values.size)
+    once = np.bincount(codes, minlength=distinct_values.size)[codes] == 1
+    # each (row, value) once: a value seen once is; the others may repeat within a set
+    cells = rows[~once] * width + codes[~once]
+    cells = np.asarray(pc.unique(pa.array(cells))) if arrow else np.unique(cells)
+    cell_rows, cell_codes = cells // width, cells % width
+    sizes = np.bincount(rows[once], minlength=len(buckets))  # each record's set size
+    sizes += np.bincount(cell_rows, minlength=len(buckets))
+    holders = np.bincount(cell_codes, minlength=distinct_values.size)
+    shared = holders[cell_codes] > 1
+    cell_rows, cell_codes = cell_rows[shared], cell_codes[shared]
+    column = np.cumsum(holders > 1) - 1
     matrix = sparse.csr_matrix(
-        (np.ones(rows.size, np.int32), (rows, columns.ravel())),
-        shape=(len(buckets), distinct_values.size),
+        (np.ones(cell_rows.size, np.int32), (cell_rows, column[cell_codes])),
+        shape=(len(buckets), int(column[-1]) + 1 if column.size else 0),
     )
-    matrix.sum_duplicates()  # now each row's columns are distinct and sorted
-    matrix.data[:] = 1
-    lengths = np.diff(matrix.indptr)
-    members = np.flatnonzero(lengths)  # records with a non-empty set, ascending
-    lengths = lengths[members]
-    # A set's digest sums a mix of its values, not of its column numbers: columns are
-    # numbered within this call, so a digest of them (a plain sum, once) let two
-    # different sets collide or not depending on what else was compared with them.
-    digests = np.add.reduceat(_scramble(distinct_values)[matrix.indices], matrix.indptr[members])
-    # Equal sets (same bucket, digest and size) join the first of them; the rest compare.
-    keys = (tag[members], digests, lengths)
-    order = np.lexsort((members, *keys))
-    ordered = [key[order] for key in keys]
-    new_key = np.ones(order.size, np.bool_)
-    new_key[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in ordered])
-    first = order[np.maximum.accumulate(np.where(new_key, np.arange(order.size), 0))]
-    repeat = np.flatnonzero(~new_key)
-    # A digest proves nothing: a repeat whose set differs from its first's compares too.
-    same = _same_rows(matrix, members[first[repeat]], members[order[repeat]])
-    new_key[repeat[~same]] = True
-    repeat = repeat[same]
-    pairs = [np.stack([members[first[repeat]], members[order[repeat]]]).astype(np.int64)]
-    distinct = members[np.sort(order[new_key])]
+    matrix.sort_indices()
+    kept = np.diff(matrix.indptr)
+    # Only a set whose values are all shared can equal another (each of its values is in
+    # the other too): those are looked for by a digest of their values, and checked.
+    whole = np.flatnonzero((kept == sizes) & (sizes > 0))
+    pairs = [np.empty((2, 0), np.int64)]
+    alone = np.ones(len(buckets), np.bool_)  # records compared through the product
+    alone[sizes == 0] = False
+    if whole.size > 1:
+        # A digest mixes values, not column numbers: columns are numbered within this
+        # call, and a digest proves nothing anyway (equal digests are compared below).
+        scrambled = _scramble(distinct_values[np.flatnonzero(holders > 1)])[matrix.indices]
+        digests = np.zeros(len(buckets), np.uint64)
+        sharing = np.flatnonzero(kept)  # reduceat's segments: every non-empty row's
+        digests[sharing] = np.add.reduceat(scrambled, matrix.indptr[sharing])
+        keys = (tag[whole], digests[whole], sizes[whole])
+        order = np.lexsort((whole, *keys))
+        ordered = [key[order] for key in keys]
+        new_key = np.ones(order.size, np.bool_)
+        new_key[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in ordered])
+        first = order[np.maximum.accumulate(np.where(new_key, np.arange(order.size), 0))]
+        repeat = np.flatnonzero(~new_key)
+        same = _same_rows(matrix, whole[first[repeat]], whole[order[repeat]])
+        repeat = repeat[same]
+        pairs.append(np.stack([whole[first[repeat]], whole[order[repeat]]]).astype(np.int64))
+        alone[whole[order[repeat]]] = False
+    distinct = np.flatnonzero(alone & (kept > 0))  # a set sharing nothing pairs with none
     if distinct.size > 1:
         chosen = matrix[distinct]
-        sizes = np.diff(chosen.indptr)
         common = sparse.triu(chosen @ chosen.T, k=1).tocoo()
-        a, b, shared = common.row, common.col, common.data
-        close = shared >= threshold * (sizes[a] + sizes[b] - shared)
+        a, b, both = common.row, common.col, common.data
+        size = sizes[distinct]
+        close = both >= threshold * (size[a] + size[b] - both)
         pairs.append(np.stack([distinct[a[close]], distinct[b[close]]]).astype(np.int64))
     return np.concatenate(pairs, axis=1)
 

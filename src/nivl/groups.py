@@ -22,6 +22,7 @@ compares them in worker processes that die with this one (``_worker_pool``).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -39,9 +40,19 @@ from typing import Any
 import orjson
 
 from .errors import RecordNotFound
-from .grouping import ALL_LEVELS, Compared, Grouper, Thresholds, by_day, compare, each_blocking_keys
+from .grouping import (
+    ALL_LEVELS,
+    FEATURE_CHUNK,
+    Compared,
+    Grouper,
+    Thresholds,
+    by_day,
+    compare,
+    each_blocking_keys,
+    warm_up,
+)
 from .records import Record, normalise_list, parse_date, parse_item
-from .store import Store, StoredRow, read_rows
+from .store import Store, StoredRow, iter_read_rows
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,9 @@ def update_groups(
 
 
 #: Rows read and compared at a time by a regrouping (whole days, so a batch can be a
-#: little larger): this bounds its memory, not its result.
-BATCH_ROWS = 20_000
+#: little larger): this bounds its memory, not its result. Small, so the workers share
+#: the heavy days (long transcripts are recent) instead of one waiting on the other.
+BATCH_ROWS = 5_000
 
 
 def _full(
@@ -148,8 +160,13 @@ def _full(
     if workers > 1 and len(batches) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Batches hold whole days, so they compare independently: in parallel, each
         # worker reading its rows itself; caption pairs and components are found here.
+        warm_up()  # once here, not in each worker
         with _worker_pool(min(workers, len(batches))) as pool:
-            compared = pool.map(_compare_rows, repeat(store.path), batches, repeat(thresholds))
+            gc.freeze()  # the workers' collections then never touch (so copy) this one's
+            try:
+                compared = pool.map(_compare_rows, repeat(store.path), batches, repeat(thresholds))
+            finally:
+                gc.unfreeze()
             for row_ids, result in compared:
                 grouper.extend(result, row_ids)
                 if progress is not None:
@@ -160,8 +177,22 @@ def _full(
             grouper.extend(result, row_ids)
             if progress is not None:
                 progress(len(row_ids))
-    count = _write(store, grouper, top, drop=(), full=True, unread_after=indexed)
+    with _no_collections():
+        count = _write(store, grouper, top, drop=(), full=True, unread_after=indexed)
     return GroupUpdate(len(grouper.keys), count, True)
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """No garbage collection for a block that makes a few objects per record and no
+    cycles: at a million records, each collection walked millions of tuples for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -234,8 +265,15 @@ def _exit_at_end_of_file(read: int) -> None:
 def _compare_rows(
     path: Path, row_ids: Sequence[int], thresholds: Thresholds
 ) -> tuple[list[int], Compared]:
-    rows = read_rows(path, row_ids)
-    return [row.id for row in rows], compare([_record(row) for row in rows], thresholds)
+    found: list[int] = []
+
+    def records() -> Iterator[Record]:
+        for row in iter_read_rows(path, row_ids, FEATURE_CHUNK):
+            found.append(row.id)
+            yield _record(row)
+
+    compared = compare(records(), thresholds)
+    return found, compared
 
 
 def _day_batches(store: Store, size: int) -> Iterator[list[int]]:
