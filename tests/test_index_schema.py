@@ -36,7 +36,10 @@ DAY = "1999-05-05T00:00:00Z"
 LONG = "Filler words about nothing in particular. " * 30 + "Then the quasar flare rose."
 ITEMS = [
     _item("qa0001", "Quasar mosaic tile", "A tile of the deep quasar mosaic.", DAY),
-    _item("qa0002", "Quasar mosaic tile", "A tile of the deep quasar mosaic.", DAY),
+    # the same event, not a tie: the order of equal scores is the index build's
+    _item(
+        "qa0002", "Quasar mosaic tile", "Another tile of the deep quasar mosaic, in red light.", DAY
+    ),
     _item("qz0001", "Survey plate", LONG, "1971-02-02"),
     _item("pl0001", "Pulsar timing", "Radio pulses from a spinning star.", "1980-03-03"),
 ]
